@@ -1,0 +1,204 @@
+/* ai.h: the C core of aiart-lua: tensors, ops, autograd. Knows nothing about Lua.
+ *
+ * Conventions:
+ *  - Functions that make a tensor return a new reference (refs = 1, owned by the caller) or
+ *    NULL on failure, with a message in ai_error(). Functions returning int return 0 on success
+ *    and -1 on failure (message in ai_error()).
+ *  - Dimensions and indices here are 0-based; the Lua binding converts from 1-based.
+ *  - Arguments are borrowed: a function never steals a reference it was given.
+ */
+#ifndef AI_H
+#define AI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AI_MAXDIM 8
+
+typedef enum { AI_U8, AI_I64, AI_F32, AI_F64, AI_NDTYPES } ai_dtype;
+
+extern const char *const ai_dtype_names[AI_NDTYPES]; /* "u8" "i64" "f32" "f64" */
+extern const size_t ai_dtype_sizes[AI_NDTYPES];
+static inline bool ai_is_float(ai_dtype d) { return d == AI_F32 || d == AI_F64; }
+
+/* ---- errors (thread-local message; never printed, never exit) ---- */
+int ai_seterror(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* returns -1 */
+const char *ai_error(void);
+#define AI_ERRNULL(...) (ai_seterror(__VA_ARGS__), (void *)0)
+
+/* ---- memory: a caching allocator that counts live bytes ---- */
+void *ai_alloc(size_t nbytes);            /* 64-byte aligned; NULL + error when out of memory */
+void ai_free(void *p, size_t nbytes);
+size_t ai_live_bytes(void);               /* bytes held by live storages */
+size_t ai_cached_bytes(void);             /* bytes kept in the cache for reuse */
+size_t ai_peak_bytes(void);
+void ai_empty_cache(void);
+/* Test hook: make the Nth allocation from now fail (0 disables). */
+void ai_alloc_fail_after(long n);
+
+/* ---- storage: a reference-counted buffer shared by views ---- */
+typedef struct ai_storage {
+  int refs;
+  unsigned version; /* bumped by every in-place write; checked by autograd */
+  size_t nbytes;
+  void *data;
+  void (*release)(void *ctx, void *data); /* non-NULL: external memory (e.g. mmap) */
+  void *release_ctx;
+} ai_storage;
+
+typedef struct ai_node ai_node;
+
+typedef struct ai_tensor {
+  int refs;
+  ai_dtype dtype;
+  int ndim;
+  int64_t shape[AI_MAXDIM];
+  int64_t stride[AI_MAXDIM]; /* in elements */
+  int64_t offset;            /* in elements */
+  ai_storage *storage;
+  /* autograd */
+  bool requires_grad;
+  struct ai_tensor *grad; /* accumulated gradient of a leaf */
+  ai_node *grad_fn;       /* the node that produced this tensor (NULL for leaves) */
+} ai_tensor;
+
+static inline void *ai_data(const ai_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)ai_dtype_sizes[t->dtype];
+}
+int64_t ai_numel(const ai_tensor *t);
+bool ai_is_contiguous(const ai_tensor *t);
+static inline ai_tensor *ai_ref(ai_tensor *t) { if (t) t->refs++; return t; }
+void ai_unref(ai_tensor *t);
+/* Normalises a possibly negative 0-based dim; -1 + error if out of range. */
+int ai_wrapdim(int dim, int ndim, const char *fn);
+bool ai_same_shape(const ai_tensor *a, const ai_tensor *b);
+/* Writes "2x3x4" (or "scalar") into buf. */
+const char *ai_shape_str(const ai_tensor *t, char *buf, size_t n);
+
+/* ---- construction ---- */
+ai_tensor *ai_empty(ai_dtype dt, int ndim, const int64_t *shape);
+ai_tensor *ai_zeros(ai_dtype dt, int ndim, const int64_t *shape);
+ai_tensor *ai_full(ai_dtype dt, int ndim, const int64_t *shape, double v);
+ai_tensor *ai_scalar(ai_dtype dt, double v); /* 0-dim */
+ai_tensor *ai_arange(ai_dtype dt, double start, double stop, double step);
+ai_tensor *ai_linspace(ai_dtype dt, double start, double stop, int64_t n);
+ai_tensor *ai_eye(ai_dtype dt, int64_t n, int64_t m);
+/* A tensor over external memory; release(ctx, data) is called when the storage dies. */
+ai_tensor *ai_from_external(ai_dtype dt, int ndim, const int64_t *shape, void *data,
+                            void (*release)(void *, void *), void *ctx);
+double ai_get(const ai_tensor *t, const int64_t *idx); /* element as double */
+double ai_item(const ai_tensor *t);                     /* numel must be 1 */
+int ai_set(ai_tensor *t, const int64_t *idx, double v);
+
+/* ---- views (share storage; differentiable) ---- */
+ai_tensor *ai_view(ai_tensor *t, int ndim, const int64_t *shape); /* -1 infers one dim */
+ai_tensor *ai_reshape(ai_tensor *t, int ndim, const int64_t *shape); /* copies if needed */
+ai_tensor *ai_permute(ai_tensor *t, const int *perm);
+ai_tensor *ai_transpose(ai_tensor *t, int d0, int d1);
+ai_tensor *ai_slice(ai_tensor *t, int dim, int64_t start, int64_t stop, int64_t step);
+ai_tensor *ai_narrow(ai_tensor *t, int dim, int64_t start, int64_t len);
+ai_tensor *ai_select(ai_tensor *t, int dim, int64_t index);
+ai_tensor *ai_expand(ai_tensor *t, int ndim, const int64_t *shape); /* -1 keeps a size */
+ai_tensor *ai_squeeze(ai_tensor *t, int dim);   /* dim < 0 after wrap: all size-1 dims */
+ai_tensor *ai_squeeze_all(ai_tensor *t);
+ai_tensor *ai_unsqueeze(ai_tensor *t, int dim);
+ai_tensor *ai_flatten(ai_tensor *t, int start, int end);
+ai_tensor *ai_contiguous(ai_tensor *t); /* new ref to t itself if already contiguous */
+ai_tensor *ai_clone(ai_tensor *t);
+ai_tensor *ai_detach(ai_tensor *t);     /* shares storage, no grad */
+ai_tensor *ai_to_dtype(ai_tensor *t, ai_dtype dt); /* new ref to t if same dtype */
+/* Inverse of slice/select for gradients: a zero tensor of `shape` with g placed at the slice. */
+ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int dim,
+                             int64_t start, int64_t step);
+
+/* ---- in-place (not differentiable; error on tensors that need grad while recording) ---- */
+int ai_copy_(ai_tensor *dst, ai_tensor *src); /* broadcasts src, converts dtype */
+int ai_fill_(ai_tensor *t, double v);
+int ai_zero_(ai_tensor *t);
+int ai_binary_(int op, ai_tensor *a, ai_tensor *b); /* a = a op b (add_, mul_, ...) */
+int ai_clamp_(ai_tensor *t, double lo, double hi);
+int ai_masked_fill_(ai_tensor *t, ai_tensor *mask, double v);
+
+/* ---- elementwise ---- */
+typedef enum {
+  AI_ADD, AI_SUB, AI_MUL, AI_DIV, AI_POW, AI_REM, AI_MAXIMUM, AI_MINIMUM, AI_ATAN2,
+  AI_EQ, AI_NE, AI_LT, AI_LE, AI_GT, AI_GE, AI_AND, AI_OR,
+  AI_NBINARY
+} ai_binop;
+extern const char *const ai_binop_names[AI_NBINARY];
+
+typedef enum {
+  AI_NEG, AI_ABS, AI_SIGN, AI_EXP, AI_LOG, AI_LOG1P, AI_EXPM1, AI_SQRT, AI_RSQRT, AI_SIN, AI_COS,
+  AI_TANH, AI_SIGMOID, AI_RELU, AI_SILU, AI_GELU, AI_FLOOR, AI_CEIL, AI_ROUND, AI_NOT,
+  AI_RECIPROCAL, AI_SQUARE, AI_LOG2, AI_ERF, AI_NUNARY
+} ai_unop;
+extern const char *const ai_unop_names[AI_NUNARY];
+
+ai_tensor *ai_binary(ai_binop op, ai_tensor *a, ai_tensor *b);
+ai_tensor *ai_binary_scalar(ai_binop op, ai_tensor *a, double s, bool scalar_first);
+ai_tensor *ai_unary(ai_unop op, ai_tensor *a);
+ai_tensor *ai_leaky_relu(ai_tensor *a, double slope);
+ai_tensor *ai_softplus(ai_tensor *a, double beta, double threshold);
+ai_tensor *ai_clamp(ai_tensor *a, double lo, double hi); /* +-INFINITY for no bound */
+ai_tensor *ai_where(ai_tensor *cond, ai_tensor *a, ai_tensor *b);
+ai_tensor *ai_masked_fill(ai_tensor *t, ai_tensor *mask, double v);
+/* Result dtype of a binary op and the broadcast shape of two tensors. */
+ai_dtype ai_promote(ai_dtype a, ai_dtype b);
+int ai_broadcast_shape(const ai_tensor *a, const ai_tensor *b, int *ndim, int64_t *shape);
+
+/* ---- reductions: dims is a bitmask of 0-based dims (0 = all dims) ---- */
+typedef enum {
+  AI_RSUM, AI_RMEAN, AI_RPROD, AI_RMAX, AI_RMIN, AI_RLOGSUMEXP, AI_NREDUCE
+} ai_redop;
+ai_tensor *ai_reduce(ai_redop op, ai_tensor *t, unsigned dims, bool keepdim);
+ai_tensor *ai_var(ai_tensor *t, unsigned dims, bool unbiased, bool keepdim);
+ai_tensor *ai_norm(ai_tensor *t, double p, unsigned dims, bool keepdim);
+/* max/min along one dim with indices (i64) */
+int ai_max_dim(ai_tensor *t, int dim, bool keepdim, bool is_min, ai_tensor **values,
+               ai_tensor **indices);
+ai_tensor *ai_argmax(ai_tensor *t, int dim, bool keepdim, bool is_min); /* dim < 0: flat */
+ai_tensor *ai_cumulative(ai_tensor *t, int dim, bool is_prod);
+/* Sum g down to shape (the inverse of broadcasting); new ref to g if already that shape. */
+ai_tensor *ai_sum_to(ai_tensor *g, int ndim, const int64_t *shape);
+
+/* ---- linear algebra ---- */
+ai_tensor *ai_matmul(ai_tensor *a, ai_tensor *b);
+
+/* ---- joining, indexing ---- */
+ai_tensor *ai_cat(ai_tensor **ts, int n, int dim);
+ai_tensor *ai_stack(ai_tensor **ts, int n, int dim);
+ai_tensor *ai_index_select(ai_tensor *t, int dim, ai_tensor *index);
+ai_tensor *ai_gather(ai_tensor *t, int dim, ai_tensor *index);
+ai_tensor *ai_scatter(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src, bool add);
+ai_tensor *ai_index_add(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src); /* non-diff helper */
+
+/* ---- random: one Philox-4x32 generator; element i of a draw depends only on (seed, offset+i) ---- */
+typedef struct { uint64_t seed, offset; } ai_rng_state;
+void ai_manual_seed(uint64_t seed);
+ai_rng_state ai_rng_get(void);
+void ai_rng_set(ai_rng_state s);
+int ai_rand_(ai_tensor *t, double lo, double hi);     /* uniform [lo, hi) */
+int ai_randn_(ai_tensor *t, double mean, double std);
+int ai_randint_(ai_tensor *t, int64_t lo, int64_t hi); /* [lo, hi) */
+int ai_bernoulli_(ai_tensor *t, double p);
+ai_tensor *ai_randperm(int64_t n);
+
+/* ---- threads ---- */
+void ai_set_num_threads(int n);
+int ai_get_num_threads(void);
+
+/* ---- autograd ---- */
+bool ai_grad_enabled(void);
+bool ai_set_grad_enabled(bool on); /* returns previous */
+int ai_set_requires_grad(ai_tensor *t, bool on);
+/* Accumulates d(sum(outputs * grad_outputs))/d(leaf) into leaf->grad for every leaf. */
+int ai_backward(ai_tensor **outputs, ai_tensor **grad_outputs, int n, bool retain_graph,
+                bool create_graph);
+/* Returns the gradients w.r.t. inputs in grads[] (new refs; NULL where unreachable). */
+int ai_grad(ai_tensor **outputs, ai_tensor **grad_outputs, int nout, ai_tensor **inputs,
+            int nin, bool retain_graph, bool create_graph, bool allow_unused,
+            ai_tensor **grads);
+const char *ai_grad_fn_name(const ai_tensor *t); /* NULL for leaves */
+
+#endif

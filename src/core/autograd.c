@@ -1,0 +1,315 @@
+/* autograd.c: recording of nodes by forward ops, saved tensors, and the backward engine.
+ * The engine is the one place where gradients are un-broadcast to their inputs' shapes and
+ * accumulated; the per-op rules (grad_rules.c) only compute local gradients. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+static bool grad_mode = true;
+static bool create_graph_active;
+static unsigned generation;
+
+bool ai_grad_enabled(void) { return grad_mode; }
+bool ai_set_grad_enabled(bool on) { bool was = grad_mode; grad_mode = on; return was; }
+bool ai_create_graph_active(void) { return create_graph_active; }
+
+int ai_set_requires_grad(ai_tensor *t, bool on) {
+  if (on && !ai_is_float(t->dtype))
+    return ai_seterror("requires_grad: only floating-point tensors can require gradients (got %s)",
+                       ai_dtype_names[t->dtype]);
+  if (!on && t->grad_fn)
+    return ai_seterror("requires_grad: cannot turn off gradients of a non-leaf tensor; use :detach()");
+  t->requires_grad = on;
+  return 0;
+}
+
+const char *ai_grad_fn_name(const ai_tensor *t) { return t->grad_fn ? ai_op_names[t->grad_fn->op] : NULL; }
+
+/* ---------------------------------------------------------------- nodes */
+
+int ai_record(ai_node **node, ai_opid op, ai_tensor *out, int nin, ai_tensor **ins) {
+  *node = NULL;
+  if (!grad_mode) return 0;
+  bool any = false;
+  for (int i = 0; i < nin; i++) if (ins[i] && ins[i]->requires_grad) any = true;
+  if (!any) return 0;
+  ai_node *n = calloc(1, sizeof *n + sizeof(ai_input) * (size_t)nin);
+  if (!n) return ai_seterror("not enough memory");
+  n->refs = 1;
+  n->op = op;
+  n->nin = nin;
+  for (int i = 0; i < nin; i++) {
+    ai_tensor *t = ins[i];
+    ai_input *in = &n->in[i];
+    if (!t) continue;
+    in->ndim = t->ndim;
+    memcpy(in->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    in->dtype = t->dtype;
+    if (!t->requires_grad) continue;
+    if (t->grad_fn) { in->fn = t->grad_fn; in->fn->refs++; }
+    else in->leaf = ai_ref(t);
+  }
+  out->requires_grad = true;
+  out->grad_fn = n;
+  *node = n;
+  return 0;
+}
+
+int ai_save(ai_node *n, ai_tensor *t) {
+  if (n->nsaved >= AI_MAXSAVED) return ai_seterror("internal: too many saved tensors");
+  n->saved[n->nsaved++] = (ai_saved){ai_ref(t), t->storage->version, false};
+  return 0;
+}
+
+/* The output is saved as a detached alias (the node must not own the tensor that owns it);
+ * ai_saved_get reattaches it to this node when a backward records its own graph. */
+int ai_save_output(ai_node *n, ai_tensor *out) {
+  if (n->nsaved >= AI_MAXSAVED) return ai_seterror("internal: too many saved tensors");
+  ai_tensor *alias = ai_detach(out);
+  if (!alias) return -1;
+  n->saved[n->nsaved++] = (ai_saved){alias, out->storage->version, true};
+  return 0;
+}
+
+ai_tensor *ai_saved_get(ai_node *n, int k) {
+  if (n->freed || k >= n->nsaved)
+    return AI_ERRNULL("backward through the graph a second time: the tensors saved by %s were freed; "
+                      "pass retain_graph=true to the first backward", ai_op_names[n->op]);
+  ai_saved *s = &n->saved[k];
+  if (s->t->storage->version != s->version)
+    return AI_ERRNULL("a tensor saved for the backward of %s was modified in place since; "
+                      "clone it before changing it", ai_op_names[n->op]);
+  if (!s->is_output || !grad_mode) return ai_ref(s->t);
+  ai_tensor *a = ai_detach(s->t);
+  if (!a) return NULL;
+  a->requires_grad = true;
+  a->grad_fn = n;
+  n->refs++;
+  return a;
+}
+
+static void release_saved(ai_node *n) {
+  for (int k = 0; k < n->nsaved; k++) ai_unref(n->saved[k].t);
+  n->nsaved = 0;
+}
+
+/* Frees nodes iteratively: a long chain must not overflow the C stack. */
+void ai_node_unref(ai_node *n) {
+  if (!n || --n->refs > 0) return;
+  size_t cap = 16, len = 0;
+  ai_node **stack = malloc(cap * sizeof *stack);
+  ai_node *cur = n;
+  for (;;) {
+    for (int i = 0; i < cur->nin; i++) {
+      ai_input *in = &cur->in[i];
+      if (in->leaf) ai_unref(in->leaf);
+      if (in->fn && --in->fn->refs == 0) {
+        if (stack && len == cap) {
+          ai_node **s2 = realloc(stack, 2 * cap * sizeof *stack);
+          if (s2) { stack = s2; cap *= 2; }
+        }
+        if (stack && len < cap) stack[len++] = in->fn;
+        else ai_node_unref((in->fn->refs++, in->fn)); /* no memory for the stack: recurse */
+      }
+    }
+    release_saved(cur);
+    if (cur->gbuf) ai_unref(cur->gbuf);
+    free(cur->extra);
+    free(cur);
+    if (!stack || len == 0) break;
+    cur = stack[--len];
+  }
+  free(stack);
+}
+
+/* ---------------------------------------------------------------- the engine */
+
+typedef struct {
+  ai_node **v;
+  size_t len, cap;
+} nodelist;
+
+static int push(nodelist *l, ai_node *n) {
+  if (l->len == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 64;
+    ai_node **v = realloc(l->v, cap * sizeof *v);
+    if (!v) return ai_seterror("not enough memory");
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->len++] = n;
+  return 0;
+}
+
+/* *slot += g (out of place, so a slot never aliases a tensor someone else holds). */
+static int accumulate(ai_tensor **slot, ai_tensor *g) {
+  if (!*slot) { *slot = ai_ref(g); return 0; }
+  ai_tensor *s = ai_binary(AI_ADD, *slot, g);
+  if (!s) return -1;
+  ai_unref(*slot);
+  *slot = s;
+  return 0;
+}
+
+/* A leaf's .grad must be its own dense tensor: users and optimizers update it in place. */
+static int accumulate_leaf(ai_tensor *leaf, ai_tensor *g) {
+  if (leaf->grad) return accumulate(&leaf->grad, g);
+  if (g->refs == 1 && g->storage->refs == 1 && ai_is_contiguous(g) && !g->grad_fn) {
+    leaf->grad = ai_ref(g);
+    return 0;
+  }
+  ai_tensor *c = ai_clone(g);
+  if (!c) return -1;
+  leaf->grad = c;
+  return 0;
+}
+
+static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool retain, bool create,
+                        ai_tensor **inputs, int nin, ai_tensor **results) {
+  nodelist all = {0}, ready = {0};
+  int rc = -1;
+  bool was = grad_mode, was_create = create_graph_active;
+  unsigned gen = ++generation;
+  ai_tensor **seeds = calloc((size_t)nout, sizeof *seeds);
+  if (!seeds) return ai_seterror("not enough memory");
+
+  for (int i = 0; i < nout; i++) {
+    ai_tensor *o = outs[i];
+    if (!o->requires_grad)
+      { ai_seterror("backward: tensor %d does not require grad and has no grad_fn", i + 1); goto out; }
+    if (gouts && gouts[i]) {
+      if (!ai_same_shape(gouts[i], o)) {
+        char a[128], b[128];
+        ai_seterror("backward: gradient of shape %s does not match the output's %s",
+                    ai_shape_str(gouts[i], a, sizeof a), ai_shape_str(o, b, sizeof b));
+        goto out;
+      }
+      seeds[i] = ai_to_dtype(gouts[i], o->dtype);
+    } else {
+      if (ai_numel(o) != 1) {
+        char a[128];
+        ai_seterror("backward: grad can be implicitly created only for scalar outputs (this one is %s); "
+                    "pass a gradient", ai_shape_str(o, a, sizeof a));
+        goto out;
+      }
+      seeds[i] = ai_full(o->dtype, o->ndim, o->shape, 1.0);
+    }
+    if (!seeds[i]) goto out;
+  }
+
+  /* collect the graph and count, for each node, the edges that lead into it */
+  for (int i = 0; i < nout; i++) {
+    ai_node *r = outs[i]->grad_fn;
+    if (r && r->mark != gen) { r->mark = gen; r->deps = 0; if (push(&all, r)) goto out; }
+  }
+  for (size_t k = 0; k < all.len; k++) {
+    ai_node *n = all.v[k];
+    for (int i = 0; i < n->nin; i++) {
+      ai_node *f = n->in[i].fn;
+      if (!f) continue;
+      if (f->mark != gen) { f->mark = gen; f->deps = 0; if (push(&all, f)) goto out; }
+      f->deps++;
+    }
+  }
+  grad_mode = create;
+  create_graph_active = create;
+  for (int i = 0; i < nout; i++) {
+    ai_tensor *o = outs[i];
+    if (o->grad_fn) {
+      if (accumulate(&o->grad_fn->gbuf, seeds[i])) goto out;
+    } else if (inputs) {
+      for (int j = 0; j < nin; j++) if (inputs[j] == o && accumulate(&results[j], seeds[i])) goto out;
+    } else if (accumulate_leaf(o, seeds[i])) {
+      goto out;
+    }
+  }
+  for (int i = 0; i < nout; i++) {
+    ai_node *r = outs[i]->grad_fn;
+    if (r && r->deps == 0 && r->mark == gen) { r->deps = -1; if (push(&ready, r)) goto out; }
+  }
+
+  while (ready.len) {
+    ai_node *n = ready.v[--ready.len];
+    ai_tensor *g = n->gbuf;
+    n->gbuf = NULL;
+    if (inputs) /* gradients w.r.t. non-leaf inputs are what reaches their producer */
+      for (int j = 0; j < nin; j++)
+        if (g && inputs[j]->grad_fn == n && accumulate(&results[j], g)) { ai_unref(g); goto out; }
+    if (g) {
+      if (n->freed) {
+        ai_seterror("backward through the graph a second time (%s's saved tensors were freed); "
+                    "pass retain_graph=true to the first backward", ai_op_names[n->op]);
+        ai_unref(g);
+        goto out;
+      }
+      if (create && !ai_op_double_backward[n->op]) {
+        ai_seterror("create_graph: the backward of %s is not differentiable", ai_op_names[n->op]);
+        ai_unref(g);
+        goto out;
+      }
+      ai_tensor *gin[AI_MAXDIM * 8] = {0};
+      ai_tensor **gv = n->nin <= (int)(sizeof gin / sizeof *gin) ? gin : calloc((size_t)n->nin, sizeof *gv);
+      if (!gv) { ai_unref(g); ai_seterror("not enough memory"); goto out; }
+      int err = ai_rules[n->op](n, g, gv);
+      for (int i = 0; i < n->nin && !err; i++) {
+        ai_tensor *gi = gv[i];
+        ai_input *in = &n->in[i];
+        if (!gi || (!in->fn && !in->leaf)) continue;
+        ai_tensor *s = ai_sum_to(gi, in->ndim, in->shape);
+        ai_tensor *c = s ? ai_to_dtype(s, in->dtype) : NULL;
+        ai_unref(s);
+        if (!c) { err = -1; break; }
+        if (in->fn) err = accumulate(&in->fn->gbuf, c);
+        else if (inputs) {
+          for (int j = 0; j < nin && !err; j++) if (inputs[j] == in->leaf) err = accumulate(&results[j], c);
+        } else err = accumulate_leaf(in->leaf, c);
+        ai_unref(c);
+      }
+      for (int i = 0; i < n->nin; i++) ai_unref(gv[i]);
+      if (gv != gin) free(gv);
+      ai_unref(g);
+      if (err) goto out;
+    }
+    if (!retain) { release_saved(n); n->freed = true; }
+    for (int i = 0; i < n->nin; i++) {
+      ai_node *f = n->in[i].fn;
+      if (f && f->mark == gen && --f->deps == 0) { f->deps = -1; if (push(&ready, f)) goto out; }
+    }
+  }
+  rc = 0;
+out:
+  grad_mode = was;
+  create_graph_active = was_create;
+  for (size_t k = 0; k < all.len; k++) /* drop what an error left behind */
+    if (all.v[k]->gbuf) { ai_unref(all.v[k]->gbuf); all.v[k]->gbuf = NULL; }
+  for (int i = 0; i < nout; i++) ai_unref(seeds[i]);
+  free(seeds);
+  free(all.v);
+  free(ready.v);
+  return rc;
+}
+
+int ai_backward(ai_tensor **outputs, ai_tensor **grad_outputs, int n, bool retain_graph,
+                bool create_graph) {
+  return run_backward(outputs, grad_outputs, n, retain_graph || create_graph, create_graph, NULL, 0, NULL);
+}
+
+int ai_grad(ai_tensor **outputs, ai_tensor **grad_outputs, int nout, ai_tensor **inputs, int nin,
+            bool retain_graph, bool create_graph, bool allow_unused, ai_tensor **grads) {
+  for (int j = 0; j < nin; j++) {
+    grads[j] = NULL;
+    if (!inputs[j]->requires_grad)
+      return ai_seterror("grad: input %d does not require grad", j + 1);
+  }
+  if (run_backward(outputs, grad_outputs, nout, retain_graph || create_graph, create_graph, inputs, nin, grads)) {
+    for (int j = 0; j < nin; j++) { ai_unref(grads[j]); grads[j] = NULL; }
+    return -1;
+  }
+  for (int j = 0; j < nin; j++) {
+    if (grads[j] || allow_unused) continue;
+    for (int k = 0; k < nin; k++) { ai_unref(grads[k]); grads[k] = NULL; }
+    return ai_seterror("grad: input %d was not used to compute the outputs (pass allow_unused=true)", j + 1);
+  }
+  return 0;
+}

@@ -1,0 +1,397 @@
+/* grad_rules.c: the backward rule of every differentiable op, one short function per row of
+ * the op table (graph.h). Rules are written with the recording ops themselves, so that with
+ * create_graph the backward pass records its own graph (double backward). Each rule fills
+ * gin[i] for the inputs that need a gradient; the engine un-broadcasts and accumulates. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+/* ---- a scope of temporaries: every helper returns NULL once anything failed ---- */
+typedef struct { ai_tensor *t[48]; int n; bool err; } scope;
+
+static ai_tensor *K(scope *s, ai_tensor *t) {
+  if (!t) { s->err = true; return NULL; }
+  if (s->n == (int)(sizeof s->t / sizeof *s->t)) { ai_unref(t); s->err = true; ai_seterror("internal: rule scope full"); return NULL; }
+  return s->t[s->n++] = t;
+}
+static int done(scope *s) {
+  for (int i = 0; i < s->n; i++) ai_unref(s->t[i]);
+  return s->err ? -1 : 0;
+}
+/* Hands t to gin[i] (a new reference). */
+static void out(scope *s, ai_tensor **gin, int i, ai_tensor *t) {
+  if (t && !s->err) gin[i] = ai_ref(t);
+  else s->err = true;
+}
+#define OK2(a, b) (!s->err && (a) && (b))
+static ai_tensor *saved(scope *s, ai_node *n, int k) { return K(s, ai_saved_get(n, k)); }
+static ai_tensor *bin(scope *s, ai_binop op, ai_tensor *a, ai_tensor *b) { return OK2(a, b) ? K(s, ai_binary(op, a, b)) : (s->err = true, NULL); }
+static ai_tensor *add(scope *s, ai_tensor *a, ai_tensor *b) { return bin(s, AI_ADD, a, b); }
+static ai_tensor *sub(scope *s, ai_tensor *a, ai_tensor *b) { return bin(s, AI_SUB, a, b); }
+static ai_tensor *mul(scope *s, ai_tensor *a, ai_tensor *b) { return bin(s, AI_MUL, a, b); }
+static ai_tensor *dvd(scope *s, ai_tensor *a, ai_tensor *b) { return bin(s, AI_DIV, a, b); }
+static ai_tensor *binsc(scope *s, ai_binop op, ai_tensor *a, double v) { return OK2(a, a) ? K(s, ai_binary_scalar(op, a, v, false)) : (s->err = true, NULL); }
+static ai_tensor *muls(scope *s, ai_tensor *a, double v) { return binsc(s, AI_MUL, a, v); }
+static ai_tensor *adds(scope *s, ai_tensor *a, double v) { return binsc(s, AI_ADD, a, v); }
+static ai_tensor *un(scope *s, ai_unop op, ai_tensor *a) { return OK2(a, a) ? K(s, ai_unary(op, a)) : (s->err = true, NULL); }
+/* 1 - x */
+static ai_tensor *one_minus(scope *s, ai_tensor *a) { return OK2(a, a) ? K(s, ai_binary_scalar(AI_SUB, a, 1.0, true)) : (s->err = true, NULL); }
+static ai_tensor *zeros_of(scope *s, const ai_input *in) { return K(s, ai_zeros(in->dtype, in->ndim, in->shape)); }
+static ai_tensor *zero_scalar(scope *s, ai_dtype dt) { return K(s, ai_scalar(dt, 0)); }
+
+/* The shape a reduction over `dims` had with keepdim. */
+static void keep_shape(const ai_input *in, unsigned dims, int64_t *shape) {
+  for (int d = 0; d < in->ndim; d++) shape[d] = (dims & (1u << d)) ? 1 : in->shape[d];
+}
+/* A reduced result (or its gradient) brought back to keepdim form, then expanded to the input. */
+static ai_tensor *unreduce(scope *s, ai_node *n, ai_tensor *t) {
+  if (!t || s->err) { s->err = true; return NULL; }
+  int64_t shape[AI_MAXDIM];
+  keep_shape(&n->in[0], (unsigned)n->i[0], shape);
+  ai_tensor *v = K(s, ai_view(t, n->in[0].ndim, shape));
+  return v ? K(s, ai_expand(v, n->in[0].ndim, n->in[0].shape)) : NULL;
+}
+
+#define RULE(name) static int name##_bw(ai_node *n, ai_tensor *g, ai_tensor **gin)
+#define NEED(i) ai_needs_grad(n, i)
+#define BEGIN scope S = {.n = 0}; scope *s = &S; (void)g; (void)gin
+#define END return done(s)
+
+/* ---------------------------------------------------------------- arithmetic */
+
+RULE(ADD) { BEGIN; out(s, gin, 0, g); out(s, gin, 1, g); END; }
+RULE(SUB) { BEGIN; out(s, gin, 0, g); if (NEED(1)) out(s, gin, 1, un(s, AI_NEG, g)); END; }
+RULE(MUL) {
+  BEGIN;
+  ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1);
+  if (NEED(0)) out(s, gin, 0, mul(s, g, b));
+  if (NEED(1)) out(s, gin, 1, mul(s, g, a));
+  END;
+}
+RULE(DIV) {
+  BEGIN;
+  ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1);
+  if (NEED(0)) out(s, gin, 0, dvd(s, g, b));
+  if (NEED(1)) out(s, gin, 1, un(s, AI_NEG, mul(s, g, dvd(s, dvd(s, a, b), b))));
+  END;
+}
+RULE(POW) {
+  BEGIN;
+  ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1);
+  if (NEED(0)) out(s, gin, 0, mul(s, g, mul(s, b, bin(s, AI_POW, a, adds(s, b, -1)))));
+  if (NEED(1)) { /* d/db a^b = a^b log a, taken as 0 where a == 0 */
+    ai_tensor *v = mul(s, g, mul(s, bin(s, AI_POW, a, b), un(s, AI_LOG, a)));
+    ai_tensor *z = s->err ? NULL : K(s, ai_binary_scalar(AI_EQ, a, 0, false));
+    out(s, gin, 1, OK2(v, z) ? K(s, ai_masked_fill(v, z, 0)) : NULL);
+  }
+  END;
+}
+RULE(REM) {
+  BEGIN;
+  ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1);
+  out(s, gin, 0, g);
+  if (NEED(1)) {
+    bool was = ai_set_grad_enabled(false);
+    ai_tensor *q = un(s, AI_FLOOR, dvd(s, a, b));
+    ai_set_grad_enabled(was);
+    out(s, gin, 1, un(s, AI_NEG, mul(s, g, q)));
+  }
+  END;
+}
+static int minmax_rule(ai_node *n, ai_tensor *g, ai_tensor **gin, ai_binop cmp) {
+  BEGIN;
+  ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1);
+  ai_tensor *m = bin(s, cmp, a, b), *z = zero_scalar(s, g->dtype);
+  if (NEED(0)) out(s, gin, 0, OK2(m, z) ? K(s, ai_where(m, g, z)) : NULL);
+  if (NEED(1)) out(s, gin, 1, OK2(m, z) ? K(s, ai_where(m, z, g)) : NULL);
+  END;
+}
+RULE(MAXIMUM) { return minmax_rule(n, g, gin, AI_GE); }
+RULE(MINIMUM) { return minmax_rule(n, g, gin, AI_LE); }
+RULE(ATAN2) {
+  BEGIN;
+  ai_tensor *y = saved(s, n, 0), *x = saved(s, n, 1);
+  ai_tensor *r2 = add(s, mul(s, x, x), mul(s, y, y));
+  if (NEED(0)) out(s, gin, 0, mul(s, g, dvd(s, x, r2)));
+  if (NEED(1)) out(s, gin, 1, un(s, AI_NEG, mul(s, g, dvd(s, y, r2))));
+  END;
+}
+
+/* ---------------------------------------------------------------- unary math */
+
+RULE(NEG) { BEGIN; out(s, gin, 0, un(s, AI_NEG, g)); END; }
+RULE(ABS) { BEGIN; out(s, gin, 0, mul(s, g, K(s, ai_unary_nograd(AI_SIGN, saved(s, n, 0))))); END; }
+RULE(EXP) { BEGIN; out(s, gin, 0, mul(s, g, saved(s, n, 0))); END; }
+RULE(LOG) { BEGIN; out(s, gin, 0, dvd(s, g, saved(s, n, 0))); END; }
+RULE(LOG1P) { BEGIN; out(s, gin, 0, dvd(s, g, adds(s, saved(s, n, 0), 1))); END; }
+RULE(EXPM1) { BEGIN; out(s, gin, 0, mul(s, g, adds(s, saved(s, n, 0), 1))); END; }
+RULE(SQRT) { BEGIN; out(s, gin, 0, dvd(s, muls(s, g, 0.5), saved(s, n, 0))); END; }
+RULE(RSQRT) {
+  BEGIN;
+  ai_tensor *y = saved(s, n, 0);
+  out(s, gin, 0, mul(s, muls(s, g, -0.5), mul(s, y, mul(s, y, y))));
+  END;
+}
+RULE(SIN) { BEGIN; out(s, gin, 0, mul(s, g, un(s, AI_COS, saved(s, n, 0)))); END; }
+RULE(COS) { BEGIN; out(s, gin, 0, un(s, AI_NEG, mul(s, g, un(s, AI_SIN, saved(s, n, 0))))); END; }
+RULE(TANH) {
+  BEGIN;
+  ai_tensor *y = saved(s, n, 0);
+  out(s, gin, 0, mul(s, g, one_minus(s, mul(s, y, y))));
+  END;
+}
+RULE(SIGMOID) {
+  BEGIN;
+  ai_tensor *y = saved(s, n, 0);
+  out(s, gin, 0, mul(s, g, mul(s, y, one_minus(s, y))));
+  END;
+}
+RULE(RELU) {
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0);
+  out(s, gin, 0, mul(s, g, x ? K(s, ai_binary_scalar(AI_GT, x, 0, false)) : NULL));
+  END;
+}
+RULE(SILU) { /* silu' = s (1 + x (1 - s)) */
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0), *sg = un(s, AI_SIGMOID, x);
+  out(s, gin, 0, mul(s, g, mul(s, sg, adds(s, mul(s, x, one_minus(s, sg)), 1))));
+  END;
+}
+RULE(GELU) { /* gelu' = Phi(x) + x phi(x) */
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0);
+  ai_tensor *Phi = muls(s, adds(s, un(s, AI_ERF, muls(s, x, M_SQRT1_2)), 1), 0.5);
+  ai_tensor *phi = muls(s, un(s, AI_EXP, muls(s, mul(s, x, x), -0.5)), 0.3989422804014327);
+  out(s, gin, 0, mul(s, g, add(s, Phi, mul(s, x, phi))));
+  END;
+}
+RULE(RECIPROCAL) {
+  BEGIN;
+  ai_tensor *y = saved(s, n, 0);
+  out(s, gin, 0, un(s, AI_NEG, mul(s, g, mul(s, y, y))));
+  END;
+}
+RULE(SQUARE) { BEGIN; out(s, gin, 0, mul(s, g, muls(s, saved(s, n, 0), 2))); END; }
+RULE(LOG2) { BEGIN; out(s, gin, 0, dvd(s, g, muls(s, saved(s, n, 0), M_LN2))); END; }
+RULE(ERF) {
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0);
+  out(s, gin, 0, mul(s, g, muls(s, un(s, AI_EXP, un(s, AI_NEG, mul(s, x, x))), 1.1283791670955126)));
+  END;
+}
+RULE(LEAKY_RELU) {
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0);
+  ai_tensor *m = x ? K(s, ai_binary_scalar(AI_GT, x, 0, false)) : NULL;
+  ai_tensor *f = m ? adds(s, muls(s, m, 1 - n->f[0]), n->f[0]) : NULL;
+  out(s, gin, 0, mul(s, g, f));
+  END;
+}
+RULE(SOFTPLUS) {
+  BEGIN;
+  ai_tensor *bx = muls(s, saved(s, n, 0), n->f[0]);
+  ai_tensor *m = bx ? K(s, ai_binary_scalar(AI_GT, bx, n->f[1], false)) : NULL;
+  ai_tensor *sg = un(s, AI_SIGMOID, bx);
+  out(s, gin, 0, mul(s, g, OK2(m, sg) ? K(s, ai_masked_fill(sg, m, 1)) : NULL));
+  END;
+}
+RULE(CLAMP) {
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0);
+  ai_tensor *lo = x ? K(s, ai_binary_scalar(AI_GE, x, n->f[0], false)) : NULL;
+  ai_tensor *hi = x ? K(s, ai_binary_scalar(AI_LE, x, n->f[1], false)) : NULL;
+  out(s, gin, 0, mul(s, g, bin(s, AI_AND, lo, hi)));
+  END;
+}
+RULE(WHERE) {
+  BEGIN;
+  ai_tensor *c = saved(s, n, 0), *z = zero_scalar(s, g->dtype);
+  if (NEED(1)) out(s, gin, 1, OK2(c, z) ? K(s, ai_where(c, g, z)) : NULL);
+  if (NEED(2)) out(s, gin, 2, OK2(c, z) ? K(s, ai_where(c, z, g)) : NULL);
+  END;
+}
+RULE(MASKED_FILL) {
+  BEGIN;
+  ai_tensor *m = saved(s, n, 0);
+  out(s, gin, 0, m ? K(s, ai_masked_fill(g, m, 0)) : NULL);
+  END;
+}
+
+/* ---------------------------------------------------------------- reductions */
+
+static int64_t reduced_count(const ai_node *n) {
+  int64_t r = 1;
+  for (int d = 0; d < n->in[0].ndim; d++) if (n->i[0] & (1 << d)) r *= n->in[0].shape[d];
+  return r;
+}
+RULE(SUM) { BEGIN; out(s, gin, 0, unreduce(s, n, g)); END; }
+RULE(MEAN) { BEGIN; out(s, gin, 0, unreduce(s, n, muls(s, g, 1.0 / (double)reduced_count(n)))); END; }
+RULE(PROD) {
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0), *y = saved(s, n, 1);
+  out(s, gin, 0, dvd(s, mul(s, unreduce(s, n, g), unreduce(s, n, y)), x));
+  END;
+}
+RULE(AMAX) { /* ties share the gradient evenly, as PyTorch's amax */
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0), *y = unreduce(s, n, saved(s, n, 1));
+  ai_tensor *m = bin(s, AI_EQ, x, y);
+  ai_tensor *mf = m ? K(s, ai_to_dtype(m, g->dtype)) : NULL;
+  ai_tensor *cnt = mf ? K(s, ai_reduce(AI_RSUM, mf, (unsigned)n->i[0], true)) : NULL;
+  out(s, gin, 0, mul(s, dvd(s, unreduce(s, n, g), cnt ? K(s, ai_expand(cnt, n->in[0].ndim, n->in[0].shape)) : NULL), mf));
+  END;
+}
+RULE(LOGSUMEXP) {
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0), *y = saved(s, n, 1);
+  out(s, gin, 0, mul(s, unreduce(s, n, g), un(s, AI_EXP, sub(s, x, unreduce(s, n, y)))));
+  END;
+}
+RULE(MAX_DIM) {
+  BEGIN;
+  int dim = (int)n->i[0];
+  ai_tensor *ix = saved(s, n, 0), *gk = g;
+  if (!n->i[1] && ix && g) { ix = K(s, ai_unsqueeze(ix, dim)); gk = K(s, ai_unsqueeze(g, dim)); }
+  ai_tensor *z = zeros_of(s, &n->in[0]);
+  out(s, gin, 0, (OK2(ix, gk) && z) ? K(s, ai_scatter(z, dim, ix, gk, false)) : NULL);
+  END;
+}
+/* sum_{j >= i} v_j along dim, as total - cumsum + v (no flip op needed) */
+static ai_tensor *rev_cumsum(scope *s, ai_tensor *v, int dim) {
+  if (!v || s->err) { s->err = true; return NULL; }
+  ai_tensor *tot = K(s, ai_reduce(AI_RSUM, v, 1u << dim, true));
+  ai_tensor *cs = K(s, ai_cumulative(v, dim, false));
+  return add(s, sub(s, tot, cs), v);
+}
+RULE(CUMSUM) { BEGIN; out(s, gin, 0, rev_cumsum(s, g, (int)n->i[0])); END; }
+RULE(CUMPROD) { /* assumes no zeros in the input, like the forward formula it inverts */
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0), *y = saved(s, n, 1);
+  out(s, gin, 0, dvd(s, rev_cumsum(s, mul(s, g, y), (int)n->i[0]), x));
+  END;
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+static ai_tensor *mT(scope *s, ai_tensor *t) { return (t && !s->err) ? K(s, ai_transpose(t, -1, -2)) : (s->err = true, NULL); }
+RULE(MATMUL) {
+  BEGIN;
+  ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1);
+  if (s->err) END;
+  /* work with the 2-D forms: a 1-D a is a row, a 1-D b a column; g gets those dims back */
+  ai_tensor *a2 = a->ndim == 1 ? K(s, ai_unsqueeze(a, 0)) : a;
+  ai_tensor *b2 = b->ndim == 1 ? K(s, ai_unsqueeze(b, 1)) : b;
+  ai_tensor *g2 = g;
+  if (a->ndim == 1 && g2) g2 = K(s, ai_unsqueeze(g2, b->ndim == 1 ? 0 : -2));
+  if (b->ndim == 1 && g2) g2 = K(s, ai_unsqueeze(g2, -1));
+  if (NEED(0) && a2) {
+    ai_tensor *ga = g2 ? K(s, ai_matmul(g2, mT(s, b2))) : NULL;
+    ai_tensor *gs = ga ? K(s, ai_sum_to(ga, a2->ndim, a2->shape)) : NULL;
+    out(s, gin, 0, gs ? K(s, ai_view(gs, a->ndim, a->shape)) : NULL);
+  }
+  if (NEED(1) && b2) {
+    ai_tensor *gb = g2 ? K(s, ai_matmul(mT(s, a2), g2)) : NULL;
+    ai_tensor *gs = gb ? K(s, ai_sum_to(gb, b2->ndim, b2->shape)) : NULL;
+    out(s, gin, 1, gs ? K(s, ai_view(gs, b->ndim, b->shape)) : NULL);
+  }
+  END;
+}
+
+/* ---------------------------------------------------------------- views and copies */
+
+RULE(VIEW) { BEGIN; out(s, gin, 0, K(s, ai_reshape(g, n->in[0].ndim, n->in[0].shape))); END; }
+RULE(PERMUTE) {
+  BEGIN;
+  int inv[AI_MAXDIM];
+  for (int d = 0; d < n->in[0].ndim; d++) inv[n->i[d]] = d;
+  out(s, gin, 0, K(s, ai_permute(g, inv)));
+  END;
+}
+RULE(SLICE) {
+  BEGIN;
+  out(s, gin, 0, K(s, ai_slice_backward(g, n->in[0].ndim, n->in[0].shape, (int)n->i[0], n->i[1], n->i[2])));
+  END;
+}
+RULE(SELECT) {
+  BEGIN;
+  ai_tensor *u = K(s, ai_unsqueeze(g, (int)n->i[0]));
+  out(s, gin, 0, u ? K(s, ai_slice_backward(u, n->in[0].ndim, n->in[0].shape, (int)n->i[0], n->i[1], 1)) : NULL);
+  END;
+}
+RULE(EXPAND) { BEGIN; out(s, gin, 0, g); END; }
+RULE(SLICE_BACKWARD) {
+  BEGIN;
+  int64_t len = n->in[0].shape[n->i[0]], start = n->i[1], step = n->i[2];
+  out(s, gin, 0, K(s, ai_slice(g, (int)n->i[0], start, start + (len - 1) * step + 1, step)));
+  END;
+}
+RULE(CLONE) { BEGIN; out(s, gin, 0, g); END; }
+RULE(TO_DTYPE) { BEGIN; out(s, gin, 0, g); END; }
+RULE(CAT) {
+  BEGIN;
+  int dim = (int)n->i[0];
+  int64_t at = 0;
+  for (int i = 0; i < n->nin; i++) {
+    if (NEED(i)) out(s, gin, i, K(s, ai_narrow(g, dim, at, n->extra[i])));
+    at += n->extra[i];
+  }
+  END;
+}
+RULE(INDEX_SELECT) {
+  BEGIN;
+  ai_tensor *ix = saved(s, n, 0), *z = zeros_of(s, &n->in[0]);
+  out(s, gin, 0, OK2(ix, z) ? K(s, ai_index_add(z, (int)n->i[0], ix, g)) : NULL);
+  END;
+}
+RULE(INDEX_ADD) {
+  BEGIN;
+  ai_tensor *ix = saved(s, n, 0);
+  out(s, gin, 0, g);
+  if (NEED(2)) out(s, gin, 2, ix ? K(s, ai_index_select(g, (int)n->i[0], ix)) : NULL);
+  END;
+}
+RULE(GATHER) {
+  BEGIN;
+  ai_tensor *ix = saved(s, n, 0), *z = zeros_of(s, &n->in[0]);
+  out(s, gin, 0, OK2(ix, z) ? K(s, ai_scatter(z, (int)n->i[0], ix, g, true)) : NULL);
+  END;
+}
+RULE(SCATTER) {
+  BEGIN;
+  int dim = (int)n->i[0];
+  ai_tensor *ix = saved(s, n, 0);
+  if (NEED(0)) {
+    if (n->i[1]) out(s, gin, 0, g);
+    else {
+      ai_tensor *z = ix ? K(s, ai_zeros(g->dtype, ix->ndim, ix->shape)) : NULL;
+      out(s, gin, 0, OK2(ix, z) ? K(s, ai_scatter(g, dim, ix, z, false)) : NULL);
+    }
+  }
+  if (NEED(2)) out(s, gin, 2, ix ? K(s, ai_gather(g, dim, ix)) : NULL);
+  END;
+}
+
+#include "grad_rules_nn.inc" /* the rules of the neural-network ops (nn.c) */
+
+/* ---------------------------------------------------------------- the table */
+
+const ai_rule ai_rules[AI_NOPS] = {
+#define X(name, dbl) [AI_OP_##name] = name##_bw,
+    AI_OP_LIST(X)
+#undef X
+};
+
+const char *const ai_op_names[AI_NOPS] = {
+#define X(name, dbl) [AI_OP_##name] = #name,
+    AI_OP_LIST(X)
+#undef X
+};
+
+const bool ai_op_double_backward[AI_NOPS] = {
+#define X(name, dbl) [AI_OP_##name] = dbl,
+    AI_OP_LIST(X)
+#undef X
+};

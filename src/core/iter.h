@@ -1,0 +1,31 @@
+/* iter.h: strided N-d iteration over up to 4 operands of one (broadcast) shape.
+ * Dims are coalesced where the layout allows, and the innermost dim is handed to a row
+ * function with byte strides, so kernels write one tight loop with fast paths for the
+ * contiguous and scalar-broadcast cases (as PyTorch's TensorIterator does). */
+#ifndef AI_ITER_H
+#define AI_ITER_H
+
+#include "ai.h"
+
+#define AI_ITER_MAXOPS 4
+
+typedef struct {
+  int nops, ndim;
+  int64_t shape[AI_MAXDIM];
+  int64_t st[AI_ITER_MAXOPS][AI_MAXDIM]; /* byte strides */
+  char *base[AI_ITER_MAXOPS];
+} ai_iter;
+
+/* p[k] points at the first element of operand k for this row, st[k] its byte stride. */
+typedef void (*ai_rowfn)(char **p, const int64_t *st, int64_t n, void *ctx);
+
+void ai_iter_init(ai_iter *it, int ndim, const int64_t *shape);
+/* Adds t as the next operand, broadcasting its shape (right-aligned) to the iterator's. */
+void ai_iter_add(ai_iter *it, const ai_tensor *t);
+/* Runs fn over all rows; with OpenMP when the work is large enough. Coalesces first. */
+void ai_iter_run(ai_iter *it, ai_rowfn fn, void *ctx);
+
+/* Elements below which kernels stay on one thread. */
+#define AI_PAR_MIN 32768
+
+#endif

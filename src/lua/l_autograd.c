@@ -1,0 +1,123 @@
+/* l_autograd.c: requires_grad, backward, ai.grad (double backward), grad modes, detach. */
+#include <stdlib.h>
+
+#include "lbind.h"
+
+/* x:requires_grad(flag=true) sets the flag and returns x; x:requires_grad() with no argument
+ * returns whether x requires grad. */
+static int m_requires_grad(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (lua_gettop(L) < 2) { lua_pushboolean(L, t->requires_grad); return 1; }
+  if (ai_set_requires_grad(t, lua_toboolean(L, 2))) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+static int m_requires_grad_(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (ai_set_requires_grad(t, lua_isnone(L, 2) ? true : lua_toboolean(L, 2))) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int m_detach(lua_State *L) { return lai_push(L, ai_detach(lai_check(L, 1))); }
+
+/* Reads one tensor or a list of tensors at arg into a malloc'd array owned by a userdata. */
+static ai_tensor **tensors_arg(lua_State *L, int arg, int *n, bool allow_nil_items) {
+  ai_tensor *t = lai_test(L, arg);
+  if (t) {
+    ai_tensor **v = lua_newuserdatauv(L, sizeof *v, 0);
+    v[0] = t;
+    *n = 1;
+    return v;
+  }
+  luaL_checktype(L, arg, LUA_TTABLE);
+  *n = (int)lua_rawlen(L, arg);
+  ai_tensor **v = lua_newuserdatauv(L, sizeof *v * (size_t)(*n ? *n : 1), 0);
+  for (int i = 0; i < *n; i++) {
+    lua_rawgeti(L, arg, i + 1);
+    v[i] = lai_test(L, -1);
+    if (!v[i] && !(allow_nil_items && lua_isnil(L, -1)))
+      luaL_error(L, "expected a list of tensors, item %d is a %s", i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  return v;
+}
+
+/* y:backward([grad][, {retain_graph=, create_graph=}]) */
+static int m_backward(lua_State *L) {
+  ai_tensor *y = lai_check(L, 1);
+  ai_tensor *g = lai_test(L, 2);
+  int opts = g ? 3 : 2;
+  if (!g && !lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+    return luaL_argerror(L, 2, "gradient tensor or options table expected");
+  bool retain = lai_optboolfield(L, opts, "retain_graph", 0);
+  bool create = lai_optboolfield(L, opts, "create_graph", 0);
+  ai_tensor *gs[1] = {g};
+  if (ai_backward(&y, g ? gs : NULL, 1, retain, create)) return lai_error(L);
+  return 0;
+}
+
+/* ai.grad(outputs, inputs, {grad_outputs=, retain_graph=, create_graph=, allow_unused=})
+ * returns a table of gradients (or a single one when inputs is a single tensor). */
+static int l_grad(lua_State *L) {
+  int nout, nin, ngo = 0;
+  ai_tensor **outs = tensors_arg(L, 1, &nout, false);
+  ai_tensor **ins = tensors_arg(L, 2, &nin, false);
+  ai_tensor **gos = NULL;
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "grad_outputs");
+    if (!lua_isnil(L, -1)) {
+      gos = tensors_arg(L, lua_gettop(L), &ngo, true);
+      if (ngo != nout) return luaL_error(L, "grad: %d grad_outputs for %d outputs", ngo, nout);
+    }
+  }
+  bool create = lai_optboolfield(L, 3, "create_graph", 0);
+  bool retain = lai_optboolfield(L, 3, "retain_graph", create);
+  bool allow_unused = lai_optboolfield(L, 3, "allow_unused", 0);
+  ai_tensor **res = lua_newuserdatauv(L, sizeof *res * (size_t)(nin ? nin : 1), 0);
+  if (ai_grad(outs, gos, nout, ins, nin, retain, create, allow_unused, res)) return lai_error(L);
+  bool single = lai_test(L, 2) != NULL;
+  if (!single) lua_createtable(L, nin, 0);
+  for (int i = 0; i < nin; i++) {
+    if (res[i]) lai_push(L, res[i]);
+    else lua_pushnil(L);
+    if (!single) lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int restore_mode(lua_State *L, int status, lua_KContext ctx) {
+  ai_set_grad_enabled((bool)ctx);
+  if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+  return lua_gettop(L) - 1;
+}
+
+/* Runs f(...) with grad mode set to `on`, restoring the previous mode even on error. */
+static int with_grad_mode(lua_State *L, bool on) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  bool was = ai_set_grad_enabled(on);
+  int n = lua_gettop(L) - 1;
+  int status = lua_pcallk(L, n, LUA_MULTRET, 0, (lua_KContext)was, restore_mode);
+  return restore_mode(L, status, (lua_KContext)was);
+}
+static int l_no_grad(lua_State *L) { return with_grad_mode(L, false); }
+static int l_enable_grad(lua_State *L) { return with_grad_mode(L, true); }
+
+static int l_set_grad_enabled(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  lua_pushboolean(L, ai_set_grad_enabled(lua_toboolean(L, 1)));
+  return 1;
+}
+static int l_is_grad_enabled(lua_State *L) { lua_pushboolean(L, ai_grad_enabled()); return 1; }
+
+void lai_open_autograd(lua_State *L) {
+  const luaL_Reg methods[] = {{"requires_grad", m_requires_grad}, {"requires_grad_", m_requires_grad_},
+                              {"detach", m_detach}, {"backward", m_backward}, {NULL, NULL}};
+  lai_register(L, methods);
+  const luaL_Reg module[] = {{"grad", l_grad}, {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad},
+                             {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
+                             {"detach", m_detach}, {NULL, NULL}};
+  lua_pushvalue(L, -2);
+  lai_register(L, module);
+  lua_pop(L, 1);
+}

@@ -1,0 +1,572 @@
+/* l_ops.c: elementwise math, reductions, matmul, joining and index ops, random numbers and
+ * runtime settings, each available as ai.f(x, ...) and as x:f(...). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lbind.h"
+
+/* ---------------------------------------------------------------- binary */
+
+/* a op b where either side may be a number (at most one). */
+static int binary(lua_State *L, ai_binop op) {
+  ai_tensor *a = lai_test(L, 1), *b = lai_test(L, 2);
+  if (a && b) return lai_push(L, ai_binary(op, a, b));
+  if (a) {
+    if (lua_type(L, 2) != LUA_TNUMBER && !lua_isboolean(L, 2))
+      return luaL_argerror(L, 2, lua_pushfstring(L, "tensor or number expected, got %s", luaL_typename(L, 2)));
+    double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : lua_tonumber(L, 2);
+    return lai_push(L, ai_binary_scalar(op, a, v, false));
+  }
+  if (b) {
+    if (lua_type(L, 1) != LUA_TNUMBER && !lua_isboolean(L, 1))
+      return luaL_argerror(L, 1, lua_pushfstring(L, "tensor or number expected, got %s", luaL_typename(L, 1)));
+    double v = lua_isboolean(L, 1) ? lua_toboolean(L, 1) : lua_tonumber(L, 1);
+    return lai_push(L, ai_binary_scalar(op, b, v, true));
+  }
+  return luaL_argerror(L, 1, lua_pushfstring(L, "tensor expected, got %s", luaL_typename(L, 1)));
+}
+
+#define BIN(name, op) static int op_##name(lua_State *L) { return binary(L, op); }
+BIN(add, AI_ADD) BIN(sub, AI_SUB) BIN(mul, AI_MUL) BIN(div, AI_DIV) BIN(pow, AI_POW)
+BIN(remainder, AI_REM) BIN(maximum, AI_MAXIMUM) BIN(minimum, AI_MINIMUM) BIN(atan2, AI_ATAN2)
+BIN(eq, AI_EQ) BIN(ne, AI_NE) BIN(lt, AI_LT) BIN(le, AI_LE) BIN(gt, AI_GT) BIN(ge, AI_GE)
+BIN(logical_and, AI_AND) BIN(logical_or, AI_OR)
+#undef BIN
+
+/* a // b: floor of the true quotient (recorded as div then floor, so not differentiable) */
+static int op_floor_divide(lua_State *L) {
+  binary(L, AI_DIV);
+  ai_tensor *q = lai_check(L, -1);
+  return lai_push(L, ai_unary(AI_FLOOR, q));
+}
+
+static int inplace(lua_State *L, ai_binop op) {
+  ai_tensor *a = lai_check(L, 1), *b = lai_totensor(L, 2, a);
+  int rc = ai_binary_(op, a, b);
+  ai_unref(b);
+  if (rc) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+#define INP(name, op) static int op_##name##_(lua_State *L) { return inplace(L, op); }
+INP(add, AI_ADD) INP(sub, AI_SUB) INP(mul, AI_MUL) INP(div, AI_DIV) INP(pow, AI_POW)
+INP(remainder, AI_REM) INP(maximum, AI_MAXIMUM) INP(minimum, AI_MINIMUM)
+#undef INP
+
+/* ---------------------------------------------------------------- unary */
+
+static int unary(lua_State *L, ai_unop op) { return lai_push(L, ai_unary(op, lai_check(L, 1))); }
+#define UN(name, op) static int op_##name(lua_State *L) { return unary(L, op); }
+UN(neg, AI_NEG) UN(abs, AI_ABS) UN(sign, AI_SIGN) UN(exp, AI_EXP) UN(log, AI_LOG) UN(log1p, AI_LOG1P)
+UN(expm1, AI_EXPM1) UN(sqrt, AI_SQRT) UN(rsqrt, AI_RSQRT) UN(sin, AI_SIN) UN(cos, AI_COS)
+UN(tanh, AI_TANH) UN(sigmoid, AI_SIGMOID) UN(relu, AI_RELU) UN(silu, AI_SILU) UN(gelu, AI_GELU)
+UN(floor, AI_FLOOR) UN(ceil, AI_CEIL) UN(round, AI_ROUND) UN(logical_not, AI_NOT)
+UN(reciprocal, AI_RECIPROCAL) UN(square, AI_SQUARE) UN(log2, AI_LOG2) UN(erf, AI_ERF)
+#undef UN
+
+static int op_leaky_relu(lua_State *L) {
+  ai_tensor *x = lai_check(L, 1);
+  double slope = lua_istable(L, 2) ? lai_optnumfield(L, 2, "negative_slope", 0.01) : luaL_optnumber(L, 2, 0.01);
+  return lai_push(L, ai_leaky_relu(x, slope));
+}
+
+static int op_softplus(lua_State *L) {
+  ai_tensor *x = lai_check(L, 1);
+  double beta = lua_istable(L, 2) ? lai_optnumfield(L, 2, "beta", 1) : luaL_optnumber(L, 2, 1);
+  double thr = lua_istable(L, 2) ? lai_optnumfield(L, 2, "threshold", 20) : luaL_optnumber(L, 3, 20);
+  return lai_push(L, ai_softplus(x, beta, thr));
+}
+
+/* clamp(x, min, max) or clamp(x, {min=, max=}); nil means unbounded */
+static void clamp_args(lua_State *L, double *lo, double *hi) {
+  if (lua_istable(L, 2)) {
+    *lo = lai_optnumfield(L, 2, "min", -INFINITY);
+    *hi = lai_optnumfield(L, 2, "max", INFINITY);
+  } else {
+    *lo = luaL_opt(L, luaL_checknumber, 2, -INFINITY);
+    *hi = luaL_opt(L, luaL_checknumber, 3, INFINITY);
+  }
+}
+static int op_clamp(lua_State *L) {
+  ai_tensor *x = lai_check(L, 1);
+  double lo, hi;
+  clamp_args(L, &lo, &hi);
+  return lai_push(L, ai_clamp(x, lo, hi));
+}
+static int op_clamp_(lua_State *L) {
+  ai_tensor *x = lai_check(L, 1);
+  double lo, hi;
+  clamp_args(L, &lo, &hi);
+  if (ai_clamp_(x, lo, hi)) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int op_where(lua_State *L) {
+  ai_tensor *c = lai_check(L, 1);
+  ai_tensor *ref = lai_test(L, 2) ? lai_test(L, 2) : lai_test(L, 3);
+  ai_tensor *a = lai_totensor(L, 2, ref), *b = lai_totensor(L, 3, ref);
+  ai_tensor *r = ai_where(c, a, b);
+  ai_unref(a);
+  ai_unref(b);
+  return lai_push(L, r);
+}
+
+static int op_masked_fill(lua_State *L) {
+  ai_tensor *x = lai_check(L, 1), *m = lai_check(L, 2);
+  return lai_push(L, ai_masked_fill(x, m, luaL_checknumber(L, 3)));
+}
+static int op_masked_fill_(lua_State *L) {
+  ai_tensor *x = lai_check(L, 1), *m = lai_check(L, 2);
+  if (ai_masked_fill_(x, m, luaL_checknumber(L, 3))) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- reductions */
+
+/* Reads dims (an integer or a table of them) at arg into a bitmask; 0 = all. */
+static unsigned checkdims(lua_State *L, int arg, const ai_tensor *t) {
+  if (lua_isnoneornil(L, arg)) return 0;
+  if (lua_istable(L, arg) && !lai_test(L, arg)) {
+    unsigned m = 0;
+    int n = (int)lua_rawlen(L, arg);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, arg, i);
+      m |= 1u << lai_checkdim(L, lua_gettop(L), t->ndim);
+      lua_pop(L, 1);
+    }
+    if (!n) luaL_argerror(L, arg, "empty list of dimensions");
+    return m;
+  }
+  return 1u << lai_checkdim(L, arg, t->ndim);
+}
+
+/* Options follow the dims: x:sum(dim, {keepdim=false}). With dims, keepdim defaults to true
+ * (Torch7's convention: x:sum(2) of a 3x4 tensor is 3x1, ready to broadcast against x). */
+static int opts_index(lua_State *L, int dimarg) {
+  if (lua_istable(L, dimarg + 1)) return dimarg + 1;
+  if (lua_istable(L, dimarg) && !lai_test(L, dimarg)) {
+    lua_rawgeti(L, dimarg, 1);
+    bool is_list = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (!is_list) return dimarg; /* x:sum{keepdim=false} is options, not dims */
+  }
+  return dimarg + 1;
+}
+
+static int reduce(lua_State *L, ai_redop op) {
+  ai_tensor *t = lai_check(L, 1);
+  int o = opts_index(L, 2);
+  unsigned dims = o == 2 ? 0 : checkdims(L, 2, t);
+  bool keep = lai_optboolfield(L, o, "keepdim", dims != 0);
+  return lai_push(L, ai_reduce(op, t, dims, keep));
+}
+static int op_sum(lua_State *L) { return reduce(L, AI_RSUM); }
+static int op_mean(lua_State *L) { return reduce(L, AI_RMEAN); }
+static int op_prod(lua_State *L) { return reduce(L, AI_RPROD); }
+static int op_logsumexp(lua_State *L) { return reduce(L, AI_RLOGSUMEXP); }
+static int op_amax(lua_State *L) { return reduce(L, AI_RMAX); }
+static int op_amin(lua_State *L) { return reduce(L, AI_RMIN); }
+
+/* Converts 0-based i64 indices from the core to 1-based for Lua, and back. */
+static ai_tensor *to_lua_index(ai_tensor *ix) {
+  if (!ix) return NULL;
+  bool was = ai_set_grad_enabled(false);
+  ai_tensor *r = ai_binary_scalar(AI_ADD, ix, 1, false);
+  ai_set_grad_enabled(was);
+  ai_unref(ix);
+  return r;
+}
+
+/* An index argument (tensor or table of integers), 1-based, returned 0-based (new ref). */
+static ai_tensor *check_index(lua_State *L, int arg) {
+  ai_tensor *t = lai_test(L, arg), *r = NULL;
+  if (t) {
+    if (t->dtype != AI_I64)
+      luaL_argerror(L, arg, lua_pushfstring(L, "index must be an i64 tensor (got %s); use :long()", ai_dtype_names[t->dtype]));
+    r = ai_binary_scalar(AI_SUB, t, 1, false);
+  } else if (lua_istable(L, arg)) {
+    int64_t n = (int64_t)lua_rawlen(L, arg);
+    r = ai_empty(AI_I64, 1, &n);
+    if (!r) lai_error(L);
+    int64_t *p = ai_data(r);
+    for (int64_t i = 0; i < n; i++) {
+      lua_rawgeti(L, arg, i + 1);
+      int ok;
+      p[i] = lua_tointegerx(L, -1, &ok) - 1;
+      lua_pop(L, 1);
+      if (!ok) { ai_unref(r); luaL_argerror(L, arg, "index table must hold integers"); }
+    }
+    return r;
+  } else {
+    luaL_argerror(L, arg, lua_pushfstring(L, "index tensor or table expected, got %s", luaL_typename(L, arg)));
+  }
+  if (!r) lai_error(L);
+  return r;
+}
+
+/* max(x) -> value; max(x, dim[, opts]) -> values, indices; max(x, y) -> elementwise maximum */
+static int extreme(lua_State *L, bool is_min) {
+  ai_tensor *t = lai_check(L, 1);
+  if (lai_test(L, 2)) return binary(L, is_min ? AI_MINIMUM : AI_MAXIMUM);
+  if (lua_isnoneornil(L, 2)) return reduce(L, is_min ? AI_RMIN : AI_RMAX);
+  int d = lai_checkdim(L, 2, t->ndim);
+  bool keep = lai_optboolfield(L, 3, "keepdim", 1);
+  ai_tensor *v, *ix;
+  if (ai_max_dim(t, d, keep, is_min, &v, &ix)) return lai_error(L);
+  lai_push(L, v);
+  lai_push(L, to_lua_index(ix));
+  return 2;
+}
+static int op_max(lua_State *L) { return extreme(L, false); }
+static int op_min(lua_State *L) { return extreme(L, true); }
+
+static int argextreme(lua_State *L, bool is_min) {
+  ai_tensor *t = lai_check(L, 1);
+  if (lua_isnoneornil(L, 2)) return lai_push(L, to_lua_index(ai_argmax(t, -1, false, is_min)));
+  int d = lai_checkdim(L, 2, t->ndim);
+  bool keep = lai_optboolfield(L, 3, "keepdim", 1);
+  return lai_push(L, to_lua_index(ai_argmax(t, d, keep, is_min)));
+}
+static int op_argmax(lua_State *L) { return argextreme(L, false); }
+static int op_argmin(lua_State *L) { return argextreme(L, true); }
+
+static int variance(lua_State *L, bool is_std) {
+  ai_tensor *t = lai_check(L, 1);
+  int o = opts_index(L, 2);
+  unsigned dims = o == 2 ? 0 : checkdims(L, 2, t);
+  bool keep = lai_optboolfield(L, o, "keepdim", dims != 0);
+  bool unbiased = lai_optboolfield(L, o, "unbiased", 1);
+  ai_tensor *v = ai_var(t, dims, unbiased, keep);
+  if (v && is_std) {
+    ai_tensor *s = ai_unary(AI_SQRT, v);
+    ai_unref(v);
+    v = s;
+  }
+  return lai_push(L, v);
+}
+static int op_var(lua_State *L) { return variance(L, false); }
+static int op_std(lua_State *L) { return variance(L, true); }
+
+/* norm(x[, p[, dims[, opts]]]), p a number or "inf" */
+static int op_norm(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  double p = 2;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    const char *s = lua_tostring(L, 2);
+    if (!strcmp(s, "inf")) p = INFINITY;
+    else if (!strcmp(s, "-inf")) p = -INFINITY;
+    else if (!strcmp(s, "fro")) p = 2;
+    else return luaL_argerror(L, 2, "p must be a number, 'inf' or 'fro'");
+  } else if (!lua_isnoneornil(L, 2)) {
+    p = luaL_checknumber(L, 2);
+  }
+  int o = opts_index(L, 3);
+  unsigned dims = o == 3 ? 0 : checkdims(L, 3, t);
+  bool keep = lai_optboolfield(L, o, "keepdim", dims != 0);
+  return lai_push(L, ai_norm(t, p, dims, keep));
+}
+
+static int cumulative(lua_State *L, bool is_prod) {
+  ai_tensor *t = lai_check(L, 1);
+  int d = t->ndim ? lai_checkdim(L, 2, t->ndim) : 0;
+  return lai_push(L, ai_cumulative(t, d, is_prod));
+}
+static int op_cumsum(lua_State *L) { return cumulative(L, false); }
+static int op_cumprod(lua_State *L) { return cumulative(L, true); }
+
+/* ---------------------------------------------------------------- linear algebra */
+
+static int op_matmul(lua_State *L) { return lai_push(L, ai_matmul(lai_check(L, 1), lai_check(L, 2))); }
+static int op_mm(lua_State *L) {
+  ai_tensor *a = lai_check(L, 1), *b = lai_check(L, 2);
+  if (a->ndim != 2 || b->ndim != 2) return luaL_error(L, "mm: expects two 2-D tensors (use matmul for others)");
+  return lai_push(L, ai_matmul(a, b));
+}
+static int op_bmm(lua_State *L) {
+  ai_tensor *a = lai_check(L, 1), *b = lai_check(L, 2);
+  if (a->ndim != 3 || b->ndim != 3) return luaL_error(L, "bmm: expects two 3-D tensors");
+  return lai_push(L, ai_matmul(a, b));
+}
+static int op_dot(lua_State *L) {
+  ai_tensor *a = lai_check(L, 1), *b = lai_check(L, 2);
+  if (a->ndim != 1 || b->ndim != 1) return luaL_error(L, "dot: expects two 1-D tensors");
+  return lai_push(L, ai_matmul(a, b));
+}
+
+/* ---------------------------------------------------------------- joining and splitting */
+
+/* Reads a Lua sequence of tensors; the array is owned by a userdata left on the stack. */
+static ai_tensor **tensor_list(lua_State *L, int arg, int *n) {
+  luaL_checktype(L, arg, LUA_TTABLE);
+  *n = (int)lua_rawlen(L, arg);
+  ai_tensor **ts = lua_newuserdatauv(L, sizeof(ai_tensor *) * (size_t)(*n ? *n : 1), 0);
+  for (int i = 0; i < *n; i++) {
+    lua_rawgeti(L, arg, i + 1);
+    ts[i] = lai_test(L, -1);
+    if (!ts[i]) luaL_error(L, "expected a list of tensors, item %d is a %s", i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  return ts;
+}
+
+static int join(lua_State *L, bool stack) {
+  int n;
+  ai_tensor **ts = tensor_list(L, 1, &n);
+  if (n == 0) return luaL_error(L, "%s: needs at least one tensor", stack ? "stack" : "cat");
+  int nd = ts[0]->ndim + (stack ? 1 : 0);
+  int d = lua_isnoneornil(L, 2) ? 0 : lai_checkdim(L, 2, nd);
+  return lai_push(L, stack ? ai_stack(ts, n, d) : ai_cat(ts, n, d));
+}
+static int op_cat(lua_State *L) { return join(L, false); }
+static int op_stack(lua_State *L) { return join(L, true); }
+
+/* split(x, size_or_sizes, dim=1) -> table of views */
+static int op_split(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (t->ndim == 0) return luaL_error(L, "split: cannot split a 0-dim tensor");
+  int d = lua_isnoneornil(L, 3) ? 0 : lai_checkdim(L, 3, t->ndim);
+  int64_t size = t->shape[d];
+  lua_newtable(L);
+  int k = 0;
+  if (lua_istable(L, 2)) {
+    int n = (int)lua_rawlen(L, 2);
+    int64_t at = 0;
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, 2, i);
+      int64_t len = luaL_checkinteger(L, -1);
+      lua_pop(L, 1);
+      lai_push(L, ai_narrow(t, d, at, len));
+      lua_rawseti(L, -2, ++k);
+      at += len;
+    }
+    if (at != size) return luaL_error(L, "split: sizes add up to %d, dimension has %d", (int)at, (int)size);
+  } else {
+    lua_Integer len = luaL_checkinteger(L, 2);
+    if (len <= 0) return luaL_argerror(L, 2, "split size must be positive");
+    for (int64_t at = 0; at < size; at += len) {
+      lai_push(L, ai_narrow(t, d, at, at + len <= size ? len : size - at));
+      lua_rawseti(L, -2, ++k);
+    }
+  }
+  return 1;
+}
+
+static int op_chunk(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n <= 0) return luaL_argerror(L, 2, "number of chunks must be positive");
+  if (t->ndim == 0) return luaL_error(L, "chunk: cannot split a 0-dim tensor");
+  int d = lua_isnoneornil(L, 3) ? 0 : lai_checkdim(L, 3, t->ndim);
+  int64_t len = (t->shape[d] + n - 1) / n;
+  lua_settop(L, 3);
+  lua_pushinteger(L, len > 0 ? len : 1);
+  lua_replace(L, 2);
+  return op_split(L);
+}
+
+/* ---------------------------------------------------------------- index ops (1-based) */
+
+static int op_index_select(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int d = lai_checkdim(L, 2, t->ndim);
+  ai_tensor *ix = check_index(L, 3), *r = ai_index_select(t, d, ix);
+  ai_unref(ix);
+  return lai_push(L, r);
+}
+static int op_gather(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int d = lai_checkdim(L, 2, t->ndim);
+  ai_tensor *ix = check_index(L, 3), *r = ai_gather(t, d, ix);
+  ai_unref(ix);
+  return lai_push(L, r);
+}
+static int scatter(lua_State *L, bool add) {
+  ai_tensor *t = lai_check(L, 1);
+  int d = lai_checkdim(L, 2, t->ndim);
+  ai_tensor *ix = check_index(L, 3), *src;
+  if (lua_type(L, 4) == LUA_TNUMBER) { /* a number fills the scattered places */
+    src = ai_full(t->dtype, ix->ndim, ix->shape, lua_tonumber(L, 4));
+    if (!src) { ai_unref(ix); return lai_error(L); }
+  } else {
+    src = lai_test(L, 4);
+    if (!src) { ai_unref(ix); return luaL_argerror(L, 4, "tensor or number expected"); }
+    ai_ref(src);
+  }
+  ai_tensor *r = ai_scatter(t, d, ix, src, add);
+  ai_unref(ix);
+  ai_unref(src);
+  return lai_push(L, r);
+}
+static int op_scatter(lua_State *L) { return scatter(L, false); }
+static int op_scatter_add(lua_State *L) { return scatter(L, true); }
+static int op_index_add(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int d = lai_checkdim(L, 2, t->ndim);
+  ai_tensor *ix = check_index(L, 3), *src = lai_check(L, 4);
+  ai_tensor *r = ai_index_add(t, d, ix, src);
+  ai_unref(ix);
+  return lai_push(L, r);
+}
+
+/* masked_select(x, mask) -> the selected elements, 1-D (differentiable through index_select) */
+static int op_masked_select(lua_State *L) {
+  ai_tensor *x = lai_check(L, 1), *m = lai_check(L, 2);
+  if (m->dtype != AI_U8) return luaL_argerror(L, 2, "mask must be a u8 tensor");
+  int nd;
+  int64_t shape[AI_MAXDIM];
+  if (ai_broadcast_shape(x, m, &nd, shape)) return lai_error(L);
+  ai_tensor *xe = ai_expand(x, nd, shape), *me = xe ? ai_expand(m, nd, shape) : NULL;
+  ai_tensor *xf = me ? ai_reshape(xe, 1, (int64_t[]){-1}) : NULL;
+  ai_tensor *mf = xf ? ai_contiguous(me) : NULL;
+  ai_unref(xe);
+  ai_unref(me);
+  if (!mf) { ai_unref(xf); return lai_error(L); }
+  int64_t n = ai_numel(mf), cnt = 0;
+  const uint8_t *mp = ai_data(mf);
+  for (int64_t i = 0; i < n; i++) cnt += mp[i] != 0;
+  ai_tensor *ix = ai_empty(AI_I64, 1, &cnt);
+  if (!ix) { ai_unref(xf); ai_unref(mf); return lai_error(L); }
+  int64_t *p = ai_data(ix), k = 0;
+  for (int64_t i = 0; i < n; i++) if (mp[i]) p[k++] = i;
+  ai_tensor *r = ai_index_select(xf, 0, ix);
+  ai_unref(ix);
+  ai_unref(xf);
+  ai_unref(mf);
+  return lai_push(L, r);
+}
+
+/* ---------------------------------------------------------------- random */
+
+static int op_manual_seed(lua_State *L) {
+  ai_manual_seed((uint64_t)luaL_checkinteger(L, 1));
+  return 0;
+}
+static int op_get_rng_state(lua_State *L) {
+  ai_rng_state s = ai_rng_get();
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)s.seed);
+  lua_setfield(L, -2, "seed");
+  lua_pushinteger(L, (lua_Integer)s.offset);
+  lua_setfield(L, -2, "offset");
+  return 1;
+}
+static int op_set_rng_state(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "seed");
+  lua_getfield(L, 1, "offset");
+  int ok1, ok2;
+  lua_Integer seed = lua_tointegerx(L, -2, &ok1), off = lua_tointegerx(L, -1, &ok2);
+  if (!ok1 || !ok2) return luaL_argerror(L, 1, "expected a table {seed=integer, offset=integer}");
+  ai_rng_set((ai_rng_state){(uint64_t)seed, (uint64_t)off});
+  return 0;
+}
+
+static int finish_inplace(lua_State *L, int rc) {
+  if (rc) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+static int op_uniform_(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  return finish_inplace(L, ai_rand_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+}
+static int op_normal_(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  return finish_inplace(L, ai_randn_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+}
+static int op_bernoulli_(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  return finish_inplace(L, ai_bernoulli_(t, luaL_optnumber(L, 2, 0.5)));
+}
+static int op_random_(lua_State *L) { /* random_(lo, hi): integers in [lo, hi] */
+  ai_tensor *t = lai_check(L, 1);
+  lua_Integer lo = luaL_checkinteger(L, 2), hi = luaL_checkinteger(L, 3);
+  return finish_inplace(L, ai_randint_(t, lo, hi + 1));
+}
+/* bernoulli(p): 0/1 draws with per-element probabilities p, in p's dtype */
+static int op_bernoulli(lua_State *L) {
+  ai_tensor *p = lai_check(L, 1);
+  ai_dtype dt = ai_is_float(p->dtype) ? p->dtype : AI_F32;
+  ai_tensor *u = ai_empty(dt, p->ndim, p->shape);
+  if (!u || ai_rand_(u, 0, 1)) { ai_unref(u); return lai_error(L); }
+  bool was = ai_set_grad_enabled(false);
+  ai_tensor *m = ai_binary(AI_LT, u, p), *r = m ? ai_to_dtype(m, dt) : NULL;
+  ai_set_grad_enabled(was);
+  ai_unref(u);
+  ai_unref(m);
+  return lai_push(L, r);
+}
+/* normal(mean, std, shape...) */
+static int op_normal(lua_State *L) {
+  double mean = luaL_checknumber(L, 1), sd = luaL_checknumber(L, 2);
+  int64_t shape[AI_MAXDIM];
+  int nd = lai_checkshape(L, 3, shape);
+  ai_tensor *t = ai_empty(AI_F32, nd, shape);
+  if (!t || ai_randn_(t, mean, sd)) { ai_unref(t); return lai_error(L); }
+  return lai_push(L, t);
+}
+
+/* ---------------------------------------------------------------- runtime */
+
+static int op_set_num_threads(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 1) return luaL_argerror(L, 1, "number of threads must be at least 1");
+  ai_set_num_threads((int)n);
+  return 0;
+}
+static int op_get_num_threads(lua_State *L) { lua_pushinteger(L, ai_get_num_threads()); return 1; }
+static int op_memory(lua_State *L) {
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)ai_live_bytes());
+  lua_setfield(L, -2, "live");
+  lua_pushinteger(L, (lua_Integer)ai_cached_bytes());
+  lua_setfield(L, -2, "cached");
+  lua_pushinteger(L, (lua_Integer)ai_peak_bytes());
+  lua_setfield(L, -2, "peak");
+  return 1;
+}
+static int op_empty_cache(lua_State *L) { (void)L; ai_empty_cache(); return 0; }
+static int op_alloc_fail_after(lua_State *L) { ai_alloc_fail_after((long)luaL_checkinteger(L, 1)); return 0; }
+
+/* ---------------------------------------------------------------- registration */
+
+#define F(name) {#name, op_##name}
+static const luaL_Reg both[] = {
+    F(add), F(sub), F(mul), F(div), F(pow), F(remainder), F(maximum), F(minimum), F(atan2),
+    F(eq), F(ne), F(lt), F(le), F(gt), F(ge), F(logical_and), F(logical_or), F(floor_divide),
+    F(neg), F(abs), F(sign), F(exp), F(log), F(log1p), F(expm1), F(sqrt), F(rsqrt), F(sin),
+    F(cos), F(tanh), F(sigmoid), F(relu), F(silu), F(gelu), F(floor), F(ceil), F(round),
+    F(logical_not), F(reciprocal), F(square), F(log2), F(erf), F(leaky_relu), F(softplus),
+    F(clamp), F(where), F(masked_fill), F(sum), F(mean), F(prod), F(logsumexp), F(amax), F(amin),
+    F(max), F(min), F(argmax), F(argmin), F(var), F(std), F(norm), F(cumsum), F(cumprod),
+    F(matmul), F(mm), F(bmm), F(dot), F(cat), F(stack), F(split), F(chunk), F(index_select),
+    F(gather), F(scatter), F(scatter_add), F(index_add), F(masked_select), F(bernoulli),
+    {"fmod", op_remainder}, {"clip", op_clamp}, {NULL, NULL}};
+
+static const luaL_Reg methods_only[] = {
+    F(add_), F(sub_), F(mul_), F(div_), F(pow_), F(remainder_), F(maximum_), F(minimum_),
+    F(clamp_), F(masked_fill_), F(uniform_), F(normal_), F(bernoulli_), F(random_), {NULL, NULL}};
+
+static const luaL_Reg module_only[] = {
+    F(manual_seed), F(get_rng_state), F(set_rng_state), F(normal), F(set_num_threads),
+    F(get_num_threads), F(memory), F(empty_cache), F(alloc_fail_after), {NULL, NULL}};
+#undef F
+
+void lai_open_ops(lua_State *L) {
+  lai_register(L, both);
+  lai_register(L, methods_only);
+  lua_pushvalue(L, -2);
+  lai_register(L, both);
+  lai_register(L, module_only);
+  lua_pop(L, 1);
+  /* arithmetic metamethods */
+  luaL_getmetatable(L, LAI_TENSOR_MT);
+  const luaL_Reg meta[] = {{"__add", op_add}, {"__sub", op_sub}, {"__mul", op_mul}, {"__div", op_div},
+                           {"__pow", op_pow}, {"__mod", op_remainder}, {"__unm", op_neg},
+                           {"__idiv", op_floor_divide}, {NULL, NULL}};
+  lai_register(L, meta);
+  lua_pop(L, 1);
+}

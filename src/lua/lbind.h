@@ -1,0 +1,52 @@
+/* lbind.h: the shared helpers of the Lua binding layer (the files src/lua/l_*.c). */
+#ifndef LBIND_H
+#define LBIND_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include "../core/ai.h"
+
+#define LAI_TENSOR_MT "aiart.Tensor"
+
+/* The userdata box of a tensor: one pointer; NULL once closed. */
+typedef struct { ai_tensor *t; } lai_box;
+
+/* Checks that argument i is a tensor and returns it (borrowed). Error names the argument. */
+ai_tensor *lai_check(lua_State *L, int i);
+/* Like lai_check but returns NULL when argument i is not a tensor. */
+ai_tensor *lai_test(lua_State *L, int i);
+/* Accepts a tensor or a number (number -> 0-dim tensor of a dtype that fits `like`, or f32).
+ * Returns a NEW reference the caller must unref. */
+ai_tensor *lai_totensor(lua_State *L, int i, const ai_tensor *like);
+/* Pushes t, taking over the caller's reference. t == NULL raises the core's error as a Lua
+ * error prefixed with the name of the running Lua function. Never returns NULL-pushed values. */
+int lai_push(lua_State *L, ai_tensor *t);
+/* Raises ai_error() as a Lua error ("fname: message"). */
+int lai_error(lua_State *L);
+/* 1-based Lua dim (negative counts from the end) -> 0-based, with a clear error. */
+int lai_checkdim(lua_State *L, int arg, int ndim);
+/* Reads a shape from varargs of integers starting at arg, or from a table at arg. Returns ndim. */
+int lai_checkshape(lua_State *L, int arg, int64_t *shape);
+/* dtype name ("f32", "float32", "float", "f64", "double", "i64", "long", "u8", "byte", "bool") */
+ai_dtype lai_checkdtype(lua_State *L, int arg);
+/* Option table helpers: opts at index `arg` (may be nil/none). */
+lua_Number lai_optnumfield(lua_State *L, int arg, const char *k, lua_Number def);
+int lai_optboolfield(lua_State *L, int arg, const char *k, int def);
+const char *lai_optstrfield(lua_State *L, int arg, const char *k, const char *def);
+
+/* Registers functions into the table on top of the stack (module or method table). */
+void lai_register(lua_State *L, const luaL_Reg *fns);
+
+/* Formatting of tensors (l_format.c): pushes tostring(t). */
+void lai_format_tensor(lua_State *L, const ai_tensor *t);
+
+/* luaopen-style registration functions of each binding file: each adds its functions to the
+ * module table at index -2 and the tensor method table at index -1. */
+void lai_open_tensor(lua_State *L);
+void lai_open_ops(lua_State *L);
+void lai_open_autograd(lua_State *L);
+void lai_open_nn(lua_State *L);
+void lai_open_io(lua_State *L);
+void lai_open_json(lua_State *L);
+
+#endif
