@@ -184,6 +184,52 @@ int ai_randint_(ai_tensor *t, int64_t lo, int64_t hi); /* [lo, hi) */
 int ai_bernoulli_(ai_tensor *t, double p);
 ai_tensor *ai_randperm(int64_t n);
 
+/* ---- neural-network ops (nn.c); geometry pairs are {height, width} ---- */
+typedef struct {
+  int stride[2], pad[2], dil[2], out_pad[2], groups;
+} ai_conv_opts;
+typedef enum { AI_PAD_CONSTANT, AI_PAD_REFLECT, AI_PAD_REPLICATE } ai_pad_mode;
+typedef enum { AI_REDUCE_NONE, AI_REDUCE_MEAN, AI_REDUCE_SUM, AI_REDUCE_BATCHMEAN } ai_reduction;
+
+ai_tensor *ai_linear(ai_tensor *x, ai_tensor *w, ai_tensor *b); /* b may be NULL */
+ai_tensor *ai_conv2d(ai_tensor *x, ai_tensor *w, ai_tensor *b, const ai_conv_opts *o);
+ai_tensor *ai_conv_transpose2d(ai_tensor *x, ai_tensor *w, ai_tensor *b, const ai_conv_opts *o);
+/* The weight gradient of a conv2d with input a and output gradient d (K x C/g x R x S). */
+ai_tensor *ai_conv2d_weight_grad(ai_tensor *a, ai_tensor *d, int R, int S, const ai_conv_opts *o);
+ai_tensor *ai_max_pool2d(ai_tensor *x, const int *kernel, const int *stride, const int *pad,
+                         const int *dil, bool ceil_mode);
+ai_tensor *ai_avg_pool2d(ai_tensor *x, const int *kernel, const int *stride, const int *pad,
+                         bool ceil_mode, bool count_include_pad);
+ai_tensor *ai_adaptive_avg_pool2d(ai_tensor *x, int P, int Q);
+/* mode 0 nearest, 1 bilinear; scale <= 0 means "derive from the sizes" */
+ai_tensor *ai_upsample(ai_tensor *x, int P, int Q, int mode, bool align_corners, double scale_h,
+                       double scale_w);
+ai_tensor *ai_pad2d(ai_tensor *x, int left, int right, int top, int bottom, ai_pad_mode mode,
+                    double value);
+/* running_mean/var (may be NULL) are updated in place when training */
+ai_tensor *ai_batch_norm(ai_tensor *x, ai_tensor *running_mean, ai_tensor *running_var,
+                         ai_tensor *w, ai_tensor *b, bool training, double momentum, double eps);
+ai_tensor *ai_group_norm(ai_tensor *x, int groups, ai_tensor *w, ai_tensor *b, double eps);
+/* normalises over the last `nd` dims */
+ai_tensor *ai_layer_norm(ai_tensor *x, int nd, ai_tensor *w, ai_tensor *b, double eps);
+ai_tensor *ai_softmax(ai_tensor *x, int dim, bool log);
+ai_tensor *ai_dropout(ai_tensor *x, double p, bool training);
+ai_tensor *ai_embedding(ai_tensor *indices, ai_tensor *weight); /* 0-based indices */
+ai_tensor *ai_attention(ai_tensor *q, ai_tensor *k, ai_tensor *v, ai_tensor *mask);
+/* losses */
+ai_tensor *ai_apply_reduction(ai_tensor *l, ai_reduction r);
+ai_tensor *ai_mse_loss(ai_tensor *x, ai_tensor *y, ai_reduction r);
+ai_tensor *ai_l1_loss(ai_tensor *x, ai_tensor *y, ai_reduction r);
+ai_tensor *ai_smooth_l1_loss(ai_tensor *x, ai_tensor *y, double beta, ai_reduction r);
+ai_tensor *ai_bce_loss(ai_tensor *p, ai_tensor *y, ai_tensor *weight, ai_reduction r);
+ai_tensor *ai_bce_with_logits(ai_tensor *x, ai_tensor *y, ai_tensor *pos_weight, ai_reduction r);
+/* target: 0-based class indices (i64), shape x's without dim 1; ignore_index < -1 disables */
+ai_tensor *ai_nll_loss(ai_tensor *logp, ai_tensor *target, ai_tensor *weight,
+                       int64_t ignore_index, ai_reduction r);
+ai_tensor *ai_cross_entropy(ai_tensor *x, ai_tensor *target, ai_tensor *weight,
+                            int64_t ignore_index, double label_smoothing, ai_reduction r);
+ai_tensor *ai_kl_div(ai_tensor *input, ai_tensor *target, bool log_target, ai_reduction r);
+
 /* ---- threads ---- */
 void ai_set_num_threads(int n);
 int ai_get_num_threads(void);

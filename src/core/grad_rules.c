@@ -8,38 +8,7 @@
 
 #include "graph.h"
 
-/* ---- a scope of temporaries: every helper returns NULL once anything failed ---- */
-typedef struct { ai_tensor *t[48]; int n; bool err; } scope;
-
-static ai_tensor *K(scope *s, ai_tensor *t) {
-  if (!t) { s->err = true; return NULL; }
-  if (s->n == (int)(sizeof s->t / sizeof *s->t)) { ai_unref(t); s->err = true; ai_seterror("internal: rule scope full"); return NULL; }
-  return s->t[s->n++] = t;
-}
-static int done(scope *s) {
-  for (int i = 0; i < s->n; i++) ai_unref(s->t[i]);
-  return s->err ? -1 : 0;
-}
-/* Hands t to gin[i] (a new reference). */
-static void out(scope *s, ai_tensor **gin, int i, ai_tensor *t) {
-  if (t && !s->err) gin[i] = ai_ref(t);
-  else s->err = true;
-}
-#define OK2(a, b) (!s->err && (a) && (b))
-static ai_tensor *saved(scope *s, ai_node *n, int k) { return K(s, ai_saved_get(n, k)); }
-static ai_tensor *bin(scope *s, ai_binop op, ai_tensor *a, ai_tensor *b) { return OK2(a, b) ? K(s, ai_binary(op, a, b)) : (s->err = true, NULL); }
-static ai_tensor *add(scope *s, ai_tensor *a, ai_tensor *b) { return bin(s, AI_ADD, a, b); }
-static ai_tensor *sub(scope *s, ai_tensor *a, ai_tensor *b) { return bin(s, AI_SUB, a, b); }
-static ai_tensor *mul(scope *s, ai_tensor *a, ai_tensor *b) { return bin(s, AI_MUL, a, b); }
-static ai_tensor *dvd(scope *s, ai_tensor *a, ai_tensor *b) { return bin(s, AI_DIV, a, b); }
-static ai_tensor *binsc(scope *s, ai_binop op, ai_tensor *a, double v) { return OK2(a, a) ? K(s, ai_binary_scalar(op, a, v, false)) : (s->err = true, NULL); }
-static ai_tensor *muls(scope *s, ai_tensor *a, double v) { return binsc(s, AI_MUL, a, v); }
-static ai_tensor *adds(scope *s, ai_tensor *a, double v) { return binsc(s, AI_ADD, a, v); }
-static ai_tensor *un(scope *s, ai_unop op, ai_tensor *a) { return OK2(a, a) ? K(s, ai_unary(op, a)) : (s->err = true, NULL); }
-/* 1 - x */
-static ai_tensor *one_minus(scope *s, ai_tensor *a) { return OK2(a, a) ? K(s, ai_binary_scalar(AI_SUB, a, 1.0, true)) : (s->err = true, NULL); }
-static ai_tensor *zeros_of(scope *s, const ai_input *in) { return K(s, ai_zeros(in->dtype, in->ndim, in->shape)); }
-static ai_tensor *zero_scalar(scope *s, ai_dtype dt) { return K(s, ai_scalar(dt, 0)); }
+#include "compose.h"
 
 /* The shape a reduction over `dims` had with keepdim. */
 static void keep_shape(const ai_input *in, unsigned dims, int64_t *shape) {

@@ -23,7 +23,12 @@
   AI_OP_LIST_NN(X)
 
 /* Rows of the neural-network ops; their forwards are in nn.c, rules in grad_rules_nn.inc. */
-#define AI_OP_LIST_NN(X)
+#define AI_OP_LIST_NN(X)                                                                  \
+  X(LINEAR, 1) X(CONV2D, 1) X(CONV_TRANSPOSE2D, 1) X(CONV2D_WEIGHT_GRAD, 1)              \
+  X(MAX_POOL2D, 0) X(AVG_POOL2D, 1) X(AVG_POOL2D_BACKWARD, 1) X(ADAPTIVE_AVG_POOL2D, 1)  \
+  X(ADAPTIVE_AVG_POOL2D_BACKWARD, 1) X(UPSAMPLE, 1) X(UPSAMPLE_BACKWARD, 1) X(PAD, 1)    \
+  X(PAD_BACKWARD, 1) X(BATCH_NORM, 1) X(GROUP_NORM, 1) X(LAYER_NORM, 1) X(SOFTMAX, 1)    \
+  X(LOG_SOFTMAX, 1)
 
 typedef enum {
 #define X(name, dbl) AI_OP_##name,
@@ -86,6 +91,13 @@ bool ai_create_graph_active(void);
 ai_tensor *ai_new_like_shape(ai_dtype dt, int ndim, const int64_t *shape);
 void ai_bump_version(ai_tensor *t);
 int ai_check_inplace(ai_tensor *t, const char *fn);
+
+/* C = A B + beta C on BLAS, split over the OpenMP threads (matmul.c). */
+void ai_gemm(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
+             int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
+
+/* The linear geometric maps of nn.c (pooling, upsampling, padding) and their adjoints. */
+ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const int64_t *gi, const double *gf);
 
 /* Op dispatch helpers for the unary math ops (elementwise.c). */
 ai_tensor *ai_unary_nograd(ai_unop op, ai_tensor *a);

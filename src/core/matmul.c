@@ -18,27 +18,33 @@ static bool blas_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1, bool
 
 /* C (M x N, row-major, ldc = N) = A (M x K) B (K x N); one thread. */
 static void gemm1(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
-                  int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
+                  int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (K == 0) { memset(C, 0, 0); for (int64_t i = 0; i < M; i++) memset((char *)C + i * ldc * (int64_t)ai_dtype_sizes[dt], 0, (size_t)N * ai_dtype_sizes[dt]); return; }
+  if (K == 0) {
+    if (beta == 0)
+      for (int64_t i = 0; i < M; i++) memset((char *)C + i * ldc * (int64_t)ai_dtype_sizes[dt], 0, (size_t)N * ai_dtype_sizes[dt]);
+    return;
+  }
   if (dt == AI_F32)
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
+                (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, (float)beta, C, (int)ldc);
   else
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, 1.0, A, (int)lda, B, (int)ldb, 0.0, C, (int)ldc);
+                (int)M, (int)N, (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
 /* Splits one gemm over the threads by rows of C (or columns when M is small). */
-static void gemm_par(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const char *A,
-                     int64_t lda, const char *B, int64_t ldb, char *C, int64_t ldc) {
+void ai_gemm(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *Av,
+             int64_t lda, const void *Bv, int64_t ldb, double beta, void *Cv, int64_t ldc) {
+  const char *A = Av, *B = Bv;
+  char *C = Cv;
   int64_t es = (int64_t)ai_dtype_sizes[dt];
   int nt = 1;
 #ifdef _OPENMP
   nt = omp_get_max_threads();
 #endif
   if (nt <= 1 || M * N * K < 64 * 64 * 64) {
-    gemm1(dt, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    gemm1(dt, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   bool by_rows = M >= N || M >= 64 * nt;
@@ -53,10 +59,10 @@ static void gemm_par(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_
     if (lo < hi) {
       if (by_rows) { /* rows lo..hi of A (row i at A + i*lda, or column i when transposed) */
         const char *Ap = A + (ta ? lo : lo * lda) * es;
-        gemm1(dt, ta, tb, hi - lo, N, K, Ap, lda, B, ldb, C + lo * ldc * es, ldc);
+        gemm1(dt, ta, tb, hi - lo, N, K, Ap, lda, B, ldb, beta, C + lo * ldc * es, ldc);
       } else {
         const char *Bp = B + (tb ? lo * ldb : lo) * es;
-        gemm1(dt, ta, tb, M, hi - lo, K, A, lda, Bp, ldb, C + lo * es, ldc);
+        gemm1(dt, ta, tb, M, hi - lo, K, A, lda, Bp, ldb, beta, C + lo * es, ldc);
       }
     }
   }
@@ -151,14 +157,14 @@ static ai_tensor *matmul_nd(ai_tensor *a0, ai_tensor *b0) {
     expect *= bshape[d];
   }
   if (nbat == 1 || (b_shared && a_stacked)) {
-    gemm_par(dt, ta, tb, M * nbat, N, K, A, lda, B, ldb, C, N);
+    ai_gemm(dt, ta, tb, M * nbat, N, K, A, lda, B, ldb, 0, C, N);
     goto done;
   }
 #pragma omp parallel for schedule(static) if (nbat > 1 && M * N * K * nbat > 64 * 64 * 64)
   for (int64_t bi = 0; bi < nbat; bi++) {
     int64_t rem = bi, ao = 0, bo = 0;
     for (int d = nbatch - 1; d >= 0; d--) { int64_t i = rem % bshape[d]; rem /= bshape[d]; ao += i * sa[d]; bo += i * sb[d]; }
-    gemm1(dt, ta, tb, M, N, K, A + ao * es, lda, B + bo * es, ldb, C + bi * M * N * es, N);
+    gemm1(dt, ta, tb, M, N, K, A + ao * es, lda, B + bo * es, ldb, 0, C + bi * M * N * es, N);
   }
   goto done;
 fail:
