@@ -37,9 +37,7 @@ int luaopen_aiart(lua_State *L) {
   lai_open_tensor(L);
   lai_open_ops(L);
   lai_open_autograd(L);
-#ifdef AI_HAVE_NN
   lai_open_nn(L);
-#endif
 #ifdef AI_HAVE_IO
   lai_open_io(L);
   lai_open_json(L);

@@ -89,7 +89,7 @@ static int l_grad(lua_State *L) {
 static int restore_mode(lua_State *L, int status, lua_KContext ctx) {
   ai_set_grad_enabled((bool)ctx);
   if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
-  return lua_gettop(L) - 1;
+  return lua_gettop(L); /* the function and its arguments were replaced by its results */
 }
 
 /* Runs f(...) with grad mode set to `on`, restoring the previous mode even on error. */
