@@ -12,9 +12,10 @@ CORE_SRC := src/core/alloc.c src/core/tensor.c src/core/iter.c src/core/elementw
             src/core/reduce.c src/core/matmul.c src/core/index.c src/core/random.c \
             src/core/autograd.c src/core/grad_rules.c src/core/runtime.c src/core/nn.c
 KERN_SRC := src/kernels/nnk.c
+IO_SRC := src/io/idx.c src/io/png.c src/io/safetensors.c src/io/gif.c
 LUA_SRC := src/lua/l_aiart.c src/lua/l_tensor.c src/lua/l_ops.c src/lua/l_autograd.c src/lua/l_format.c \
-           src/lua/l_nn.c
-MOD_SRC := $(CORE_SRC) $(KERN_SRC) $(LUA_SRC)
+           src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c
+MOD_SRC := $(CORE_SRC) $(KERN_SRC) $(IO_SRC) $(LUA_SRC)
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/%.o)
 
 HOST_OBJ := $(BUILD)/src/host/main.o
@@ -42,10 +43,13 @@ deps:
 	@sh scripts/install-deps.sh
 
 # ---- tests: C unit tests, then the Lua suite (its last line is "N passed, M failed")
-CTEST_BINS := $(BUILD)/test_nnk
+CTEST_BINS := $(BUILD)/test_nnk $(BUILD)/test_io
+$(BUILD)/test_io: tests/c/test_io.c $(IO_SRC) src/io/fmt.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ tests/c/test_io.c $(IO_SRC) $(LIBS)
 $(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_ALL) -o $@ tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c $(LIBS)
 
 .PHONY: test check
 test: deps
@@ -58,9 +62,9 @@ ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 .PHONY: asan
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" \
-	  AIART_BIN=build-asan/aiart-lua build-asan/aiart-lua build-asan/test_nnk
+	  AIART_BIN=build-asan/aiart-lua build-asan/aiart-lua build-asan/test_nnk build-asan/test_io
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=tests/lsan.supp \
-	  AIART_LUA=build-asan/aiart-lua AIART_CTESTS="build-asan/test_nnk" build-asan/aiart-lua tests/run.lua
+	  AIART_LUA=build-asan/aiart-lua AIART_CTESTS="build-asan/test_nnk build-asan/test_io" build-asan/aiart-lua tests/run.lua
 
 # ---- install
 .PHONY: install

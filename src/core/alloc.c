@@ -64,8 +64,8 @@ void *ai_alloc(size_t nbytes) {
   } else {
     if (c < 0) rounded = (nbytes + 63) & ~(size_t)63;
     if (rounded < nbytes) { ai_seterror("not enough memory (size overflow)"); return NULL; }
-    p = aligned_alloc(64, rounded);
-    if (!p && cached_bytes) { ai_empty_cache(); p = aligned_alloc(64, rounded); }
+    if (posix_memalign(&p, 64, rounded)) p = NULL;
+    if (!p && cached_bytes) { ai_empty_cache(); if (posix_memalign(&p, 64, rounded)) p = NULL; }
     if (!p) {
       ai_seterror("not enough memory (could not allocate %zu bytes)", nbytes);
       return NULL;

@@ -105,6 +105,7 @@ static bool outer_sum(const ai_tensor *t, unsigned dims, ai_tensor *out) {
   int lo = -1, hi = -1;
   for (int d = 0; d < t->ndim; d++)
     if (dims & (1u << d)) { if (lo < 0) lo = d; hi = d; }
+  if (lo < 0) return false;
   for (int d = lo; d <= hi; d++) if (!(dims & (1u << d))) return false;
   int64_t O = 1, R = 1, I = 1;
   for (int d = 0; d < lo; d++) O *= t->shape[d];

@@ -13,6 +13,37 @@ const size_t ai_dtype_sizes[AI_NDTYPES] = {1, 8, 4, 8};
 
 /* ---------------------------------------------------------------- lifetime */
 
+/* Free lists of tensor and storage structs: small ops create and drop several per call, and
+ * malloc/free dominated their cost. Only the Lua thread creates tensors. */
+typedef union pooled { union pooled *next; ai_tensor t; ai_storage s; } pooled;
+static pooled *pool;
+static size_t pool_len;
+#define POOL_MAX 4096
+
+static void *pool_get(void) {
+  if (pool) {
+    pooled *p = pool;
+    pool = p->next;
+    pool_len--;
+    memset(p, 0, sizeof *p);
+    return p;
+  }
+  return calloc(1, sizeof(pooled));
+}
+
+static void pool_put(void *v) {
+#ifndef AI_NO_CACHE
+  if (pool_len < POOL_MAX) {
+    pooled *p = v;
+    p->next = pool;
+    pool = p;
+    pool_len++;
+    return;
+  }
+#endif
+  free(v);
+}
+
 int64_t ai_numel(const ai_tensor *t) {
   int64_t n = 1;
   for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
@@ -32,7 +63,7 @@ static void storage_unref(ai_storage *s) {
   if (!s || --s->refs > 0) return;
   if (s->release) s->release(s->release_ctx, s->data);
   else ai_free(s->data, s->nbytes);
-  free(s);
+  pool_put(s);
 }
 
 void ai_unref(ai_tensor *t) {
@@ -40,13 +71,13 @@ void ai_unref(ai_tensor *t) {
   storage_unref(t->storage);
   if (t->grad) ai_unref(t->grad);
   if (t->grad_fn) ai_node_unref(t->grad_fn);
-  free(t);
+  pool_put(t);
 }
 
 static ai_tensor *tensor_struct(ai_dtype dt, int ndim, const int64_t *shape) {
   if (ndim < 0 || ndim > AI_MAXDIM)
     return AI_ERRNULL("tensors have at most %d dimensions (got %d)", AI_MAXDIM, ndim);
-  ai_tensor *t = calloc(1, sizeof *t);
+  ai_tensor *t = pool_get();
   if (!t) return AI_ERRNULL("not enough memory");
   t->refs = 1;
   t->dtype = dt;
@@ -84,12 +115,12 @@ ai_tensor *ai_empty(ai_dtype dt, int ndim, const int64_t *shape) {
   if (n < 0) return NULL;
   ai_tensor *t = tensor_struct(dt, ndim, shape);
   if (!t) return NULL;
-  ai_storage *s = calloc(1, sizeof *s);
-  if (!s) { free(t); return AI_ERRNULL("not enough memory"); }
+  ai_storage *s = pool_get();
+  if (!s) { pool_put(t); return AI_ERRNULL("not enough memory"); }
   s->refs = 1;
   s->nbytes = (size_t)n * ai_dtype_sizes[dt];
   s->data = ai_alloc(s->nbytes);
-  if (!s->data) { free(s); free(t); return NULL; }
+  if (!s->data) { pool_put(s); pool_put(t); return NULL; }
   t->storage = s;
   return t;
 }
@@ -114,8 +145,8 @@ ai_tensor *ai_from_external(ai_dtype dt, int ndim, const int64_t *shape, void *d
   if (n < 0) return NULL;
   ai_tensor *t = tensor_struct(dt, ndim, shape);
   if (!t) return NULL;
-  ai_storage *s = calloc(1, sizeof *s);
-  if (!s) { free(t); return AI_ERRNULL("not enough memory"); }
+  ai_storage *s = pool_get();
+  if (!s) { pool_put(t); return AI_ERRNULL("not enough memory"); }
   s->refs = 1;
   s->nbytes = (size_t)n * ai_dtype_sizes[dt];
   s->data = data;
@@ -345,7 +376,7 @@ ai_tensor *ai_eye(ai_dtype dt, int64_t n, int64_t m) {
 /* A view of t's storage with the given geometry (no recording). */
 static ai_tensor *make_view(ai_tensor *t, int ndim, const int64_t *shape, const int64_t *stride,
                             int64_t offset) {
-  ai_tensor *v = calloc(1, sizeof *v);
+  ai_tensor *v = pool_get();
   if (!v) return AI_ERRNULL("not enough memory");
   v->refs = 1;
   v->dtype = t->dtype;

@@ -38,10 +38,8 @@ int luaopen_aiart(lua_State *L) {
   lai_open_ops(L);
   lai_open_autograd(L);
   lai_open_nn(L);
-#ifdef AI_HAVE_IO
   lai_open_io(L);
   lai_open_json(L);
-#endif
   lua_setfield(L, -2, "Tensor"); /* users may add methods: function ai.Tensor:foo() ... end */
   lua_pushliteral(L, AIART_VERSION);
   lua_setfield(L, -2, "version");
