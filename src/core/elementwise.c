@@ -245,24 +245,24 @@ ai_tensor *ai_binary_scalar(ai_binop op, ai_tensor *a, double s, bool scalar_fir
 }
 
 int ai_binary_(int op, ai_tensor *a, ai_tensor *b) {
-  const char *name = (op >= 0 && op < AI_NBINARY) ? ai_binop_names[op] : "?";
+  char name[32];
+  snprintf(name, sizeof name, "%s_", (op >= 0 && op < AI_NBINARY) ? ai_binop_names[op] : "?");
   if (op < 0 || op >= AI_NBINARY || is_compare(op))
-    return ai_seterror("%s_: no in-place form", name);
+    return ai_seterror("%s: no in-place form", name);
   if (ai_check_inplace(a, name)) return -1;
   int ndim;
   int64_t shape[AI_MAXDIM];
   if (ai_broadcast_shape(a, b, &ndim, shape)) return -1;
   if (ndim != a->ndim || memcmp(shape, a->shape, sizeof(int64_t) * (size_t)ndim))
-    return ai_seterror("%s_: the result's shape differs from the tensor's (in-place needs %s's shape)",
-                       name, "self");
+    return ai_seterror("%s: the result's shape differs from the tensor's (an in-place result keeps its shape)", name);
   ai_dtype dt = a->dtype;
   if ((op == AI_DIV || op == AI_ATAN2) && !ai_is_float(dt))
-    return ai_seterror("%s_: result of an integer tensor would be float; use the out-of-place form", name);
+    return ai_seterror("%s: the result of an integer tensor would be float; use the out-of-place form", name);
   ai_tensor *cb = ai_to_dtype(b, dt);
   if (!cb) return -1;
   if (op == AI_REM && !ai_is_float(dt) && has_zero(cb)) {
     ai_unref(cb);
-    return ai_seterror("remainder_: integer division by zero");
+    return ai_seterror("%s: integer division by zero", name);
   }
   /* b may alias a (x:add_(x)): the kernel reads each element before writing it */
   binary_into(op, a, a, cb, dt);

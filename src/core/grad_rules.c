@@ -49,7 +49,11 @@ RULE(DIV) {
 RULE(POW) {
   BEGIN;
   ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1);
-  if (NEED(0)) out(s, gin, 0, mul(s, g, mul(s, b, bin(s, AI_POW, a, adds(s, b, -1)))));
+  if (NEED(0)) { /* b a^(b-1), taken as 0 where b == 0 (0 * 0^-1 would be NaN) */
+    ai_tensor *v = mul(s, g, mul(s, b, bin(s, AI_POW, a, adds(s, b, -1))));
+    ai_tensor *z = s->err ? NULL : K(s, ai_binary_scalar(AI_EQ, b, 0, false));
+    out(s, gin, 0, OK2(v, z) ? K(s, ai_masked_fill(v, z, 0)) : NULL);
+  }
   if (NEED(1)) { /* d/db a^b = a^b log a, taken as 0 where a == 0 */
     ai_tensor *v = mul(s, g, mul(s, bin(s, AI_POW, a, b), un(s, AI_LOG, a)));
     ai_tensor *z = s->err ? NULL : K(s, ai_binary_scalar(AI_EQ, a, 0, false));
@@ -198,10 +202,21 @@ static int64_t reduced_count(const ai_node *n) {
 }
 RULE(SUM) { BEGIN; out(s, gin, 0, unreduce(s, n, g)); END; }
 RULE(MEAN) { BEGIN; out(s, gin, 0, unreduce(s, n, muls(s, g, 1.0 / (double)reduced_count(n)))); END; }
-RULE(PROD) {
+RULE(PROD) { /* prod of the others: y / x where x != 0; with one zero in a group, the product
+              * of its non-zeros at the zero; with two or more zeros, 0 */
   BEGIN;
   ai_tensor *x = saved(s, n, 0), *y = saved(s, n, 1);
-  out(s, gin, 0, dvd(s, mul(s, unreduce(s, n, g), unreduce(s, n, y)), x));
+  unsigned dims = (unsigned)n->i[0];
+  ai_tensor *zero = x ? K(s, ai_binary_scalar(AI_EQ, x, 0, false)) : NULL;
+  ai_tensor *nz = zero ? K(s, ai_masked_fill(x, zero, 1)) : NULL;
+  ai_tensor *p_nz = unreduce(s, n, red(s, AI_RPROD, nz, dims, true));
+  ai_tensor *zf = zero ? K(s, ai_to_dtype(zero, g->dtype)) : NULL;
+  ai_tensor *nzeros = red(s, AI_RSUM, zf, dims, true);
+  ai_tensor *one_zero = unreduce(s, n, nzeros ? K(s, ai_binary_scalar(AI_EQ, nzeros, 1, false)) : NULL);
+  ai_tensor *zs = zero_scalar(s, g->dtype);
+  ai_tensor *at_zero = (OK2(one_zero, p_nz) && zs) ? K(s, ai_where(one_zero, p_nz, zs)) : NULL;
+  ai_tensor *others = OK2(zero, at_zero) ? K(s, ai_where(zero, at_zero, dvd(s, unreduce(s, n, y), nz))) : NULL;
+  out(s, gin, 0, mul(s, unreduce(s, n, g), others));
   END;
 }
 RULE(AMAX) { /* ties share the gradient evenly, as PyTorch's amax */
@@ -228,6 +243,31 @@ RULE(MAX_DIM) {
   out(s, gin, 0, (OK2(ix, gk) && z) ? K(s, ai_scatter(z, dim, ix, gk, false)) : NULL);
   END;
 }
+RULE(NORM) { /* sign(x) |x|^(p-1) / r^(p-1), 0 where r == 0; for p = inf, amax's rule on |x| */
+  BEGIN;
+  double p = n->f[0];
+  ai_tensor *x = saved(s, n, 0), *r = unreduce(s, n, saved(s, n, 1)), *gu = unreduce(s, n, g);
+  ai_tensor *sg = x ? K(s, ai_unary_nograd(AI_SIGN, x)) : NULL;
+  ai_tensor *d;
+  if (isinf(p)) {
+    ai_tensor *m = bin(s, AI_EQ, un(s, AI_ABS, x), r);
+    ai_tensor *mf = m ? K(s, ai_to_dtype(m, g->dtype)) : NULL;
+    ai_tensor *cnt = unreduce(s, n, red(s, AI_RSUM, mf, (unsigned)n->i[0], true));
+    d = dvd(s, mul(s, sg, mf), cnt);
+  } else if (p == 1) {
+    d = sg;
+  } else {
+    ai_tensor *rz = r ? K(s, ai_binary_scalar(AI_EQ, r, 0, false)) : NULL;
+    ai_tensor *rs = OK2(rz, r) ? K(s, ai_masked_fill(r, rz, 1)) : NULL;
+    ai_tensor *num = p == 2 ? x : mul(s, sg, binsc(s, AI_POW, un(s, AI_ABS, x), p - 1));
+    ai_tensor *den = p == 2 ? rs : binsc(s, AI_POW, rs, p - 1);
+    ai_tensor *q = dvd(s, num, den);
+    d = OK2(q, rz) ? K(s, ai_masked_fill(q, rz, 0)) : NULL;
+  }
+  out(s, gin, 0, mul(s, gu, d));
+  END;
+}
+
 /* sum_{j >= i} v_j along dim, as total - cumsum + v (no flip op needed) */
 static ai_tensor *rev_cumsum(scope *s, ai_tensor *v, int dim) {
   if (!v || s->err) { s->err = true; return NULL; }
@@ -236,12 +276,53 @@ static ai_tensor *rev_cumsum(scope *s, ai_tensor *v, int dim) {
   return add(s, sub(s, tot, cs), v);
 }
 RULE(CUMSUM) { BEGIN; out(s, gin, 0, rev_cumsum(s, g, (int)n->i[0])); END; }
-RULE(CUMPROD) { /* assumes no zeros in the input, like the forward formula it inverts */
+/* The exact cumprod gradient along one row, zeros included: before the first zero z,
+ * grad_j = sum_{j<=k<z} g_k y_k / x_j; at z the products skip x_z; after z everything is 0. */
+#define CUMPROD_ROW(T)                                                                   \
+  {                                                                                      \
+    const T *xp = ai_data(xc), *yp = ai_data(yc), *gg = ai_data(gc);                      \
+    T *r = ai_data(res);                                                                 \
+    for (int64_t o = 0; o < O; o++)                                                      \
+      for (int64_t i = 0; i < I; i++) {                                                  \
+        int64_t base = o * D * I + i, z = D;                                             \
+        for (int64_t j = 0; j < D; j++) if (xp[base + j * I] == 0) { z = j; break; }      \
+        T acc = 0;                                                                       \
+        for (int64_t j = D - 1; j >= 0; j--) {                                           \
+          int64_t k = base + j * I;                                                      \
+          if (j < z) { acc += gg[k] * yp[k]; r[k] = acc / xp[k]; }                         \
+          else r[k] = 0;                                                                 \
+        }                                                                                \
+        if (z < D) {                                                                     \
+          T pre = z > 0 ? yp[base + (z - 1) * I] : (T)1, run = pre, sum = 0;              \
+          for (int64_t k = z; k < D; k++) {                                              \
+            if (k > z) run *= xp[base + k * I];                                           \
+            sum += gg[base + k * I] * run;                                               \
+          }                                                                              \
+          r[base + z * I] = sum;                                                         \
+        }                                                                                \
+      }                                                                                  \
+  }
+
+RULE(CUMPROD) {
   BEGIN;
+  int dim = (int)n->i[0];
   ai_tensor *x = saved(s, n, 0), *y = saved(s, n, 1);
-  out(s, gin, 0, dvd(s, rev_cumsum(s, mul(s, g, y), (int)n->i[0]), x));
+  if (s->err) END;
+  if (ai_create_graph_active()) { /* differentiable form; assumes no zeros */
+    out(s, gin, 0, dvd(s, rev_cumsum(s, mul(s, g, y), dim), x));
+    END;
+  }
+  ai_tensor *xc = K(s, ai_contiguous(x)), *yc = K(s, ai_contiguous(y)), *gc = K(s, ai_contiguous(g));
+  ai_tensor *res = K(s, ai_empty(g->dtype, g->ndim, g->shape));
+  if (s->err) END;
+  int64_t O = 1, D = x->shape[dim], I = 1;
+  for (int d = 0; d < dim; d++) O *= x->shape[d];
+  for (int d = dim + 1; d < x->ndim; d++) I *= x->shape[d];
+  if (g->dtype == AI_F32) CUMPROD_ROW(float) else CUMPROD_ROW(double)
+  out(s, gin, 0, res);
   END;
 }
+#undef CUMPROD_ROW
 
 /* ---------------------------------------------------------------- matmul */
 

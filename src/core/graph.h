@@ -15,7 +15,7 @@
   X(SIN, 1) X(COS, 1) X(TANH, 1) X(SIGMOID, 1) X(RELU, 1) X(SILU, 1) X(GELU, 1)          \
   X(RECIPROCAL, 1) X(SQUARE, 1) X(LOG2, 1) X(ERF, 1)                                    \
   X(LEAKY_RELU, 1) X(SOFTPLUS, 1) X(CLAMP, 1) X(WHERE, 1) X(MASKED_FILL, 1)              \
-  X(SUM, 1) X(MEAN, 1) X(PROD, 1) X(AMAX, 1) X(LOGSUMEXP, 1)        \
+  X(SUM, 1) X(MEAN, 1) X(PROD, 1) X(AMAX, 1) X(LOGSUMEXP, 1) X(NORM, 1)        \
   X(MAX_DIM, 1) X(CUMSUM, 1) X(CUMPROD, 1)                                               \
   X(MATMUL, 1) X(VIEW, 1) X(PERMUTE, 1) X(SLICE, 1) X(SELECT, 1) X(EXPAND, 1)            \
   X(SLICE_BACKWARD, 1) X(CLONE, 1) X(TO_DTYPE, 1) X(CAT, 1) X(INDEX_SELECT, 1)           \

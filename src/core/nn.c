@@ -308,17 +308,25 @@ ai_tensor *ai_upsample(ai_tensor *x, int P, int Q, int mode, bool align_corners,
 ai_tensor *ai_pad2d(ai_tensor *x, int l, int r, int t, int b, ai_pad_mode mode, double value) {
   if (x->ndim < 2) return AI_ERRNULL("pad: input needs at least 2 dimensions");
   if (l < 0 || r < 0 || t < 0 || b < 0) return AI_ERRNULL("pad: padding must be non-negative");
-  if (mode == AI_PAD_CONSTANT) { /* slice_backward places x inside zeros; shift by value */
+  if (mode == AI_PAD_CONSTANT) { /* slice_backward places x inside zeros; the border is a constant */
     scope S = {.n = 0}, *s = &S;
     int nd = x->ndim;
-    int64_t shape[AI_MAXDIM];
-    for (int d = 0; d < nd; d++) shape[d] = x->shape[d];
-    shape[nd - 1] += l + r;
-    ai_tensor *base = value != 0 ? adds(s, x, -value) : x;
-    ai_tensor *w = base ? K(s, ai_slice_backward(base, nd, shape, nd - 1, l, 1)) : NULL;
-    shape[nd - 2] += t + b;
-    ai_tensor *h = w ? K(s, ai_slice_backward(w, nd, shape, nd - 2, t, 1)) : NULL;
-    ai_tensor *res = value != 0 ? adds(s, h, value) : h;
+    int64_t wide[AI_MAXDIM], full[AI_MAXDIM];
+    for (int d = 0; d < nd; d++) wide[d] = full[d] = x->shape[d];
+    wide[nd - 1] = full[nd - 1] = x->shape[nd - 1] + l + r;
+    full[nd - 2] += t + b;
+    ai_tensor *w = K(s, ai_slice_backward(x, nd, wide, nd - 1, l, 1));
+    ai_tensor *res = w ? K(s, ai_slice_backward(w, nd, full, nd - 2, t, 1)) : NULL;
+    if (res && value != 0) {
+      bool was = ai_set_grad_enabled(false);
+      ai_tensor *ones = K(s, ai_full(x->dtype, nd, x->shape, 1.0));
+      ai_tensor *ow = ones ? K(s, ai_slice_backward(ones, nd, wide, nd - 1, l, 1)) : NULL;
+      ai_tensor *inside = ow ? K(s, ai_slice_backward(ow, nd, full, nd - 2, t, 1)) : NULL;
+      ai_tensor *border = inside ? K(s, ai_binary_scalar(AI_SUB, inside, 1.0, true)) : NULL; /* 1 on the border */
+      ai_tensor *cst = border ? muls(s, border, value) : NULL;
+      ai_set_grad_enabled(was);
+      res = add(s, res, cst);
+    }
     if (res) ai_ref(res);
     done(s);
     return res;
@@ -356,8 +364,7 @@ ai_tensor *ai_batch_norm(ai_tensor *x, ai_tensor *rm, ai_tensor *rv, ai_tensor *
   ai_tensor *y = (xc && (wc || !w) && (bc || !b)) ? ai_empty(dt, x->ndim, x->shape) : NULL;
   ai_tensor *sm = y ? ai_empty(dt, 1, &C) : NULL, *si = sm ? ai_empty(dt, 1, &C) : NULL;
   if (!si) { ai_unref(xc); ai_unref(wc); ai_unref(bc); ai_unref(y); ai_unref(sm); return NULL; }
-  KCALL(dt, batch_norm_forward, ai_data(y), ai_data(sm), ai_data(si), training && rm ? ai_data(rm) : NULL,
-        training && rv ? ai_data(rv) : NULL, ai_data(xc), wc ? ai_data(wc) : NULL, bc ? ai_data(bc) : NULL, training,
+  KCALL(dt, batch_norm_forward, ai_data(y), ai_data(sm), ai_data(si), rm ? ai_data(rm) : NULL, rv ? ai_data(rv) : NULL, ai_data(xc), wc ? ai_data(wc) : NULL, bc ? ai_data(bc) : NULL, training,
         momentum, eps, N, C, HW);
   if (training) { if (rm) ai_bump_version(rm); if (rv) ai_bump_version(rv); }
   ai_node *n;

@@ -233,30 +233,42 @@ ai_tensor *ai_var(ai_tensor *t, unsigned dims, bool unbiased, bool keepdim) {
   return v;
 }
 
+/* The value is composed from reductions without recording; the op records itself as NORM so
+ * that its gradient is defined (0) at a zero vector, where sqrt's would be NaN. */
 ai_tensor *ai_norm(ai_tensor *t, double p, unsigned dims, bool keepdim) {
+  if (!(p > 0)) return AI_ERRNULL("norm: p must be positive or inf (got %g)", p);
+  if (t->ndim && dims >= (1u << t->ndim)) return AI_ERRNULL("norm: dimension out of range");
+  bool was = ai_set_grad_enabled(false);
   ai_tensor *x = ai_is_float(t->dtype) ? ai_ref(t) : ai_to_dtype(t, AI_F32);
-  if (!x) return NULL;
-  ai_tensor *a = NULL, *s = NULL, *r = NULL;
-  if (isinf(p)) {
-    a = ai_unary(AI_ABS, x);
-    r = a ? ai_reduce(p > 0 ? AI_RMAX : AI_RMIN, a, dims, keepdim) : NULL;
-  } else if (p == 2) {
-    a = ai_unary(AI_SQUARE, x);
-    s = a ? ai_reduce(AI_RSUM, a, dims, keepdim) : NULL;
+  ai_tensor *a = x ? ai_unary(AI_ABS, x) : NULL, *s = NULL, *r = NULL;
+  if (a && isinf(p)) r = ai_reduce(AI_RMAX, a, dims, keepdim);
+  else if (a && p == 1) r = ai_reduce(AI_RSUM, a, dims, keepdim);
+  else if (a && p == 2) {
+    ai_tensor *sq = ai_unary(AI_SQUARE, a);
+    s = sq ? ai_reduce(AI_RSUM, sq, dims, keepdim) : NULL;
+    ai_unref(sq);
     r = s ? ai_unary(AI_SQRT, s) : NULL;
-  } else if (p == 1) {
-    a = ai_unary(AI_ABS, x);
-    r = a ? ai_reduce(AI_RSUM, a, dims, keepdim) : NULL;
-  } else if (p > 0) {
-    ai_tensor *ab = ai_unary(AI_ABS, x);
-    a = ab ? ai_binary_scalar(AI_POW, ab, p, false) : NULL;
-    ai_unref(ab);
-    s = a ? ai_reduce(AI_RSUM, a, dims, keepdim) : NULL;
+  } else if (a) {
+    ai_tensor *pw = ai_binary_scalar(AI_POW, a, p, false);
+    s = pw ? ai_reduce(AI_RSUM, pw, dims, keepdim) : NULL;
+    ai_unref(pw);
     r = s ? ai_binary_scalar(AI_POW, s, 1.0 / p, false) : NULL;
-  } else {
-    ai_seterror("norm: p must be positive or inf (got %g)", p);
   }
-  ai_unref(x); ai_unref(a); ai_unref(s);
+  ai_set_grad_enabled(was);
+  ai_unref(a);
+  ai_unref(s);
+  if (r && x) {
+    ai_node *n = NULL;
+    int err = ai_record(&n, AI_OP_NORM, r, 1, &x);
+    if (!err && n) {
+      n->i[0] = dims ? dims : (x->ndim ? (1u << x->ndim) - 1 : 0);
+      n->i[1] = keepdim;
+      n->f[0] = p;
+      err = ai_save(n, x) || ai_save_output(n, r);
+    }
+    if (err) { ai_unref(r); r = NULL; }
+  }
+  ai_unref(x);
   return r;
 }
 

@@ -354,6 +354,7 @@ ai_tensor *ai_linspace(ai_dtype dt, double start, double stop, int64_t n) {
   ai_tensor *t = ai_empty(dt, 1, &n);
   if (!t) return NULL;
   double step = n > 1 ? (stop - start) / (double)(n - 1) : 0;
+  if (n == 1) stop = start; /* one point: the start, as PyTorch and NumPy */
   for (int64_t i = 0; i < n; i++) {
     /* fill symmetric from both ends, as PyTorch, so the last value is exactly stop */
     double v = i < n / 2 ? start + step * (double)i : stop - step * (double)(n - 1 - i);

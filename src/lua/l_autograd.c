@@ -61,6 +61,7 @@ static int m_backward(lua_State *L) {
  * returns a table of gradients (or a single one when inputs is a single tensor). */
 static int l_grad(lua_State *L) {
   int nout, nin, ngo = 0;
+  lua_settop(L, 3); /* arrays made below sit above the arguments */
   ai_tensor **outs = tensors_arg(L, 1, &nout, false);
   ai_tensor **ins = tensors_arg(L, 2, &nin, false);
   ai_tensor **gos = NULL;

@@ -314,6 +314,7 @@ static ai_tensor **tensor_list(lua_State *L, int arg, int *n) {
 
 static int join(lua_State *L, bool stack) {
   int n;
+  lua_settop(L, 2); /* the list's array goes above the optional dim */
   ai_tensor **ts = tensor_list(L, 1, &n);
   if (n == 0) return luaL_error(L, "%s: needs at least one tensor", stack ? "stack" : "cat");
   int nd = ts[0]->ndim + (stack ? 1 : 0);

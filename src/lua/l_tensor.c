@@ -246,7 +246,8 @@ static int l_tensor(lua_State *L) {
   int ndim = -1;
   bool isfloat = false, isbool = lua_type(L, 1) == LUA_TBOOLEAN || lua_type(L, 1) == LUA_TTABLE;
   if (!infer_nested(L, 1, 0, shape, &ndim, &isfloat, &isbool))
-    return luaL_argerror(L, 1, "expected a number, a boolean or a rectangular nested table of them");
+    return luaL_argerror(L, 1, "expected a number, a boolean or a rectangular nested table of them "
+                               "(at most 8 levels deep: tensors have at most 8 dimensions)");
   if (ndim < 0) ndim = 0;
   for (int d = 0; d < ndim; d++) if (shape[d] < 0) shape[d] = 0;
   int64_t count = 1;
@@ -316,8 +317,9 @@ static int l_rand_like(lua_State *L) { return like(L, C_RAND); }
 static int l_randn_like(lua_State *L) { return like(L, C_RANDN); }
 
 static int full_common(lua_State *L, int nd, const int64_t *shape, int valarg, int opts, ai_dtype def) {
-  double v = luaL_checknumber(L, valarg);
-  if (def == AI_F32 && lua_isboolean(L, valarg)) def = AI_U8;
+  bool isbool = lua_isboolean(L, valarg);
+  double v = isbool ? lua_toboolean(L, valarg) : luaL_checknumber(L, valarg);
+  if (isbool && def == AI_F32) def = AI_U8;
   ai_tensor *t = ai_full(optdtype(L, opts, def), nd, shape, v);
   lai_push(L, t);
   apply_requires_grad(L, opts);
@@ -377,12 +379,12 @@ static int l_arange(lua_State *L) {
 
 /* ai.range(a, b[, step]): inclusive of b, as Torch7's torch.range and Lua's numeric for */
 static int l_range(lua_State *L) {
-  double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2), step = luaL_optnumber(L, 3, 1);
-  bool allint = lua_isinteger(L, 1) && lua_isinteger(L, 2) && (lua_isnoneornil(L, 3) || lua_isinteger(L, 3));
+  int opts = lua_istable(L, 3) ? 3 : 4;
+  double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2), step = opts == 3 ? 1 : luaL_optnumber(L, 3, 1);
+  bool allint = lua_isinteger(L, 1) && lua_isinteger(L, 2) && (opts == 3 || lua_isnoneornil(L, 3) || lua_isinteger(L, 3));
   if (step == 0) return luaL_error(L, "range: step must be non-zero");
   double n = floor((b - a) / step + 1e-9) + 1;
   if (n < 0) n = 0;
-  int opts = lua_istable(L, 3) ? 3 : 4;
   ai_tensor *t = ai_arange(optdtype(L, opts, allint ? AI_I64 : AI_F32), a, a + (n - 0.5) * step, step);
   return lai_push(L, t);
 }
@@ -651,15 +653,16 @@ static int m_zero_(lua_State *L) {
 
 /* ---------------------------------------------------------------- indexing */
 
-/* Applies one index component for dim *d of *t (a number selects, a table slices). */
-static ai_tensor *index_component(lua_State *L, ai_tensor *t, int *d, int arg) {
-  if (*d >= t->ndim) luaL_error(L, "index: too many indices for a %d-dim tensor", t->ndim);
+/* Applies one index component (for original dim `pos`) to dim *d of t: a number selects, a
+ * table slices. Returns a new reference; raises Lua errors only before creating it. */
+static ai_tensor *index_component(lua_State *L, ai_tensor *t, int *d, int arg, int pos) {
+  if (*d >= t->ndim) luaL_error(L, "index: too many indices for a tensor of %d dimensions", pos - 1 + t->ndim - *d);
   int64_t size = t->shape[*d];
   if (lua_isinteger(L, arg)) {
     lua_Integer i = lua_tointeger(L, arg);
     if (i == 0) luaL_error(L, "index: indices are 1-based (0 is not an index)");
     if (i > size || i < -size)
-      luaL_error(L, "index %d out of range for dimension %d of size %d", (int)i, *d + 1, (int)size);
+      luaL_error(L, "index %d out of range for dimension %d of size %d", (int)i, pos, (int)size);
     return ai_select(t, *d, i > 0 ? i - 1 : i + size);
   }
   if (lua_istable(L, arg)) { /* {} = all, {a} = a..a kept as a dim, {a, b[, step]} inclusive */
@@ -671,7 +674,7 @@ static ai_tensor *index_component(lua_State *L, ai_tensor *t, int *d, int arg) {
     if (a < 0) a += size + 1;
     if (b < 0) b += size + 1;
     if (a < 1 || a > size + 1 || b > size)
-      luaL_error(L, "index: range %d..%d out of bounds for dimension %d of size %d", (int)a, (int)b, *d + 1, (int)size);
+      luaL_error(L, "index: range %d..%d out of bounds for dimension %d of size %d", (int)a, (int)b, pos, (int)size);
     ai_tensor *r = ai_slice(t, *d, a - 1, b < a - 1 ? a - 1 : b, step);
     (*d)++;
     return r;
@@ -680,27 +683,24 @@ static ai_tensor *index_component(lua_State *L, ai_tensor *t, int *d, int arg) {
   return NULL;
 }
 
-/* The view x[key] for a number or a table key. */
+/* The view x[key] for a number or a table key (new reference; NULL with the core's error).
+ * Intermediate views live in boxes on the Lua stack, so an index error cannot leak them. */
 static ai_tensor *index_view(lua_State *L, ai_tensor *t, int key) {
   int d = 0;
-  if (lua_isinteger(L, key)) return index_component(L, t, &d, key);
+  if (lua_isinteger(L, key)) return index_component(L, t, &d, key, 1);
   if (lua_type(L, key) == LUA_TNUMBER) luaL_error(L, "index: indices must be integers");
-  ai_tensor *m = lai_test(L, key);
-  if (m) {
-    if (m->dtype != AI_U8) luaL_error(L, "index: a tensor index must be a u8 mask (use index_select for positions)");
-    return NULL; /* masks are handled by the caller */
-  }
-  int n = (int)lua_rawlen(L, key);
-  ai_tensor *cur = ai_ref(t);
+  int n = (int)lua_rawlen(L, key), top = lua_gettop(L);
+  ai_tensor *cur = t;
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, key, i);
-    int top = lua_gettop(L);
-    ai_tensor *next = cur ? index_component(L, cur, &d, top) : NULL;
+    ai_tensor *next = index_component(L, cur, &d, lua_gettop(L), i);
     lua_pop(L, 1);
-    ai_unref(cur);
+    if (!next) { lua_settop(L, top); return NULL; }
+    lai_push(L, next); /* owned by the stack until the end */
     cur = next;
-    if (!cur) return NULL;
   }
+  ai_ref(cur);
+  lua_settop(L, top);
   return cur;
 }
 

@@ -48,5 +48,7 @@ void lai_open_autograd(lua_State *L);
 void lai_open_nn(lua_State *L);
 void lai_open_io(lua_State *L);
 void lai_open_json(lua_State *L);
+void lai_open_optim(lua_State *L);
+void lai_open_data(lua_State *L);
 
 #endif

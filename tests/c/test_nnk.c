@@ -1,0 +1,805 @@
+/* test_nnk.c: compares every fast kernel of src/kernels/nnk.c to its naive reference
+ * (src/kernels/nnk_ref.c) on many shapes and options, for f32 (tolerance 1e-4) and f64
+ * (tolerance 1e-10), with 1, 2 and 3 OpenMP threads and with the workspace passed as NULL,
+ * as queried, and sized for one thread. Errors are relative to max(|ref_i|, max|ref|).
+ * Prints one line per failed case and ends with "N passed, M failed"; exit status 1 on failure.
+ *
+ * Build and run (from the repository root):
+ *   gcc -std=c11 -O2 -fopenmp -Wall -Wextra -Isrc tests/c/test_nnk.c src/kernels/nnk.c \
+ *       src/kernels/nnk_ref.c $(pkg-config --cflags --libs openblas) -lm -o /tmp/test_nnk \
+ *     && /tmp/test_nnk
+ * (add -fsanitize=address,undefined -g for the sanitizer run)
+ *
+ * The file includes itself once for float and once for double (TEST_PASS). */
+#ifndef TEST_PASS
+
+#include "kernels/nnk.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int npass, nfail;
+
+static void set_threads(int nt) {
+#ifdef _OPENMP
+  omp_set_num_threads(nt);
+#else
+  (void)nt;
+#endif
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static double urand(void) { /* splitmix64 -> [0, 1) */
+  uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (double)(z >> 11) * 0x1.0p-53;
+}
+
+static void result(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void result(int ok, const char *fmt, ...) {
+  if (ok) {
+    npass++;
+    return;
+  }
+  nfail++;
+  va_list ap;
+  va_start(ap, fmt);
+  printf("FAIL ");
+  vprintf(fmt, ap);
+  printf("\n");
+  va_end(ap);
+}
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) {
+    fprintf(stderr, "out of memory\n");
+    exit(2);
+  }
+  return p;
+}
+
+static int same_i64(const int64_t *a, const int64_t *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
+static const int thread_counts[] = {1, 2, 3};
+#define NTHREADS ((int)(sizeof thread_counts / sizeof thread_counts[0]))
+
+#define TEST_PASS 1
+#define T float
+#define FN(name) name##_f32
+#define TNAME "f32"
+#define TOL 1e-4
+#include "test_nnk.c"
+#undef T
+#undef FN
+#undef TNAME
+#undef TOL
+#define T double
+#define FN(name) name##_f64
+#define TNAME "f64"
+#define TOL 1e-10
+#include "test_nnk.c"
+#undef T
+#undef FN
+#undef TNAME
+#undef TOL
+
+static void test_geometry(void) {
+  nnk_conv g;
+  nnk_convt t;
+  nnk_pool p;
+  result(nnk_conv_setup(&g, 2, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1) == 0 && g.P == 7 && g.Q == 7,
+         "conv geometry 3x3 pad 1");
+  result(nnk_conv_setup(&g, 1, 3, 10, 9, 4, 3, 2, 2, 3, 0, 1, 2, 1, 1) == 0 && g.P == 3 && g.Q == 4,
+         "conv geometry strided dilated");
+  result(nnk_conv_setup(&g, 1, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2) == -1, "conv C %% groups");
+  result(nnk_conv_setup(&g, 1, 4, 2, 2, 4, 3, 3, 1, 1, 0, 0, 1, 1, 1) == -1, "conv too small");
+  result(nnk_conv_setup(&g, 1, 4, 5, 5, 4, 3, 3, 0, 1, 0, 0, 1, 1, 1) == -1, "conv stride 0");
+  result(nnk_convt_setup(&t, 1, 4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1) == 0 && t.P == 10 &&
+             t.Q == 10,
+         "convt geometry");
+  result(nnk_convt_setup(&t, 1, 4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 2, 0, 1, 1, 1) == -1,
+         "convt out_pad >= stride and dilation");
+  result(nnk_pool_setup(&p, 1, 1, 7, 7, 2, 2, 2, 2, 0, 0, 1, 1, 1, 1, 0) == 0 && p.P == 4,
+         "pool ceil_mode");
+  result(nnk_pool_setup(&p, 1, 1, 6, 6, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 0) == 0 && p.P == 3,
+         "pool ceil_mode 6/3/pad 1");
+  result(nnk_pool_setup(&p, 1, 1, 5, 5, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 0) == 0 && p.P == 3,
+         "pool ceil_mode last window dropped");
+  result(nnk_pool_setup(&p, 1, 1, 7, 7, 2, 2, 2, 2, 2, 2, 1, 1, 0, 1, 0) == -1,
+         "pool pad > kernel/2");
+}
+
+int main(void) {
+  test_geometry();
+  run_all_f32();
+  run_all_f64();
+  printf("%d passed, %d failed\n", npass, nfail);
+  return nfail ? 1 : 0;
+}
+
+#else /* ---- generic tests, T / FN / TNAME / TOL defined ---- */
+
+static T *FN(talloc)(int64_t n) { return (T *)xmalloc((size_t)n * sizeof(T)); }
+
+static void FN(fill)(T *x, int64_t n, double lo, double hi) {
+  for (int64_t i = 0; i < n; i++) x[i] = (T)(lo + (hi - lo) * urand());
+}
+
+static void FN(poison)(T *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) x[i] = (T)NAN;
+}
+
+/* max over i of |a-b| / max(|b_i|, max|b|); NaN in a where b is not NaN counts as infinite */
+static double FN(relerr)(const T *a, const T *b, int64_t n) {
+  double scale = 0, err = 0;
+  for (int64_t i = 0; i < n; i++)
+    if (fabs((double)b[i]) > scale) scale = fabs((double)b[i]);
+  if (scale == 0) scale = 1;
+  for (int64_t i = 0; i < n; i++) {
+    if (isnan((double)a[i]) || isnan((double)b[i])) {
+      if (!(isnan((double)a[i]) && isnan((double)b[i]))) return INFINITY;
+      continue;
+    }
+    if (isinf((double)b[i]) || isinf((double)a[i])) {
+      if ((double)a[i] != (double)b[i]) return INFINITY;
+      continue;
+    }
+    double d = fabs((double)a[i] - (double)b[i]);
+    double s = fabs((double)b[i]) > scale ? fabs((double)b[i]) : scale;
+    if (d / s > err) err = d / s;
+  }
+  return err;
+}
+
+static void FN(check)(const char *what, const char *label, const T *got, const T *ref,
+                      int64_t n) {
+  double e = FN(relerr)(got, ref, n);
+  result(e <= TOL, "%s %s %s: rel err %.3g", what, TNAME, label, e);
+}
+
+/* ---- workspace modes: 0 NULL, 1 as queried, 2 sized for one thread ---- */
+typedef size_t (*FN(conv_query))(const nnk_conv *);
+
+/* ---- conv2d ---- */
+
+static void FN(test_conv)(int N, int C, int H, int W, int K, int R, int S, int sh, int sw, int ph,
+                          int pw, int dh, int dw, int groups) {
+  nnk_conv g;
+  char label[200];
+  snprintf(label, sizeof label, "N=%d C=%d H=%d W=%d K=%d R=%d S=%d s=%d,%d p=%d,%d d=%d,%d g=%d",
+           N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, groups);
+  if (nnk_conv_setup(&g, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, groups)) {
+    result(0, "conv setup %s", label);
+    return;
+  }
+  const int64_t ni = (int64_t)N * C * H * W, nw = (int64_t)K * (C / groups) * R * S;
+  const int64_t no = (int64_t)N * K * g.P * g.Q;
+  T *x = FN(talloc)(ni), *w = FN(talloc)(nw), *b = FN(talloc)(K), *dy = FN(talloc)(no);
+  T *y = FN(talloc)(no), *yr = FN(talloc)(no), *yr0 = FN(talloc)(no);
+  T *dx = FN(talloc)(ni), *dxr = FN(talloc)(ni), *dw_ = FN(talloc)(nw), *dwr = FN(talloc)(nw);
+  T *db = FN(talloc)(K), *dbr = FN(talloc)(K);
+  FN(fill)(x, ni, -1, 1);
+  FN(fill)(w, nw, -1, 1);
+  FN(fill)(b, K, -1, 1);
+  FN(fill)(dy, no, -1, 1);
+  FN(nnk_ref_conv2d_forward)(yr, x, w, b, &g);
+  FN(nnk_ref_conv2d_forward)(yr0, x, w, NULL, &g);
+  FN(nnk_ref_conv2d_backward_input)(dxr, dy, w, &g);
+  FN(nnk_ref_conv2d_backward_weight)(dwr, x, dy, &g);
+  FN(nnk_ref_bias_backward)(dbr, dy, N, K, (int64_t)g.P * g.Q);
+  for (int ti = 0; ti < NTHREADS; ti++) {
+    for (int mode = 0; mode < 3; mode++) {
+      char lab[300];
+      snprintf(lab, sizeof lab, "%s nt=%d ws=%d", label, thread_counts[ti], mode);
+      FN(conv_query) queries[3] = {FN(nnk_conv2d_forward_workspace_size),
+                                   FN(nnk_conv2d_backward_input_workspace_size),
+                                   FN(nnk_conv2d_backward_weight_workspace_size)};
+      size_t sz[3];
+      void *ws[3];
+      set_threads(mode == 2 ? 1 : thread_counts[ti]);
+      for (int k = 0; k < 3; k++) {
+        sz[k] = queries[k](&g);
+        ws[k] = mode == 0 ? NULL : aligned_alloc(64, (sz[k] + 64) & ~(size_t)63);
+      }
+      set_threads(thread_counts[ti]);
+      FN(poison)(y, no);
+      int rc = FN(nnk_conv2d_forward)(y, x, w, mode == 1 && ti == 0 ? NULL : b, &g, ws[0], sz[0]);
+      result(rc == 0, "conv2d_forward rc %s", lab);
+      FN(check)("conv2d_forward", lab, y, mode == 1 && ti == 0 ? yr0 : yr, no);
+      FN(poison)(dx, ni);
+      rc = FN(nnk_conv2d_backward_input)(dx, dy, w, &g, ws[1], sz[1]);
+      result(rc == 0, "conv2d_backward_input rc %s", lab);
+      FN(check)("conv2d_backward_input", lab, dx, dxr, ni);
+      FN(poison)(dw_, nw);
+      rc = FN(nnk_conv2d_backward_weight)(dw_, x, dy, &g, ws[2], sz[2]);
+      result(rc == 0, "conv2d_backward_weight rc %s", lab);
+      FN(check)("conv2d_backward_weight", lab, dw_, dwr, nw);
+      FN(poison)(db, K);
+      FN(nnk_bias_backward)(db, dy, N, K, (int64_t)g.P * g.Q);
+      FN(check)("bias_backward", lab, db, dbr, K);
+      for (int k = 0; k < 3; k++) free(ws[k]);
+    }
+  }
+  /* a workspace too small for even one thread must be refused */
+  set_threads(1);
+  size_t s1 = FN(nnk_conv2d_forward_workspace_size)(&g);
+  if (s1 > 0) {
+    void *small = aligned_alloc(64, 64);
+    result(FN(nnk_conv2d_forward)(y, x, w, b, &g, small, s1 - 1) == -1,
+           "conv2d_forward small ws refused %s %s", TNAME, label);
+    free(small);
+  }
+  free(x), free(w), free(b), free(dy), free(y), free(yr), free(yr0), free(dx), free(dxr);
+  free(dw_), free(dwr), free(db), free(dbr);
+}
+
+/* ---- conv_transpose2d ---- */
+
+typedef size_t (*FN(convt_query))(const nnk_convt *);
+
+static void FN(test_convt)(int N, int C, int H, int W, int K, int R, int S, int sh, int sw,
+                           int ph, int pw, int oph, int opw, int dh, int dw, int groups) {
+  nnk_convt g;
+  char label[200];
+  snprintf(label, sizeof label,
+           "N=%d C=%d H=%d W=%d K=%d R=%d S=%d s=%d,%d p=%d,%d op=%d,%d d=%d,%d g=%d", N, C, H,
+           W, K, R, S, sh, sw, ph, pw, oph, opw, dh, dw, groups);
+  if (nnk_convt_setup(&g, N, C, H, W, K, R, S, sh, sw, ph, pw, oph, opw, dh, dw, groups)) {
+    result(0, "convt setup %s", label);
+    return;
+  }
+  const int64_t ni = (int64_t)N * C * H * W, nw = (int64_t)C * (K / groups) * R * S;
+  const int64_t no = (int64_t)N * K * g.P * g.Q;
+  T *x = FN(talloc)(ni), *w = FN(talloc)(nw), *b = FN(talloc)(K), *dy = FN(talloc)(no);
+  T *y = FN(talloc)(no), *yr = FN(talloc)(no);
+  T *dx = FN(talloc)(ni), *dxr = FN(talloc)(ni), *dw_ = FN(talloc)(nw), *dwr = FN(talloc)(nw);
+  FN(fill)(x, ni, -1, 1);
+  FN(fill)(w, nw, -1, 1);
+  FN(fill)(b, K, -1, 1);
+  FN(fill)(dy, no, -1, 1);
+  FN(nnk_ref_conv_transpose2d_forward)(yr, x, w, b, &g);
+  FN(nnk_ref_conv_transpose2d_backward_input)(dxr, dy, w, &g);
+  FN(nnk_ref_conv_transpose2d_backward_weight)(dwr, x, dy, &g);
+  for (int ti = 0; ti < NTHREADS; ti++) {
+    for (int mode = 0; mode < 3; mode++) {
+      char lab[300];
+      snprintf(lab, sizeof lab, "%s nt=%d ws=%d", label, thread_counts[ti], mode);
+      FN(convt_query) queries[3] = {FN(nnk_conv_transpose2d_forward_workspace_size),
+                                    FN(nnk_conv_transpose2d_backward_input_workspace_size),
+                                    FN(nnk_conv_transpose2d_backward_weight_workspace_size)};
+      size_t sz[3];
+      void *ws[3];
+      set_threads(mode == 2 ? 1 : thread_counts[ti]);
+      for (int k = 0; k < 3; k++) {
+        sz[k] = queries[k](&g);
+        ws[k] = mode == 0 ? NULL : aligned_alloc(64, (sz[k] + 64) & ~(size_t)63);
+      }
+      set_threads(thread_counts[ti]);
+      FN(poison)(y, no);
+      int rc = FN(nnk_conv_transpose2d_forward)(y, x, w, b, &g, ws[0], sz[0]);
+      result(rc == 0, "conv_transpose2d_forward rc %s", lab);
+      FN(check)("conv_transpose2d_forward", lab, y, yr, no);
+      FN(poison)(dx, ni);
+      rc = FN(nnk_conv_transpose2d_backward_input)(dx, dy, w, &g, ws[1], sz[1]);
+      result(rc == 0, "conv_transpose2d_backward_input rc %s", lab);
+      FN(check)("conv_transpose2d_backward_input", lab, dx, dxr, ni);
+      FN(poison)(dw_, nw);
+      rc = FN(nnk_conv_transpose2d_backward_weight)(dw_, x, dy, &g, ws[2], sz[2]);
+      result(rc == 0, "conv_transpose2d_backward_weight rc %s", lab);
+      FN(check)("conv_transpose2d_backward_weight", lab, dw_, dwr, nw);
+      for (int k = 0; k < 3; k++) free(ws[k]);
+    }
+  }
+  free(x), free(w), free(b), free(dy), free(y), free(yr), free(dx), free(dxr), free(dw_);
+  free(dwr);
+}
+
+/* ---- pooling ---- */
+
+/* ties: 1 quantises the input so that max_pool windows hold equal values; nan: plants NaNs */
+static void FN(test_pool)(int N, int C, int H, int W, int kh, int kw, int sh, int sw, int ph,
+                          int pw, int dh, int dw, int ceil_mode, int cip, int div, int ties,
+                          int nan) {
+  nnk_pool g;
+  char label[240];
+  snprintf(label, sizeof label,
+           "N=%d C=%d H=%d W=%d k=%d,%d s=%d,%d p=%d,%d d=%d,%d ceil=%d cip=%d div=%d ties=%d "
+           "nan=%d",
+           N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, cip, div, ties, nan);
+  if (nnk_pool_setup(&g, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, cip, div)) {
+    result(0, "pool setup %s", label);
+    return;
+  }
+  const int64_t ni = (int64_t)N * C * H * W, no = (int64_t)N * C * g.P * g.Q;
+  T *x = FN(talloc)(ni), *y = FN(talloc)(no), *yr = FN(talloc)(no), *dy = FN(talloc)(no);
+  T *dx = FN(talloc)(ni), *dxr = FN(talloc)(ni);
+  int64_t *ind = xmalloc((size_t)no * sizeof(int64_t)), *indr = xmalloc((size_t)no * sizeof(int64_t));
+  FN(fill)(x, ni, -1, 1);
+  if (ties)
+    for (int64_t i = 0; i < ni; i++) x[i] = (T)floor((double)x[i] * 2);
+  if (nan)
+    for (int64_t i = 0; i < ni; i += 7) x[i] = (T)NAN;
+  FN(fill)(dy, no, -1, 1);
+  FN(nnk_ref_max_pool2d_forward)(yr, indr, x, &g);
+  FN(nnk_ref_max_pool2d_backward)(dxr, dy, indr, &g);
+  for (int ti = 0; ti < NTHREADS; ti++) {
+    char lab[300];
+    snprintf(lab, sizeof lab, "%s nt=%d", label, thread_counts[ti]);
+    set_threads(thread_counts[ti]);
+    FN(poison)(y, no);
+    result(FN(nnk_max_pool2d_forward)(y, ind, x, &g) == 0, "max_pool2d_forward rc %s", lab);
+    FN(check)("max_pool2d_forward", lab, y, yr, no);
+    result(same_i64(ind, indr, no), "max_pool2d_forward indices %s %s", TNAME, lab);
+    FN(poison)(dx, ni);
+    result(FN(nnk_max_pool2d_backward)(dx, dy, indr, &g) == 0, "max_pool2d_backward rc %s", lab);
+    FN(check)("max_pool2d_backward", lab, dx, dxr, ni);
+  }
+  if (dh == 1 && dw == 1 && !nan) {
+    FN(nnk_ref_avg_pool2d_forward)(yr, x, &g);
+    FN(nnk_ref_avg_pool2d_backward)(dxr, dy, &g);
+    for (int ti = 0; ti < NTHREADS; ti++) {
+      char lab[300];
+      snprintf(lab, sizeof lab, "%s nt=%d", label, thread_counts[ti]);
+      set_threads(thread_counts[ti]);
+      FN(poison)(y, no);
+      result(FN(nnk_avg_pool2d_forward)(y, x, &g) == 0, "avg_pool2d_forward rc %s", lab);
+      FN(check)("avg_pool2d_forward", lab, y, yr, no);
+      FN(poison)(dx, ni);
+      result(FN(nnk_avg_pool2d_backward)(dx, dy, &g) == 0, "avg_pool2d_backward rc %s", lab);
+      FN(check)("avg_pool2d_backward", lab, dx, dxr, ni);
+    }
+  }
+  free(x), free(y), free(yr), free(dy), free(dx), free(dxr), free(ind), free(indr);
+}
+
+static void FN(test_adaptive)(int N, int C, int H, int W, int P, int Q) {
+  char label[120];
+  snprintf(label, sizeof label, "N=%d C=%d H=%d W=%d P=%d Q=%d", N, C, H, W, P, Q);
+  const int64_t ni = (int64_t)N * C * H * W, no = (int64_t)N * C * P * Q;
+  T *x = FN(talloc)(ni), *y = FN(talloc)(no), *yr = FN(talloc)(no), *dy = FN(talloc)(no);
+  T *dx = FN(talloc)(ni), *dxr = FN(talloc)(ni);
+  FN(fill)(x, ni, -1, 1);
+  FN(fill)(dy, no, -1, 1);
+  FN(nnk_ref_adaptive_avg_pool2d_forward)(yr, x, N, C, H, W, P, Q);
+  FN(nnk_ref_adaptive_avg_pool2d_backward)(dxr, dy, N, C, H, W, P, Q);
+  for (int ti = 0; ti < NTHREADS; ti++) {
+    char lab[200];
+    snprintf(lab, sizeof lab, "%s nt=%d", label, thread_counts[ti]);
+    set_threads(thread_counts[ti]);
+    FN(poison)(y, no);
+    FN(nnk_adaptive_avg_pool2d_forward)(y, x, N, C, H, W, P, Q);
+    FN(check)("adaptive_avg_pool2d_forward", lab, y, yr, no);
+    FN(poison)(dx, ni);
+    FN(nnk_adaptive_avg_pool2d_backward)(dx, dy, N, C, H, W, P, Q);
+    FN(check)("adaptive_avg_pool2d_backward", lab, dx, dxr, ni);
+  }
+  free(x), free(y), free(yr), free(dy), free(dx), free(dxr);
+}
+
+/* ---- upsampling ---- */
+
+static void FN(test_upsample)(int N, int C, int H, int W, int P, int Q, double sh, double sw) {
+  char label[160];
+  snprintf(label, sizeof label, "N=%d C=%d H=%d W=%d P=%d Q=%d scale=%g,%g", N, C, H, W, P, Q,
+           sh, sw);
+  const int64_t ni = (int64_t)N * C * H * W, no = (int64_t)N * C * P * Q;
+  T *x = FN(talloc)(ni), *y = FN(talloc)(no), *yr = FN(talloc)(no), *dy = FN(talloc)(no);
+  T *dx = FN(talloc)(ni), *dxr = FN(talloc)(ni);
+  FN(fill)(x, ni, -1, 1);
+  FN(fill)(dy, no, -1, 1);
+  for (int kind = 0; kind < 3; kind++) { /* nearest, bilinear, bilinear align_corners */
+    const char *name = kind == 0 ? "nearest" : kind == 1 ? "bilinear" : "bilinear_align";
+    if (kind == 0) {
+      FN(nnk_ref_upsample_nearest2d_forward)(yr, x, N, C, H, W, P, Q, sh, sw);
+      FN(nnk_ref_upsample_nearest2d_backward)(dxr, dy, N, C, H, W, P, Q, sh, sw);
+    } else {
+      FN(nnk_ref_upsample_bilinear2d_forward)(yr, x, N, C, H, W, P, Q, kind == 2, sh, sw);
+      FN(nnk_ref_upsample_bilinear2d_backward)(dxr, dy, N, C, H, W, P, Q, kind == 2, sh, sw);
+    }
+    for (int ti = 0; ti < NTHREADS; ti++) {
+      char lab[260];
+      snprintf(lab, sizeof lab, "%s %s nt=%d", name, label, thread_counts[ti]);
+      set_threads(thread_counts[ti]);
+      FN(poison)(y, no);
+      FN(poison)(dx, ni);
+      int rc1, rc2;
+      if (kind == 0) {
+        rc1 = FN(nnk_upsample_nearest2d_forward)(y, x, N, C, H, W, P, Q, sh, sw);
+        rc2 = FN(nnk_upsample_nearest2d_backward)(dx, dy, N, C, H, W, P, Q, sh, sw);
+      } else {
+        rc1 = FN(nnk_upsample_bilinear2d_forward)(y, x, N, C, H, W, P, Q, kind == 2, sh, sw);
+        rc2 = FN(nnk_upsample_bilinear2d_backward)(dx, dy, N, C, H, W, P, Q, kind == 2, sh, sw);
+      }
+      result(rc1 == 0 && rc2 == 0, "upsample rc %s", lab);
+      FN(check)("upsample_forward", lab, y, yr, no);
+      FN(check)("upsample_backward", lab, dx, dxr, ni);
+    }
+  }
+  free(x), free(y), free(yr), free(dy), free(dx), free(dxr);
+}
+
+/* ---- pad2d ---- */
+
+static void FN(test_pad)(int N, int C, int H, int W, int l, int r, int t, int b) {
+  const int Ho = H + t + b, Wo = W + l + r;
+  const int64_t ni = (int64_t)N * C * H * W, no = (int64_t)N * C * Ho * Wo;
+  T *x = FN(talloc)(ni), *y = FN(talloc)(no), *yr = FN(talloc)(no), *dy = FN(talloc)(no);
+  T *dx = FN(talloc)(ni), *dxr = FN(talloc)(ni);
+  FN(fill)(x, ni, -1, 1);
+  FN(fill)(dy, no, -1, 1);
+  for (int mode = 0; mode < 3; mode++) {
+    char lab[200];
+    snprintf(lab, sizeof lab, "mode=%d N=%d C=%d H=%d W=%d pad=%d,%d,%d,%d", mode, N, C, H, W, l,
+             r, t, b);
+    int valid = 1;
+    if (mode == NNK_PAD_REFLECT && (l >= W || r >= W || t >= H || b >= H)) valid = 0;
+    if (mode == NNK_PAD_CIRCULAR && (l > W || r > W || t > H || b > H)) valid = 0;
+    if (!valid) {
+      result(FN(nnk_pad2d_forward)(y, x, N, C, H, W, l, r, t, b, (nnk_pad_mode)mode) == -1,
+             "pad2d invalid refused %s %s", TNAME, lab);
+      continue;
+    }
+    FN(nnk_ref_pad2d_forward)(yr, x, N, C, H, W, l, r, t, b, (nnk_pad_mode)mode);
+    FN(nnk_ref_pad2d_backward)(dxr, dy, N, C, H, W, l, r, t, b, (nnk_pad_mode)mode);
+    for (int ti = 0; ti < NTHREADS; ti++) {
+      char lab2[260];
+      snprintf(lab2, sizeof lab2, "%s nt=%d", lab, thread_counts[ti]);
+      set_threads(thread_counts[ti]);
+      FN(poison)(y, no);
+      FN(poison)(dx, ni);
+      int rc1 = FN(nnk_pad2d_forward)(y, x, N, C, H, W, l, r, t, b, (nnk_pad_mode)mode);
+      int rc2 = FN(nnk_pad2d_backward)(dx, dy, N, C, H, W, l, r, t, b, (nnk_pad_mode)mode);
+      result(rc1 == 0 && rc2 == 0, "pad2d rc %s", lab2);
+      FN(check)("pad2d_forward", lab2, y, yr, no);
+      FN(check)("pad2d_backward", lab2, dx, dxr, ni);
+    }
+  }
+  free(x), free(y), free(yr), free(dy), free(dx), free(dxr);
+}
+
+/* ---- batch_norm ---- */
+
+static void FN(test_batch_norm)(int64_t N, int64_t C, int64_t HW, int affine, int training,
+                                double shift) {
+  char label[160];
+  snprintf(label, sizeof label, "N=%lld C=%lld HW=%lld affine=%d training=%d shift=%g",
+           (long long)N, (long long)C, (long long)HW, affine, training, shift);
+  const int64_t n = N * C * HW;
+  T *x = FN(talloc)(n), *y = FN(talloc)(n), *yr = FN(talloc)(n), *dy = FN(talloc)(n);
+  T *dx = FN(talloc)(n), *dxr = FN(talloc)(n), *w = FN(talloc)(C), *b = FN(talloc)(C);
+  T *sm = FN(talloc)(C), *si = FN(talloc)(C), *smr = FN(talloc)(C), *sir = FN(talloc)(C);
+  T *rm0 = FN(talloc)(C), *rv0 = FN(talloc)(C), *rm = FN(talloc)(C), *rv = FN(talloc)(C);
+  T *rmr = FN(talloc)(C), *rvr = FN(talloc)(C);
+  T *dw = FN(talloc)(C), *db = FN(talloc)(C), *dwr = FN(talloc)(C), *dbr = FN(talloc)(C);
+  FN(fill)(x, n, -1 + shift, 1 + shift);
+  FN(fill)(dy, n, -1, 1);
+  FN(fill)(w, C, 0.5, 1.5);
+  FN(fill)(b, C, -1, 1);
+  FN(fill)(rm0, C, -0.5, 0.5);
+  FN(fill)(rv0, C, 0.5, 2);
+  const T *wp = affine ? w : NULL, *bp = affine ? b : NULL;
+  memcpy(rmr, rm0, (size_t)C * sizeof(T));
+  memcpy(rvr, rv0, (size_t)C * sizeof(T));
+  FN(nnk_ref_batch_norm_forward)(yr, smr, sir, rmr, rvr, x, wp, bp, training, 0.1, 1e-5, N, C, HW);
+  FN(nnk_ref_batch_norm_backward)(dxr, dwr, dbr, dy, x, wp, smr, sir, training, N, C, HW);
+  for (int ti = 0; ti < NTHREADS; ti++) {
+    char lab[260];
+    snprintf(lab, sizeof lab, "%s nt=%d", label, thread_counts[ti]);
+    set_threads(thread_counts[ti]);
+    memcpy(rm, rm0, (size_t)C * sizeof(T));
+    memcpy(rv, rv0, (size_t)C * sizeof(T));
+    FN(poison)(y, n);
+    FN(poison)(sm, C);
+    FN(poison)(si, C);
+    FN(nnk_batch_norm_forward)(y, sm, si, rm, rv, x, wp, bp, training, 0.1, 1e-5, N, C, HW);
+    FN(check)("batch_norm_forward", lab, y, yr, n);
+    FN(check)("batch_norm_forward save_mean", lab, sm, smr, C);
+    FN(check)("batch_norm_forward save_invstd", lab, si, sir, C);
+    FN(check)("batch_norm_forward running_mean", lab, rm, rmr, C);
+    FN(check)("batch_norm_forward running_var", lab, rv, rvr, C);
+    FN(poison)(dx, n);
+    FN(poison)(dw, C);
+    FN(poison)(db, C);
+    FN(nnk_batch_norm_backward)(dx, dw, db, dy, x, wp, smr, sir, training, N, C, HW);
+    FN(check)("batch_norm_backward dinp", lab, dx, dxr, n);
+    FN(check)("batch_norm_backward dweight", lab, dw, dwr, C);
+    FN(check)("batch_norm_backward dbias", lab, db, dbr, C);
+    /* only dinp requested */
+    FN(poison)(dx, n);
+    FN(nnk_batch_norm_backward)(dx, NULL, NULL, dy, x, wp, smr, sir, training, N, C, HW);
+    FN(check)("batch_norm_backward dinp only", lab, dx, dxr, n);
+    /* only the parameter gradients */
+    FN(poison)(dw, C);
+    FN(nnk_batch_norm_backward)(NULL, dw, NULL, dy, x, wp, smr, sir, training, N, C, HW);
+    FN(check)("batch_norm_backward dweight only", lab, dw, dwr, C);
+    /* no running stats: batch statistics in either mode */
+    T *y2r = FN(talloc)(n), *si2r = FN(talloc)(C);
+    FN(nnk_ref_batch_norm_forward)(y2r, NULL, si2r, NULL, NULL, x, wp, bp, training, 0.1, 1e-5, N,
+                                   C, HW);
+    FN(poison)(y, n);
+    FN(nnk_batch_norm_forward)(y, NULL, si, NULL, NULL, x, wp, bp, training, 0.1, 1e-5, N, C, HW);
+    FN(check)("batch_norm_forward no running stats", lab, y, y2r, n);
+    FN(check)("batch_norm_forward no running stats save_invstd", lab, si, si2r, C);
+    free(y2r), free(si2r);
+  }
+  free(x), free(y), free(yr), free(dy), free(dx), free(dxr), free(w), free(b), free(sm), free(si);
+  free(smr), free(sir), free(rm0), free(rv0), free(rm), free(rv), free(rmr), free(rvr), free(dw);
+  free(db), free(dwr), free(dbr);
+}
+
+/* ---- group_norm ---- */
+
+static void FN(test_group_norm)(int64_t N, int64_t C, int64_t HW, int64_t G, int affine,
+                                double shift) {
+  char label[160];
+  snprintf(label, sizeof label, "N=%lld C=%lld HW=%lld G=%lld affine=%d shift=%g", (long long)N,
+           (long long)C, (long long)HW, (long long)G, affine, shift);
+  const int64_t n = N * C * HW;
+  T *x = FN(talloc)(n), *y = FN(talloc)(n), *yr = FN(talloc)(n), *dy = FN(talloc)(n);
+  T *dx = FN(talloc)(n), *dxr = FN(talloc)(n), *w = FN(talloc)(C), *b = FN(talloc)(C);
+  T *mu = FN(talloc)(N * G), *rs = FN(talloc)(N * G), *mur = FN(talloc)(N * G);
+  T *rsr = FN(talloc)(N * G);
+  T *dw = FN(talloc)(C), *db = FN(talloc)(C), *dwr = FN(talloc)(C), *dbr = FN(talloc)(C);
+  FN(fill)(x, n, -1 + shift, 1 + shift);
+  FN(fill)(dy, n, -1, 1);
+  FN(fill)(w, C, 0.5, 1.5);
+  FN(fill)(b, C, -1, 1);
+  const T *wp = affine ? w : NULL, *bp = affine ? b : NULL;
+  FN(nnk_ref_group_norm_forward)(yr, mur, rsr, x, wp, bp, N, C, HW, G, 1e-5);
+  FN(nnk_ref_group_norm_backward)(dxr, dwr, dbr, dy, x, wp, mur, rsr, N, C, HW, G);
+  for (int ti = 0; ti < NTHREADS; ti++) {
+    char lab[260];
+    snprintf(lab, sizeof lab, "%s nt=%d", label, thread_counts[ti]);
+    set_threads(thread_counts[ti]);
+    FN(poison)(y, n);
+    FN(poison)(mu, N * G);
+    FN(poison)(rs, N * G);
+    FN(nnk_group_norm_forward)(y, mu, rs, x, wp, bp, N, C, HW, G, 1e-5);
+    FN(check)("group_norm_forward", lab, y, yr, n);
+    FN(check)("group_norm_forward mean", lab, mu, mur, N * G);
+    FN(check)("group_norm_forward rstd", lab, rs, rsr, N * G);
+    for (int mode = 0; mode < 2; mode++) {
+      size_t sz = FN(nnk_group_norm_backward_workspace_size)(N, C);
+      void *ws = mode ? aligned_alloc(64, (sz + 64) & ~(size_t)63) : NULL;
+      FN(poison)(dx, n);
+      FN(poison)(dw, C);
+      FN(poison)(db, C);
+      int rc = FN(nnk_group_norm_backward)(dx, dw, db, dy, x, wp, mur, rsr, N, C, HW, G, ws, sz);
+      result(rc == 0, "group_norm_backward rc %s %s", TNAME, lab);
+      FN(check)("group_norm_backward dinp", lab, dx, dxr, n);
+      FN(check)("group_norm_backward dweight", lab, dw, dwr, C);
+      FN(check)("group_norm_backward dbias", lab, db, dbr, C);
+      FN(poison)(dx, n);
+      rc = FN(nnk_group_norm_backward)(dx, NULL, NULL, dy, x, wp, mur, rsr, N, C, HW, G, ws, sz);
+      FN(check)("group_norm_backward dinp only", lab, dx, dxr, n);
+      free(ws);
+    }
+  }
+  FN(nnk_ref_group_norm_silu_forward)(yr, mur, rsr, x, wp, bp, N, C, HW, G, 1e-5);
+  FN(poison)(y, n);
+  FN(nnk_group_norm_silu_forward)(y, mu, rs, x, wp, bp, N, C, HW, G, 1e-5);
+  FN(check)("group_norm_silu_forward", label, y, yr, n);
+  free(x), free(y), free(yr), free(dy), free(dx), free(dxr), free(w), free(b), free(mu), free(rs);
+  free(mur), free(rsr), free(dw), free(db), free(dwr), free(dbr);
+}
+
+/* ---- layer_norm ---- */
+
+static void FN(test_layer_norm)(int64_t M, int64_t D, int affine, double shift) {
+  char label[160];
+  snprintf(label, sizeof label, "M=%lld D=%lld affine=%d shift=%g", (long long)M, (long long)D,
+           affine, shift);
+  const int64_t n = M * D;
+  T *x = FN(talloc)(n), *y = FN(talloc)(n), *yr = FN(talloc)(n), *dy = FN(talloc)(n);
+  T *dx = FN(talloc)(n), *dxr = FN(talloc)(n), *w = FN(talloc)(D), *b = FN(talloc)(D);
+  T *mu = FN(talloc)(M), *rs = FN(talloc)(M), *mur = FN(talloc)(M), *rsr = FN(talloc)(M);
+  T *dw = FN(talloc)(D), *db = FN(talloc)(D), *dwr = FN(talloc)(D), *dbr = FN(talloc)(D);
+  FN(fill)(x, n, -1 + shift, 1 + shift);
+  FN(fill)(dy, n, -1, 1);
+  FN(fill)(w, D, 0.5, 1.5);
+  FN(fill)(b, D, -1, 1);
+  const T *wp = affine ? w : NULL, *bp = affine ? b : NULL;
+  FN(nnk_ref_layer_norm_forward)(yr, mur, rsr, x, wp, bp, M, D, 1e-5);
+  FN(nnk_ref_layer_norm_backward)(dxr, dwr, dbr, dy, x, wp, mur, rsr, M, D);
+  for (int ti = 0; ti < NTHREADS; ti++) {
+    for (int mode = 0; mode < 3; mode++) {
+      char lab[260];
+      snprintf(lab, sizeof lab, "%s nt=%d ws=%d", label, thread_counts[ti], mode);
+      set_threads(mode == 2 ? 1 : thread_counts[ti]);
+      size_t sz = FN(nnk_layer_norm_backward_workspace_size)(M, D);
+      void *ws = mode ? aligned_alloc(64, (sz + 64) & ~(size_t)63) : NULL;
+      set_threads(thread_counts[ti]);
+      FN(poison)(y, n);
+      FN(poison)(mu, M);
+      FN(poison)(rs, M);
+      FN(nnk_layer_norm_forward)(y, mu, rs, x, wp, bp, M, D, 1e-5);
+      FN(check)("layer_norm_forward", lab, y, yr, n);
+      FN(check)("layer_norm_forward mean", lab, mu, mur, M);
+      FN(check)("layer_norm_forward rstd", lab, rs, rsr, M);
+      FN(poison)(dx, n);
+      FN(poison)(dw, D);
+      FN(poison)(db, D);
+      int rc = FN(nnk_layer_norm_backward)(dx, dw, db, dy, x, wp, mur, rsr, M, D, ws, sz);
+      result(rc == 0, "layer_norm_backward rc %s %s", TNAME, lab);
+      FN(check)("layer_norm_backward dinp", lab, dx, dxr, n);
+      FN(check)("layer_norm_backward dweight", lab, dw, dwr, D);
+      FN(check)("layer_norm_backward dbias", lab, db, dbr, D);
+      FN(poison)(dx, n);
+      rc = FN(nnk_layer_norm_backward)(dx, NULL, NULL, dy, x, wp, mur, rsr, M, D, ws, sz);
+      result(rc == 0, "layer_norm_backward rc %s %s", TNAME, lab);
+      FN(check)("layer_norm_backward dinp only", lab, dx, dxr, n);
+      free(ws);
+    }
+  }
+  free(x), free(y), free(yr), free(dy), free(dx), free(dxr), free(w), free(b), free(mu), free(rs);
+  free(mur), free(rsr), free(dw), free(db), free(dwr), free(dbr);
+}
+
+/* ---- softmax ---- */
+
+static void FN(test_softmax)(int64_t outer, int64_t dim, int64_t inner, double scale,
+                             double shift) {
+  char label[160];
+  snprintf(label, sizeof label, "outer=%lld dim=%lld inner=%lld scale=%g shift=%g",
+           (long long)outer, (long long)dim, (long long)inner, scale, shift);
+  const int64_t n = outer * dim * inner;
+  T *x = FN(talloc)(n), *y = FN(talloc)(n), *yr = FN(talloc)(n), *dy = FN(talloc)(n);
+  T *dx = FN(talloc)(n), *dxr = FN(talloc)(n);
+  FN(fill)(x, n, shift - scale, shift + scale);
+  FN(fill)(dy, n, -1, 1);
+  for (int is_log = 0; is_log < 2; is_log++) {
+    const char *name = is_log ? "log_softmax" : "softmax";
+    if (is_log) {
+      FN(nnk_ref_log_softmax_forward)(yr, x, outer, dim, inner);
+      FN(nnk_ref_log_softmax_backward)(dxr, dy, yr, outer, dim, inner);
+    } else {
+      FN(nnk_ref_softmax_forward)(yr, x, outer, dim, inner);
+      FN(nnk_ref_softmax_backward)(dxr, dy, yr, outer, dim, inner);
+    }
+    for (int ti = 0; ti < NTHREADS; ti++) {
+      char lab[260];
+      snprintf(lab, sizeof lab, "%s %s nt=%d", name, label, thread_counts[ti]);
+      set_threads(thread_counts[ti]);
+      FN(poison)(y, n);
+      FN(poison)(dx, n);
+      if (is_log) {
+        FN(nnk_log_softmax_forward)(y, x, outer, dim, inner);
+        FN(nnk_log_softmax_backward)(dx, dy, yr, outer, dim, inner);
+      } else {
+        FN(nnk_softmax_forward)(y, x, outer, dim, inner);
+        FN(nnk_softmax_backward)(dx, dy, yr, outer, dim, inner);
+      }
+      FN(check)("forward", lab, y, yr, n);
+      FN(check)("backward", lab, dx, dxr, n);
+      /* in place (out == inp, dinp == dout) */
+      memcpy(y, x, (size_t)n * sizeof(T));
+      memcpy(dx, dy, (size_t)n * sizeof(T));
+      if (is_log) {
+        FN(nnk_log_softmax_forward)(y, y, outer, dim, inner);
+        FN(nnk_log_softmax_backward)(dx, dx, yr, outer, dim, inner);
+      } else {
+        FN(nnk_softmax_forward)(y, y, outer, dim, inner);
+        FN(nnk_softmax_backward)(dx, dx, yr, outer, dim, inner);
+      }
+      FN(check)("forward in place", lab, y, yr, n);
+      FN(check)("backward in place", lab, dx, dxr, n);
+    }
+  }
+  free(x), free(y), free(yr), free(dy), free(dx), free(dxr);
+}
+
+static void FN(run_all)(void) {
+  /* conv2d: N C H W K R S sh sw ph pw dh dw groups */
+  FN(test_conv)(2, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+  FN(test_conv)(1, 4, 9, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+  FN(test_conv)(3, 4, 10, 11, 6, 3, 2, 2, 1, 0, 2, 2, 1, 2);
+  FN(test_conv)(2, 8, 6, 6, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1);     /* 1x1 direct */
+  FN(test_conv)(1, 8, 20, 20, 12, 1, 1, 1, 1, 0, 0, 1, 1, 4);  /* 1x1 direct, groups, N=1 */
+  FN(test_conv)(5, 6, 9, 9, 4, 1, 1, 1, 1, 0, 0, 1, 1, 2);     /* 1x1 direct, odd N */
+  FN(test_conv)(1, 8, 6, 6, 4, 1, 1, 2, 2, 0, 0, 1, 1, 2);     /* 1x1 strided */
+  FN(test_conv)(2, 4, 5, 5, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1);     /* 1x1 padded */
+  FN(test_conv)(2, 6, 13, 13, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6);   /* depthwise */
+  FN(test_conv)(2, 4, 11, 9, 8, 3, 5, 2, 1, 1, 2, 2, 1, 4);    /* depthwise x2, strided */
+  FN(test_conv)(2, 4, 9, 9, 4, 3, 3, 2, 2, 0, 0, 1, 1, 4);     /* depthwise strided */
+  FN(test_conv)(2, 16, 20, 20, 16, 7, 7, 1, 1, 3, 3, 1, 1, 16); /* depthwise 7x7 */
+  FN(test_conv)(2, 5, 6, 6, 5, 1, 1, 1, 1, 0, 0, 1, 1, 5);     /* depthwise 1x1 */
+  FN(test_conv)(1, 3, 8, 8, 24, 3, 3, 1, 1, 1, 1, 1, 1, 3);    /* groups = C, 8 per group */
+  FN(test_conv)(1, 3, 40, 40, 8, 5, 5, 1, 1, 2, 2, 1, 1, 1);   /* N=1, larger plane */
+  FN(test_conv)(1, 32, 64, 64, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);  /* several row blocks */
+  FN(test_conv)(3, 32, 40, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1);  /* row blocks, odd N */
+  FN(test_conv)(1, 2, 9, 9, 3, 2, 2, 3, 3, 0, 0, 1, 1, 1);     /* stride > kernel */
+  FN(test_conv)(1, 2, 5, 5, 3, 3, 3, 1, 1, 3, 3, 1, 1, 1);     /* pad > kernel */
+  FN(test_conv)(2, 3, 12, 10, 4, 3, 3, 2, 3, 2, 1, 2, 3, 1);   /* dilation and stride */
+  FN(test_conv)(2, 3, 5, 5, 4, 5, 5, 1, 1, 0, 0, 1, 1, 1);     /* kernel = input */
+  FN(test_conv)(4, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1); /* typical */
+  FN(test_conv)(2, 8, 12, 12, 4, 3, 3, 1, 1, 2, 1, 2, 1, 1);   /* flipped bwd_input, dilated */
+  FN(test_conv)(2, 8, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2);   /* flipped bwd_input, groups */
+  FN(test_conv)(1, 6, 7, 12, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1);    /* flipped, even kernel */
+  FN(test_conv)(7, 3, 17, 15, 5, 7, 7, 2, 2, 3, 3, 1, 1, 1);   /* stem-like */
+  /* conv_transpose2d: N C H W K R S sh sw ph pw oph opw dh dw groups */
+  FN(test_convt)(2, 4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1);
+  FN(test_convt)(1, 6, 7, 6, 4, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 2);
+  FN(test_convt)(2, 3, 4, 5, 6, 3, 2, 1, 1, 0, 1, 0, 0, 1, 1, 1);
+  FN(test_convt)(1, 4, 6, 6, 4, 3, 3, 3, 2, 1, 0, 2, 1, 2, 1, 1);
+  FN(test_convt)(1, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, 1); /* out_pad >= stride */
+  FN(test_convt)(1, 16, 32, 32, 8, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1);
+  FN(test_convt)(3, 8, 8, 8, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);  /* 1x1 */
+  FN(test_convt)(2, 4, 3, 3, 6, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 2);  /* k = stride */
+  FN(test_convt)(1, 4, 5, 5, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4);  /* depthwise */
+  /* pooling: N C H W kh kw sh sw ph pw dh dw ceil cip divisor ties nan */
+  FN(test_pool)(2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1, 0, 1, 0, 0, 0);
+  FN(test_pool)(1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0);
+  FN(test_pool)(1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 0);
+  FN(test_pool)(2, 2, 10, 10, 3, 2, 2, 3, 1, 1, 2, 2, 0, 1, 0, 0, 0); /* dilation (max only) */
+  FN(test_pool)(1, 1, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0);
+  FN(test_pool)(1, 1, 6, 6, 3, 3, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0, 0);
+  FN(test_pool)(2, 3, 9, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 5, 0, 0); /* divisor_override */
+  FN(test_pool)(4, 16, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1, 0, 1, 0, 1, 0); /* ties, parallel */
+  FN(test_pool)(2, 3, 11, 11, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 1);  /* NaN */
+  FN(test_pool)(3, 2, 13, 12, 4, 5, 3, 2, 2, 2, 1, 1, 1, 0, 0, 1, 0);
+  /* adaptive_avg_pool2d: N C H W P Q */
+  FN(test_adaptive)(2, 3, 7, 7, 3, 3);
+  FN(test_adaptive)(1, 2, 10, 9, 4, 5);
+  FN(test_adaptive)(2, 2, 5, 5, 7, 6);
+  FN(test_adaptive)(4, 64, 8, 8, 1, 1);
+  /* upsample: N C H W P Q scale_h scale_w */
+  FN(test_upsample)(2, 3, 4, 5, 8, 10, 0, 0);
+  FN(test_upsample)(1, 2, 4, 5, 4, 5, 0, 0);
+  FN(test_upsample)(2, 2, 5, 7, 7, 9, 0, 0);
+  FN(test_upsample)(1, 3, 6, 6, 4, 3, 0, 0);
+  FN(test_upsample)(1, 2, 5, 5, 7, 7, 1.5, 1.5);
+  FN(test_upsample)(2, 2, 3, 4, 9, 12, 3.0, 3.0);
+  FN(test_upsample)(4, 16, 16, 16, 40, 33, 0, 0);
+  FN(test_upsample)(1, 1, 1, 1, 3, 4, 0, 0);
+  /* pad2d: N C H W left right top bottom */
+  FN(test_pad)(2, 3, 5, 6, 1, 2, 2, 1);
+  FN(test_pad)(1, 2, 4, 4, 3, 3, 3, 3);
+  FN(test_pad)(1, 2, 3, 3, 3, 0, 0, 3);
+  FN(test_pad)(1, 1, 4, 5, 5, 0, 1, 1);
+  FN(test_pad)(4, 16, 32, 32, 4, 4, 4, 4);
+  FN(test_pad)(1, 1, 1, 1, 1, 1, 1, 1);
+  /* batch_norm: N C HW affine training shift */
+  for (int tr = 0; tr < 2; tr++) {
+    FN(test_batch_norm)(4, 3, 25, 1, tr, 0);
+    FN(test_batch_norm)(8, 5, 1, 1, tr, 0);  /* 2-D input */
+    FN(test_batch_norm)(2, 4, 30, 0, tr, 3);
+    FN(test_batch_norm)(16, 32, 64, 1, tr, 0);
+    FN(test_batch_norm)(1, 2, 7, 1, tr, 100);
+  }
+  /* group_norm: N C HW G affine shift */
+  FN(test_group_norm)(2, 6, 10, 3, 1, 0);
+  FN(test_group_norm)(1, 8, 1, 8, 1, 0);
+  FN(test_group_norm)(3, 4, 7, 1, 0, 2);
+  FN(test_group_norm)(2, 64, 256, 32, 1, 0);
+  FN(test_group_norm)(1, 6, 9, 2, 1, 50);
+  /* layer_norm: M D affine shift */
+  FN(test_layer_norm)(5, 7, 1, 0);
+  FN(test_layer_norm)(64, 100, 1, 0);
+  FN(test_layer_norm)(1, 1000, 0, 0);
+  FN(test_layer_norm)(300, 200, 1, 10);
+  FN(test_layer_norm)(3, 1, 1, 0);
+  /* softmax: outer dim inner scale shift */
+  FN(test_softmax)(4, 10, 1, 1, 0);
+  FN(test_softmax)(3, 7, 5, 3, 0);
+  FN(test_softmax)(2, 5, 130, 3, 0);
+  FN(test_softmax)(1, 1000, 1, 10, 1000);
+  FN(test_softmax)(50, 300, 3, 5, 0);
+  FN(test_softmax)(200, 200, 1, 20, -500);
+  FN(test_softmax)(2, 1, 3, 1, 0);
+}
+
+#endif
