@@ -105,12 +105,12 @@ static void FN(col2im_acc)(T *x, const T *col, const nnk_conv *g, int64_t cc, in
         for (int64_t p = p0; p < p0 + rows; p++, src += Q) {
           int64_t ih = p * g->stride_h - g->pad_h + r * g->dil_h;
           if (ih < 0 || ih >= H) continue;
-          T *dst = xc + ih * W + off;
+          T *dst = xc + ih * W;
           if (sw == 1) {
             NNK_SIMD
-            for (int64_t q = qlo; q < qhi; q++) dst[q] += src[q];
+            for (int64_t q = qlo; q < qhi; q++) dst[q + off] += src[q];
           } else {
-            for (int64_t q = qlo; q < qhi; q++) dst[q * sw] += src[q];
+            for (int64_t q = qlo; q < qhi; q++) dst[q * sw + off] += src[q];
           }
         }
       }
@@ -148,13 +148,28 @@ NNK_CLONES static void FN(dw_forward)(T *out, const T *inp, const T *weight, con
         const int64_t ih = p * g->stride_h - g->pad_h + r * g->dil_h;
         if (ih < 0 || ih >= g->H) continue;
         const T *xr = x + ih * g->W;
+        if (sw == 1 && S == 3) { /* the three taps of a row fused over the interior */
+          const T w0 = w[r * 3], w1 = w[r * 3 + 1], w2 = w[r * 3 + 2];
+          const int64_t o0 = -g->pad_w, o1 = g->dil_w - g->pad_w, o2 = 2 * g->dil_w - g->pad_w;
+          const int64_t lo = imax64(qlo[0], imax64(qlo[1], qlo[2]));
+          const int64_t hi = imax64(lo, imin64(qhi[0], imin64(qhi[1], qhi[2])));
+          NNK_SIMD
+          for (int64_t q = lo; q < hi; q++)
+            y[q] += w0 * xr[q + o0] + w1 * xr[q + o1] + w2 * xr[q + o2];
+          for (int64_t s = 0; s < 3; s++) { /* the border columns, tap by tap */
+            const T wv = w[r * 3 + s];
+            const int64_t off = s * g->dil_w - g->pad_w;
+            for (int64_t q = qlo[s]; q < imin64(qhi[s], lo); q++) y[q] += wv * xr[q + off];
+            for (int64_t q = imax64(qlo[s], hi); q < qhi[s]; q++) y[q] += wv * xr[q + off];
+          }
+          continue;
+        }
         for (int64_t s = 0; s < S; s++) {
           const T wv = w[r * S + s];
           const int64_t off = s * g->dil_w - g->pad_w;
           if (sw == 1) {
-            const T *xs = xr + off;
             NNK_SIMD
-            for (int64_t q = qlo[s]; q < qhi[s]; q++) y[q] += wv * xs[q];
+            for (int64_t q = qlo[s]; q < qhi[s]; q++) y[q] += wv * xr[q + off];
           } else {
             for (int64_t q = qlo[s]; q < qhi[s]; q++) y[q] += wv * xr[q * sw + off];
           }
@@ -162,6 +177,27 @@ NNK_CLONES static void FN(dw_forward)(T *out, const T *inp, const T *weight, con
       }
     }
   }
+}
+
+/* stride 1, one output per group: dinp = depthwise forward of dout with the flipped kernel and
+ * padding dil*(k-1) - pad; returns 0 when done, 1 when not applicable, -1 on malloc failure */
+static int FN(dw_backward_input_flipped)(T *dinp, const T *dout, const T *weight,
+                                         const nnk_conv *g) {
+  nnk_conv f;
+  const int ph = g->dil_h * (g->R - 1) - g->pad_h, pw = g->dil_w * (g->S - 1) - g->pad_w;
+  if (g->stride_h != 1 || g->stride_w != 1 || g->K != g->C || ph < 0 || pw < 0) return 1;
+  if (nnk_conv_setup(&f, g->N, g->K, g->P, g->Q, g->C, g->R, g->S, 1, 1, ph, pw, g->dil_h,
+                     g->dil_w, g->groups) ||
+      f.P != g->H || f.Q != g->W)
+    return 1;
+  const int64_t RS = (int64_t)g->R * g->S;
+  T *wf = (T *)FN(ws_alloc)((size_t)(g->K * RS) * sizeof(T));
+  if (!wf) return -1;
+  for (int64_t k = 0; k < g->K; k++)
+    for (int64_t i = 0; i < RS; i++) wf[k * RS + RS - 1 - i] = weight[k * RS + i];
+  FN(dw_forward)(dinp, dout, wf, NULL, &f);
+  free(wf);
+  return 0;
 }
 
 NNK_CLONES static void FN(dw_backward_input)(T *dinp, const T *dout, const T *weight, const nnk_conv *g) {
@@ -186,9 +222,8 @@ NNK_CLONES static void FN(dw_backward_input)(T *dinp, const T *dout, const T *we
             const T wv = w[r * S + s];
             const int64_t off = s * g->dil_w - g->pad_w;
             if (sw == 1) {
-              T *ds = dxr + off;
               NNK_SIMD
-              for (int64_t q = qlo[s]; q < qhi[s]; q++) ds[q] += wv * dyr[q];
+              for (int64_t q = qlo[s]; q < qhi[s]; q++) dxr[q + off] += wv * dyr[q];
             } else {
               for (int64_t q = qlo[s]; q < qhi[s]; q++) dxr[q * sw + off] += wv * dyr[q];
             }
@@ -219,9 +254,8 @@ NNK_CLONES static void FN(dw_backward_weight)(T *dweight, const T *inp, const T 
             const T *xr = x + ih * g->W, *dyr = dy + p * Q;
             T a = 0;
             if (sw == 1) {
-              const T *xs = xr + off;
               NNK_SIMD_RED(+ : a)
-              for (int64_t q = qlo[s]; q < qhi[s]; q++) a += dyr[q] * xs[q];
+              for (int64_t q = qlo[s]; q < qhi[s]; q++) a += dyr[q] * xr[q + off];
             } else {
               for (int64_t q = qlo[s]; q < qhi[s]; q++) a += dyr[q] * xr[q * sw + off];
             }
@@ -386,6 +420,8 @@ int FN(nnk_conv2d_backward_input)(T *dinp, const T *dout, const T *weight, const
                                   void *ws, size_t ws_bytes) {
   if (conv_check(g) || !dinp || !dout || !weight) return -1;
   if (conv_is_depthwise(g)) {
+    const int rc = FN(dw_backward_input_flipped)(dinp, dout, weight, g);
+    if (rc <= 0) return rc;
     FN(dw_backward_input)(dinp, dout, weight, g);
     return 0;
   }

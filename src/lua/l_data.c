@@ -17,12 +17,14 @@
  *   loader:close(); #loader (batches per epoch); loader:sample_shape(); loader:stats()
  *   _loader.uniform(seed, epoch, pos, k) -> the k-th draw (0-based) of order position pos
  *   _loader.isatty(fd | file) -> boolean
+ *   _loader.now() -> seconds of a monotonic clock; _loader.wall() -> Unix time with fractions
  *
  * The userdata owns the C loader and references to the tensors it reads; __gc and __close stop
  * and join the worker thread, so a dropped loader or an error never leaves a thread running. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lualib.h>
@@ -360,11 +362,28 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+/* _loader.now() -> seconds of a monotonic clock (for rates and ETAs) */
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
+/* _loader.wall() -> seconds since the Unix epoch, with fractions */
+static int l_wall(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 void lai_open_data(lua_State *L) {
   static const luaL_Reg methods[] = {{"next", loader_next},       {"close", loader_close},
                                      {"sample_shape", loader_sample_shape},
                                      {"stats", loader_stats},     {NULL, NULL}};
   static const luaL_Reg fns[] = {{"new", loader_new}, {"uniform", l_uniform}, {"isatty", l_isatty},
+                                 {"now", l_now},     {"wall", l_wall},
                                  {NULL, NULL}};
   if (luaL_newmetatable(L, LOADER_MT)) {
     lua_newtable(L);

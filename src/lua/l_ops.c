@@ -510,6 +510,46 @@ static int op_normal(lua_State *L) {
   return lai_push(L, t);
 }
 
+/* ---------------------------------------------------------------- linear algebra (LAPACK) */
+
+/* LAPACK's symmetric eigensolver, shipped inside OpenBLAS */
+extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+                   double *work, const int *lwork, int *info);
+
+/* ai.linalg.eigh(A) -> eigenvalues (ascending), eigenvectors (as columns) of a symmetric matrix */
+static int op_eigh(lua_State *L) {
+  ai_tensor *a = lai_check(L, 1);
+  if (a->ndim != 2 || a->shape[0] != a->shape[1])
+    return luaL_argerror(L, 1, "expected a square 2-D (symmetric) matrix");
+  if (!ai_is_float(a->dtype)) return luaL_argerror(L, 1, "expected a floating-point matrix");
+  if (a->shape[0] > 46340) return luaL_argerror(L, 1, "matrix too large");
+  int n = (int)a->shape[0], lwork = -1, info = 0;
+  bool was = ai_set_grad_enabled(false);
+  ai_tensor *c = ai_to_dtype(a, AI_F64), *m = c ? ai_clone(c) : NULL;
+  ai_unref(c);
+  int64_t nn = n;
+  ai_tensor *w = m ? ai_empty(AI_F64, 1, &nn) : NULL;
+  ai_set_grad_enabled(was);
+  if (!w) { ai_unref(m); return lai_error(L); }
+  lai_push(L, m); /* owned by the stack from here on */
+  lai_push(L, w);
+  double q;
+  dsyev_("V", "U", &n, ai_data(m), &n, ai_data(w), &q, &lwork, &info);
+  lwork = (int)q > 1 ? (int)q : 3 * n;
+  double *work = lua_newuserdatauv(L, sizeof(double) * (size_t)lwork, 0);
+  dsyev_("V", "U", &n, ai_data(m), &n, ai_data(w), work, &lwork, &info);
+  if (info != 0) return luaL_error(L, "linalg.eigh: LAPACK dsyev failed (info %d)", info);
+  /* column-major eigenvectors are the rows of the row-major buffer: transpose */
+  ai_tensor *vt = ai_transpose(m, 0, 1), *v = vt ? ai_contiguous(vt) : NULL;
+  ai_unref(vt);
+  ai_tensor *vo = v ? ai_to_dtype(v, a->dtype) : NULL, *wo = vo ? ai_to_dtype(w, a->dtype) : NULL;
+  ai_unref(v);
+  if (!wo) { ai_unref(vo); return lai_error(L); }
+  lai_push(L, wo);
+  lai_push(L, vo);
+  return 2;
+}
+
 /* ---------------------------------------------------------------- runtime */
 
 static int op_set_num_threads(lua_State *L) {
@@ -557,6 +597,10 @@ static const luaL_Reg module_only[] = {
 #undef F
 
 void lai_open_ops(lua_State *L) {
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, op_eigh);
+  lua_setfield(L, -2, "eigh");
+  lua_setfield(L, -3, "linalg");
   lai_register(L, both);
   lai_register(L, methods_only);
   lua_pushvalue(L, -2);

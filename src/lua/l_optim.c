@@ -58,6 +58,20 @@ static ai_tensor *grad_array(lua_State *L, int i, const char *fn, const ai_tenso
   return c;
 }
 
+/* The arrays a kernel writes must not overlap (passing one tensor twice would silently give
+ * wrong numbers). They are contiguous, so their memory is [data, data + numel * size). */
+static void check_disjoint(lua_State *L, const char *fn, ai_tensor *const *ts, const char *const *names, int n) {
+  for (int i = 0; i < n; i++) {
+    if (!ts[i]) continue;
+    const char *a = ai_data(ts[i]), *a_end = a + ai_numel(ts[i]) * (int64_t)ai_dtype_sizes[ts[i]->dtype];
+    for (int j = i + 1; j < n; j++) {
+      if (!ts[j]) continue;
+      const char *b = ai_data(ts[j]), *b_end = b + ai_numel(ts[j]) * (int64_t)ai_dtype_sizes[ts[j]->dtype];
+      if (a < b_end && b < a_end) luaL_error(L, "%s: %s and %s share memory; they must be distinct tensors", fn, names[i], names[j]);
+    }
+  }
+}
+
 static void bump(ai_tensor *t) { if (t) t->storage->version++; }
 
 /* Reads a number option; `required` options have no default. */
@@ -75,7 +89,7 @@ static double num_opt(lua_State *L, int opts, const char *fn, const char *k, dou
 }
 
 /* ---------------------------------------------------------------- kernels
- * Each kernel is written once for T = float and double (KERNELS(T, SFX) below). Scalars are
+ * Each kernel is written once for T = float and double (KERNELS(T, SFX, SQRT) below). Scalars are
  * folded in double by the caller and rounded to T once. The formulas follow PyTorch's
  * single-tensor implementations term by term, so sequences match up to rounding. */
 
@@ -224,6 +238,7 @@ static int l_adam_step(lua_State *L) {
   if (!amsgrad) vmax = NULL;
   a.step_size = a.lr / (1 - pow(a.beta1, step));
   a.bc2_sqrt = sqrt(1 - pow(a.beta2, step));
+  check_disjoint(L, fn, (ai_tensor *[]){p, m, v, vmax}, (const char *[]){"param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}, 4);
   ai_tensor *g = grad_array(L, 2, fn, p);
   int64_t n = ai_numel(p);
   if (p->dtype == AI_F32) adam_f32(ai_data(p), ai_data(g), ai_data(m), ai_data(v), DATA(vmax), n, &a);
@@ -250,6 +265,7 @@ static int l_sgd_step(lua_State *L) {
   a.maximize = lai_optboolfield(L, 4, "maximize", 0);
   a.first = lai_optboolfield(L, 4, "first", 0);
   if (a.momentum != 0 && !buf) return luaL_error(L, "%s: momentum needs a momentum_buffer (argument 3)", fn);
+  check_disjoint(L, fn, (ai_tensor *[]){p, buf}, (const char *[]){"param", "momentum_buffer"}, 2);
   ai_tensor *g = grad_array(L, 2, fn, p);
   int64_t n = ai_numel(p);
   if (p->dtype == AI_F32) sgd_f32(ai_data(p), ai_data(g), DATA(buf), n, &a);
@@ -276,6 +292,7 @@ static int l_rmsprop_step(lua_State *L) {
   a.maximize = lai_optboolfield(L, 6, "maximize", 0);
   if ((a.momentum > 0) != (buf != NULL))
     return luaL_error(L, "%s: a momentum_buffer (argument 5) goes with momentum > 0, and only then", fn);
+  check_disjoint(L, fn, (ai_tensor *[]){p, sq, gavg, buf}, (const char *[]){"param", "square_avg", "grad_avg", "momentum_buffer"}, 4);
   ai_tensor *g = grad_array(L, 2, fn, p);
   int64_t n = ai_numel(p);
   if (p->dtype == AI_F32) rmsprop_f32(ai_data(p), ai_data(g), ai_data(sq), DATA(gavg), DATA(buf), n, &a);
@@ -296,6 +313,7 @@ static int l_adagrad_step(lua_State *L) {
   a.eps = num_opt(L, 4, fn, "eps", 1e-10, false);
   a.wd = num_opt(L, 4, fn, "weight_decay", 0, false);
   a.maximize = lai_optboolfield(L, 4, "maximize", 0);
+  check_disjoint(L, fn, (ai_tensor *[]){p, sum}, (const char *[]){"param", "state_sum"}, 2);
   ai_tensor *g = grad_array(L, 2, fn, p);
   int64_t n = ai_numel(p);
   if (p->dtype == AI_F32) adagrad_f32(ai_data(p), ai_data(g), ai_data(sum), n, &a);
@@ -311,6 +329,7 @@ static int l_lerp_(lua_State *L) {
   ai_tensor *dst = check_array(L, 1, fn, "dst", NULL);
   ai_tensor *src = check_array(L, 2, fn, "src", dst);
   double w = luaL_checknumber(L, 3);
+  check_disjoint(L, fn, (ai_tensor *[]){dst, src}, (const char *[]){"dst", "src"}, 2);
   if (dst->dtype == AI_F32) lerp_f32(ai_data(dst), ai_data(src), ai_numel(dst), w);
   else lerp_f64(ai_data(dst), ai_data(src), ai_numel(dst), w);
   bump(dst);

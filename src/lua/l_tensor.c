@@ -369,7 +369,7 @@ static int l_arange(lua_State *L) {
   bool allint = true;
   for (int i = 1; i <= nnum; i++) if (!lua_isinteger(L, i)) allint = false;
   if (nnum == 1) stop = luaL_checknumber(L, 1);
-  else { start = luaL_checknumber(L, 1); stop = luaL_checknumber(L, 2); step = luaL_optnumber(L, 3, 1); }
+  else { start = luaL_checknumber(L, 1); stop = luaL_checknumber(L, 2); step = nnum >= 3 ? luaL_checknumber(L, 3) : 1; }
   if (nnum == 0) return luaL_error(L, "arange: expected arange(stop) or arange(start, stop[, step])");
   ai_tensor *t = ai_arange(optdtype(L, opts, allint ? AI_I64 : AI_F32), start, stop, step);
   lai_push(L, t);

@@ -26,4 +26,6 @@ for _, family in ipairs({"aiart.nn.layers", "aiart.nn.containers", "aiart.nn.los
   for name, cls in pairs(require(family)) do nn[name] = cls end
 end
 
-return nn
+-- The functional forms are reachable from nn as well (nn.mse_loss is F.mse_loss), as Torch7
+-- users and the help entries expect; F is their home.
+return setmetatable(nn, {__index = nn.F})

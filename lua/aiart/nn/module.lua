@@ -85,9 +85,15 @@ local function register(self, name, kind, value)
 end
 
 -- Plain tables full of modules are a common mistake: their parameters would never be found.
+-- (Only the first few entries are looked at: big plain tables are left alone, and fast.)
 local function looks_like_module_list(v)
   if type(v) ~= "table" or getmetatable(v) ~= nil then return false end
-  for _, e in pairs(v) do if is_module(e) then return true end end
+  local k, e = next(v)
+  for _ = 1, 4 do
+    if k == nil then return false end
+    if is_module(e) then return true end
+    k, e = next(v, k)
+  end
   return false
 end
 
@@ -123,10 +129,13 @@ function Module.__newindex(self, k, v)
   end
 end
 
-function Module.__call(self, ...) return self:forward(...) end
+-- forward is a method of the class (or a field set on the object itself), never a slot
+function Module.__call(self, ...)
+  return (rawget(self, "forward") or getmetatable(self).forward)(self, ...)
+end
 
 -- Metamethods are looked up raw in the metatable, so subclasses get copies of them.
-local METAMETHODS = {"__index", "__newindex", "__call", "__tostring", "__len", "__close"}
+local METAMETHODS = {"__index", "__newindex", "__call", "__tostring", "__len"}
 
 local function construct(cls, ...)
   local self = setmetatable({}, cls)
@@ -322,20 +331,29 @@ function Module:apply(fn)
   return self
 end
 
+local FLOAT_DTYPES = {f32 = "f32", float = "f32", float32 = "f32", f64 = "f64", double = "f64", float64 = "f64"}
+
 --- m:to(dtype) converts floating parameters and buffers ("f32"/"f64"); returns m.
--- Parameters are replaced by new tensors: create the optimizer after converting.
+-- Parameters are replaced by new tensors (tied ones stay tied): create the optimizer after.
 function Module:to(dtype)
+  local dt = FLOAT_DTYPES[dtype]
+  if not dt then error(("%s:to: dtype must be f32 or f64, got %s"):format(class_name(self), tostring(dtype)), 2) end
+  local converted = {} -- old tensor -> new, so that a tensor shared by two modules stays shared
   ai.no_grad(function()
     for _, m in ipairs(self:modules()) do
       local kinds, sl = rawget(m, "_kinds"), rawget(m, "_slots")
       for _, name in ipairs(rawget(m, "_order")) do
         local t, kind = sl[name], kinds[name]
-        if t ~= nil and kind ~= "module" and (t.dtype == "f32" or t.dtype == "f64") and t.dtype ~= dtype then
-          local c = t:to(dtype)
-          if kind == "param" then
-            local g = t.grad
-            c = M.Parameter(c, t:requires_grad())
-            if g then c.grad = g:to(dtype) end
+        if t ~= nil and kind ~= "module" and (t.dtype == "f32" or t.dtype == "f64") and t.dtype ~= dt then
+          local c = converted[t]
+          if not c then
+            c = t:to(dt)
+            if kind == "param" then
+              local g = t.grad
+              c = M.Parameter(c, t:requires_grad())
+              if g then c.grad = g:to(dt) end
+            end
+            converted[t] = c
           end
           sl[name] = c
         end

@@ -1,0 +1,71 @@
+-- scripts/sample.lua: load a generative checkpoint (train_gan.lua or train_ddpm.lua) and write
+-- n samples as a PNG grid (out=*.png), a folder of PNGs (out=folder/) or an IDX file of u8
+-- 28x28 images (out=*.idx or *.idx.gz). `--help` lists the options.
+local ai = require "aiart"
+local models = require "aiart.models"
+local diffusion = require "aiart.diffusion"
+
+local cfg = ai.config.parse(arg, {
+  ckpt = {"runs/mlp-bce/last.safetensors", "checkpoint of train_gan.lua or train_ddpm.lua"},
+  n = {64, "number of samples"},
+  out = {"samples.png", "a .png grid, a folder (ending in /) of PNGs, or an .idx / .idx.gz file"},
+  seed = {1, "random seed"},
+  sample_steps = {-1, "DDPM only: DDIM steps (-1: as trained, 0: ancestral DDPM)"},
+  eta = {-1, "DDPM only: DDIM eta (-1: as trained)"},
+  batch = {250, "samples generated per batch"},
+}, {help = "Write samples of a trained GAN or DDPM."})
+
+local parts = ai.checkpoint.read(cfg.ckpt)
+local tc = parts.config or error("sample: " .. cfg.ckpt .. " holds no training config", 0)
+ai.manual_seed(cfg.seed)
+
+-- A function producing k samples in [-1, 1] as k x 1 x 28 x 28.
+local generate
+if parts.G then
+  local G = tc.arch == "dcgan" and models.dcgan{z_dim = tc.z_dim} or models.mlp_gan{z_dim = tc.z_dim}
+  G:load_state_dict(parts.G)
+  G:eval()
+  generate = function(k)
+    return ai.no_grad(function() return G(ai.randn(k, tc.z_dim)):reshape(k, 1, 28, 28) end)
+  end
+elseif parts.model and tc.T then
+  local mults = {}
+  for m in tostring(tc.mults):gmatch("[^,]+") do mults[#mults + 1] = tonumber(m) end
+  local net = models.UNet{ch = tc.ch, mults = mults}
+  net:load_state_dict(parts.model)
+  if parts.ema then -- sample from the averaged weights, as training does
+    local ema = ai.optim.EMA(net, {decay = tc.ema_decay})
+    ema:load_state_dict(parts.ema)
+    ema:copy_to(net)
+  end
+  net:eval()
+  local sched = diffusion.schedule(tc.T, tc.schedule)
+  local steps = cfg.sample_steps >= 0 and cfg.sample_steps or tc.sample_steps
+  local eta = cfg.eta >= 0 and cfg.eta or tc.eta
+  generate = function(k) return diffusion.sample(net, sched, {k, 1, 28, 28}, {steps = steps, eta = eta}) end
+else
+  error("sample: " .. cfg.ckpt .. " is not a GAN or DDPM checkpoint of this project", 0)
+end
+
+local chunks, left = {}, cfg.n
+local bar = ai.progress.bar{total = cfg.n, desc = "sampling"}
+while left > 0 do
+  local k = math.min(left, cfg.batch)
+  chunks[#chunks + 1] = generate(k)
+  left = left - k
+  bar:update(k)
+end
+bar:close()
+local x = ai.cat(chunks, 1)
+local img01 = ((x + 1) / 2):clamp(0, 1)
+
+local out = cfg.out
+if out:match("%.png$") then
+  ai.image.save(out, ai.image.grid(img01, {nrow = math.ceil(math.sqrt(cfg.n))}))
+elseif out:match("%.idx$") or out:match("%.idx%.gz$") or out:match("%-ubyte$") or out:match("%-ubyte%.gz$") then
+  ai.io.write_idx(out, (img01 * 255):round():reshape(cfg.n, 28, 28):byte())
+else
+  os.execute("mkdir -p '" .. out .. "'")
+  for i = 1, cfg.n do ai.image.save(("%s/%05d.png"):format(out:gsub("/$", ""), i), img01[i]) end
+end
+print(("wrote %d samples to %s"):format(cfg.n, out))

@@ -1,0 +1,155 @@
+-- scripts/train_ddpm.lua: train a DDPM (epsilon prediction, MSE) on Fashion-MNIST with the
+-- reference UNet, keep an EMA of its weights, and sample from the EMA weights with DDPM
+-- (1000 ancestral steps) or DDIM. Writes samples, a strip and an animated GIF of the
+-- denoising path, metrics, checkpoints and a loss plot. `--help` lists the options.
+local ai = require "aiart"
+local models = require "aiart.models"
+local diffusion = require "aiart.diffusion"
+
+local cfg = ai.config.parse(arg, {
+  ch = {32, "base channels of the UNet"},
+  mults = {"1,2", "channel multiplier per level (comma-separated); 28x28 allows up to 2 levels"},
+  T = {1000, "diffusion steps"},
+  schedule = {"linear", "beta schedule: linear (1e-4..0.02) or cosine"},
+  batch_size = {64, "batch size"},
+  lr = {2e-4, "Adam learning rate"},
+  ema_decay = {0.999, "decay of the exponential moving average of the weights"},
+  steps = {4000, "training steps (0: no limit)"},
+  epochs = {0, "stop after this many epochs (0: no limit)"},
+  time_limit = {0, "stop after this many seconds (0: no limit)"},
+  sample_every = {2000, "sample a grid every N steps (0: only at the end)"},
+  sample_steps = {50, "DDIM steps for samples (0 or T: ancestral DDPM with all T steps)"},
+  eta = {0, "DDIM eta (0: deterministic)"},
+  n_samples = {64, "samples in the final grid"},
+  path_samples = {8, "samples shown along the denoising path (strip and GIF)"},
+  ckpt_every = {1000, "keep a numbered checkpoint every N steps"},
+  log_every = {10, "write a metrics line every N steps"},
+  seed = {1, "random seed"},
+  threads = {0, "threads (0: all cores)"},
+  out = {"runs/ddpm", "output folder"},
+  resume = {false, "continue from out/last.safetensors"},
+  on_nan = {"stop", "stop (keep the last good checkpoint) or skip (drop the batch)"},
+}, {help = "Train a DDPM on Fashion-MNIST and sample from its EMA weights."})
+
+if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
+local mults = {}
+for m in tostring(cfg.mults):gmatch("[^,]+") do mults[#mults + 1] = tonumber(m) end
+local out = cfg.out
+os.execute("mkdir -p '" .. out .. "'")
+ai.manual_seed(cfg.seed)
+
+local net = models.UNet{ch = cfg.ch, mults = mults}
+local ema = ai.optim.EMA(net, {decay = cfg.ema_decay})
+local opt = ai.optim.Adam(net:parameters(), {lr = cfg.lr})
+local sched = diffusion.schedule(cfg.T, cfg.schedule)
+local loader = ai.data.DataLoader(ai.data.fashion_mnist{split = "train"},
+                                  {batch_size = cfg.batch_size, shuffle = true, drop_last = true, seed = cfg.seed})
+local step = 0
+local last_ckpt = out .. "/last.safetensors"
+
+local function checkpoint(path)
+  ai.checkpoint.save(path, {model = net, ema = ema, optimizer = opt, loader = loader, rng = true,
+                            step = step, config = cfg})
+end
+
+if cfg.resume then
+  local info = ai.checkpoint.load(last_ckpt, {model = net, ema = ema, optimizer = opt, loader = loader, rng = true})
+  step = info.step
+  print(("resumed %s at step %d"):format(last_ckpt, step))
+end
+
+do
+  local f = assert(io.open(out .. "/config.json", "w"))
+  f:write(ai.json.encode(cfg, {indent = true}), "\n")
+  f:close()
+end
+local kept = {}
+if cfg.resume then
+  for _, r in ipairs(ai.metrics.read(out .. "/metrics.jsonl")) do if r.step <= step then kept[#kept + 1] = r end end
+end
+local metrics = ai.metrics.open(out .. "/metrics.jsonl")
+for _, r in ipairs(kept) do metrics:write(r) end
+
+-- Samples from the EMA weights; with `path`, also the x0 predictions along the way.
+local function sample(n, path)
+  local frames, every = {}, math.max(1, (cfg.sample_steps > 0 and cfg.sample_steps or cfg.T) // 10)
+  local k = 0
+  local x = ema:with_averaged(net, function()
+    net:eval()
+    local r = diffusion.sample(net, sched, {n, 1, 28, 28}, {
+      steps = cfg.sample_steps, eta = cfg.eta,
+      on_step = path and function(_, xt)
+        k = k + 1
+        if k % every == 0 or k == 1 then frames[#frames + 1] = xt:narrow(1, 1, path):clone() end
+      end})
+    net:train()
+    return r
+  end)
+  return x, frames
+end
+
+local function save_samples(final)
+  local n = final and cfg.n_samples or 16
+  local x, frames = sample(n, final and cfg.path_samples or nil)
+  local name = final and "samples.png" or ("samples_%06d.png"):format(step)
+  ai.image.save(out .. "/" .. name, ai.image.grid(x, {nrow = 8, normalize = true, range = {-1, 1}}))
+  if final and #frames > 0 then
+    -- strip: one row per sample, one column per recorded step (noise on the left)
+    frames[#frames + 1] = x:narrow(1, 1, cfg.path_samples)
+    local cols = {}
+    for i = 1, cfg.path_samples do
+      for _, f in ipairs(frames) do cols[#cols + 1] = f:narrow(1, i, 1) end
+    end
+    local strip = ai.cat(cols, 1)
+    ai.image.save(out .. "/path.png", ai.image.grid(strip, {nrow = #frames, normalize = true, range = {-1, 1}}))
+    local gif = {}
+    for _, f in ipairs(frames) do gif[#gif + 1] = ai.image.grid(f, {nrow = cfg.path_samples, normalize = true, range = {-1, 1}}) end
+    for _ = 1, 5 do gif[#gif + 1] = gif[#gif] end -- linger on the result
+    ai.io.save_gif(out .. "/path.gif", gif, {delay = 120})
+  end
+  return out .. "/" .. name
+end
+
+local next_batch = coroutine.wrap(function()
+  while true do
+    for x in loader:iter() do coroutine.yield(x) end
+  end
+end)
+
+local t0, clock0 = os.time(), os.clock()
+local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "ddpm", start = step}
+local reason = "steps"
+while true do
+  if cfg.steps > 0 and step >= cfg.steps then break end
+  if cfg.epochs > 0 and step // #loader >= cfg.epochs then reason = "epochs" break end
+  if cfg.time_limit > 0 and os.time() - t0 >= cfg.time_limit then reason = "time_limit" break end
+  local loss = diffusion.loss(net, sched, next_batch())
+  local l = loss:item()
+  if l ~= l or l == math.huge or l == -math.huge then
+    if cfg.on_nan ~= "skip" then
+      bar:close()
+      error(("non-finite loss at step %d; training stopped, the last good checkpoint is %s"):format(step + 1, last_ckpt), 0)
+    end
+    print(("non-finite loss at step %d: batch skipped"):format(step + 1))
+  else
+    opt:zero_grad()
+    loss:backward()
+    opt:step()
+    ema:update()
+    step = step + 1
+    bar:update(1, {loss = l})
+    if step % cfg.log_every == 0 then metrics:write{step = step, loss = l, time = os.clock() - clock0} end
+    if cfg.sample_every > 0 and step % cfg.sample_every == 0 then save_samples(false) end
+    if step % cfg.ckpt_every == 0 then
+      checkpoint(last_ckpt)
+      checkpoint(("%s/ckpt_%06d.safetensors"):format(out, step))
+    end
+  end
+end
+bar:close()
+metrics:close()
+checkpoint(last_ckpt)
+local grid = save_samples(true)
+ai.plot.curves(out .. "/loss.png", ai.metrics.read(out .. "/metrics.jsonl"), {keys = {"loss"}})
+print(("stopped at step %d (%s); samples %s, path %s/path.png and path.gif, checkpoint %s"):format(
+  step, reason, grid, out, out, last_ckpt))

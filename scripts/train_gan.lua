@@ -1,0 +1,210 @@
+-- scripts/train_gan.lua: train a GAN on Fashion-MNIST (or a folder of PNGs), as a readable
+-- custom training loop. Writes config.json, metrics.jsonl, sample grids, checkpoints and a
+-- loss plot under out= (default runs/<arch>-<loss>). `aiart-lua scripts/train_gan.lua --help`
+-- lists the options; key=value arguments override them.
+local ai = require "aiart"
+local models = require "aiart.models"
+local nn, F = ai.nn, ai.F
+
+local cfg = ai.config.parse(arg, {
+  arch = {"mlp", "mlp (the seed GAN, batch 32) or dcgan (batch 64)"},
+  loss = {"bce", "bce, hinge or wgan-gp (gradient penalty through double backward)"},
+  data = {"fashion_mnist", "fashion_mnist, or a folder of PNGs (class subfolders optional)"},
+  size = {28, "image size for a folder of PNGs (the models are built for 28)"},
+  batch_size = {0, "0: the architecture's reference batch (32 mlp, 64 dcgan)"},
+  lr = {0, "0: 2e-4 (1e-4 for wgan-gp)"},
+  beta1 = {-1, "Adam beta1; -1: 0.9 for mlp, 0.5 for dcgan and wgan-gp"},
+  beta2 = {-1, "Adam beta2; -1: 0.999 (0.9 for wgan-gp)"},
+  n_critic = {0, "D steps per G step; 0: 5 for wgan-gp, else 1"},
+  gp_weight = {10, "gradient-penalty weight (wgan-gp)"},
+  z_dim = {100, "noise dimension"},
+  steps = {3000, "stop after this many G steps (0: no limit)"},
+  epochs = {0, "stop after this many epochs (0: no limit)"},
+  time_limit = {0, "stop after this many seconds (0: no limit)"},
+  sample_every = {500, "write a sample grid every N steps"},
+  ckpt_every = {1000, "keep a numbered checkpoint every N steps (last.safetensors is updated at each)"},
+  log_every = {10, "write a metrics line every N steps"},
+  seed = {1, "random seed"},
+  threads = {0, "threads (0: all cores)"},
+  out = {"", "output folder (default runs/<arch>-<loss>)"},
+  resume = {false, "continue from out/last.safetensors"},
+  on_nan = {"stop", "stop (keep the last good checkpoint) or skip (drop the batch)"},
+}, {help = "Train a GAN and write samples, metrics and checkpoints."})
+
+if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
+local dcgan, wgan = cfg.arch == "dcgan", cfg.loss == "wgan-gp"
+if cfg.arch ~= "mlp" and not dcgan then error("arch must be mlp or dcgan, got " .. cfg.arch, 0) end
+if cfg.loss ~= "bce" and cfg.loss ~= "hinge" and not wgan then error("loss must be bce, hinge or wgan-gp, got " .. cfg.loss, 0) end
+local B = cfg.batch_size > 0 and cfg.batch_size or (dcgan and 64 or 32)
+local lr = cfg.lr > 0 and cfg.lr or (wgan and 1e-4 or 2e-4)
+local beta1 = cfg.beta1 >= 0 and cfg.beta1 or ((dcgan or wgan) and 0.5 or 0.9)
+local beta2 = cfg.beta2 >= 0 and cfg.beta2 or (wgan and 0.9 or 0.999)
+local n_critic = cfg.n_critic > 0 and cfg.n_critic or (wgan and 5 or 1)
+local out = cfg.out ~= "" and cfg.out or ("runs/" .. cfg.arch .. "-" .. cfg.loss)
+os.execute("mkdir -p '" .. out .. "/samples'")
+ai.manual_seed(cfg.seed)
+
+-- Models: D ends in a logit (BCE with logits is the stable form of the reference's
+-- Sigmoid + BCE); a gradient penalty is per sample, so WGAN-GP's D has no batch norm.
+local G, D
+if dcgan then G, D = models.dcgan{z_dim = cfg.z_dim, d_norm = not wgan}
+else G, D = models.mlp_gan{z_dim = cfg.z_dim, sigmoid = false} end
+local optG = ai.optim.Adam(G:parameters(), {lr = lr, betas = {beta1, beta2}})
+local optD = ai.optim.Adam(D:parameters(), {lr = lr, betas = {beta1, beta2}})
+
+-- Data in [-1, 1]: 1 x 28 x 28 images; the MLP sees them flattened.
+local ds
+if cfg.data == "fashion_mnist" then ds = ai.data.fashion_mnist{split = "train"}
+else
+  ds = ai.data.ImageFolder{root = cfg.data, size = cfg.size, channels = 1,
+                           transform = ai.data.transforms.normalize(0.5, 0.5)}
+end
+local loader = ai.data.DataLoader(ds, {batch_size = B, shuffle = true, drop_last = true, seed = cfg.seed})
+local batches_per_epoch = #loader
+
+local fixed_z = ai.randn(64, cfg.z_dim) -- the same noise for every sample grid
+local step, start_epoch = 0, 0
+local last_ckpt = out .. "/last.safetensors"
+
+local function checkpoint(path)
+  ai.checkpoint.save(path, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true,
+                            step = step, config = cfg, extra = {fixed_z = fixed_z}})
+end
+
+if cfg.resume then
+  local f = io.open(last_ckpt, "rb")
+  if not f then error("resume: no checkpoint at " .. last_ckpt, 0) end
+  f:close()
+  local info = ai.checkpoint.load(last_ckpt, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true})
+  step = info.step
+  fixed_z = info.extra.fixed_z
+  print(("resumed %s at step %d"):format(last_ckpt, step))
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+write_file(out .. "/config.json", ai.json.encode(cfg, {indent = true}) .. "\n")
+-- a resumed run keeps the metrics up to its checkpoint and drops what came after it
+local kept = {}
+if cfg.resume then
+  for _, r in ipairs(ai.metrics.read(out .. "/metrics.jsonl")) do if r.step <= step then kept[#kept + 1] = r end end
+end
+local metrics = ai.metrics.open(out .. "/metrics.jsonl")
+for _, r in ipairs(kept) do metrics:write(r) end
+
+-- One loss per formulation; D's takes logits of real and fake batches.
+local function d_loss(real_logits, fake_logits)
+  if cfg.loss == "bce" then
+    return F.bce_with_logits(real_logits, ai.ones_like(real_logits)) + F.bce_with_logits(fake_logits, ai.zeros_like(fake_logits))
+  elseif cfg.loss == "hinge" then
+    return (1 - real_logits):relu():mean() + (1 + fake_logits):relu():mean()
+  end
+  return fake_logits:mean() - real_logits:mean()
+end
+
+local function g_loss(fake_logits)
+  if cfg.loss == "bce" then return F.bce_with_logits(fake_logits, ai.ones_like(fake_logits)) end
+  return -fake_logits:mean()
+end
+
+-- WGAN-GP: (||grad_x D(x_hat)|| - 1)^2 on random interpolates, differentiated again into D.
+local function gradient_penalty(real, fake)
+  local shape = {real:size(1)}
+  for _ = 2, real:dim() do shape[#shape + 1] = 1 end
+  local alpha = ai.rand(shape)
+  local x_hat = (alpha * real + (1 - alpha) * fake):detach():requires_grad(true)
+  local grad = ai.grad(D(x_hat), x_hat, {grad_outputs = ai.ones(real:size(1), 1), create_graph = true})
+  local norm = (grad:reshape(real:size(1), -1):square():sum(2) + 1e-12):sqrt()
+  return ((norm - 1):square()):mean()
+end
+
+local function as_input(x) return dcgan and x or x:reshape(x:size(1), -1) end
+local function as_images(x) return x:reshape(x:size(1), 1, 28, 28) end
+
+local function save_samples()
+  local imgs = ai.no_grad(function()
+    G:eval()
+    local s = as_images(G(fixed_z))
+    G:train()
+    return s
+  end)
+  local path = ("%s/samples/step_%06d.png"):format(out, step)
+  ai.image.save(path, ai.image.grid(imgs, {nrow = 8, normalize = true, range = {-1, 1}}))
+  return path
+end
+
+-- An endless stream of batches across epochs (the loader's position is part of a checkpoint).
+local next_batch = coroutine.wrap(function()
+  while true do
+    for x in loader:iter() do coroutine.yield(x) end
+  end
+end)
+
+local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+
+local t0 = os.time()
+local clock0 = os.clock()
+local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "gan " .. cfg.arch .. "/" .. cfg.loss,
+                            start = step}
+local stop_reason = "steps"
+while true do
+  if cfg.steps > 0 and step >= cfg.steps then break end
+  if cfg.epochs > 0 and (step * n_critic) // batches_per_epoch >= cfg.epochs then stop_reason = "epochs" break end
+  if cfg.time_limit > 0 and os.time() - t0 >= cfg.time_limit then stop_reason = "time_limit" break end
+
+  -- D: n_critic steps on real batches and detached fakes
+  local ld, fake
+  for _ = 1, n_critic do
+    local real = as_input(next_batch())
+    fake = G(ai.randn(real:size(1), cfg.z_dim))
+    local loss = d_loss(D(real), D(fake:detach()))
+    if wgan then loss = loss + cfg.gp_weight * gradient_penalty(real, fake:detach()) end
+    ld = loss:item()
+    if not finite(ld) then break end
+    optD:zero_grad()
+    loss:backward()
+    optD:step()
+  end
+  -- G: make D call the fakes real (the reference reuses the batch of fakes of the D step)
+  local lg
+  if finite(ld) then
+    local loss = g_loss(D(fake))
+    lg = loss:item()
+    if finite(lg) then
+      optG:zero_grad()
+      loss:backward()
+      optG:step()
+    end
+  end
+  if not (finite(ld) and finite(lg)) then
+    local msg = ("non-finite loss at step %d (D %s, G %s)"):format(step + 1, tostring(ld), tostring(lg))
+    if cfg.on_nan == "skip" then
+      print(msg .. ": batch skipped")
+      optD:zero_grad()
+      optG:zero_grad()
+    else
+      bar:close()
+      metrics:close()
+      error(msg .. "; training stopped, the last good checkpoint is " .. last_ckpt, 0)
+    end
+  else
+    step = step + 1
+    bar:update(1, {D = ld, G = lg})
+    if step % cfg.log_every == 0 then metrics:write{step = step, loss_d = ld, loss_g = lg, time = os.clock() - clock0} end
+    if step % cfg.sample_every == 0 then save_samples() end
+    if step % cfg.ckpt_every == 0 then
+      checkpoint(last_ckpt)
+      checkpoint(("%s/ckpt_%06d.safetensors"):format(out, step))
+    end
+  end
+end
+bar:close()
+metrics:close()
+checkpoint(last_ckpt)
+local grid = save_samples()
+ai.plot.curves(out .. "/loss.png", ai.metrics.read(out .. "/metrics.jsonl"), {keys = {"loss_d", "loss_g"}})
+print(("stopped at step %d (%s); samples %s, checkpoint %s, losses %s/loss.png"):format(step, stop_reason, grid,
+      last_ckpt, out))
