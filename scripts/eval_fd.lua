@@ -4,12 +4,19 @@
 local ai = require "aiart"
 local models = require "aiart.models"
 
-local cfg = ai.config.parse(arg, {
-  samples = {"samples.idx", "an IDX file of u8 28x28 images (sample.lua out=*.idx) or a folder of PNGs"},
-  classifier = {"runs/classifier/classifier.safetensors", "checkpoint of train_classifier.lua"},
-  reference = {"test", "reference images: the Fashion-MNIST split (test or train)"},
-  limit = {0, "use at most N images of each set (0: all)"},
-}, {help = "Fréchet distance of samples to Fashion-MNIST on the classifier's features."})
+local defaults = {
+  samples = "samples.idx",
+  classifier = "runs/classifier/classifier.safetensors",
+  reference = "test",
+  limit = 0,
+}
+local help = {
+  samples = "an IDX file of u8 28x28 images (sample.lua out=*.idx) or a folder of PNGs",
+  classifier = "checkpoint of train_classifier.lua",
+  reference = "reference images: the Fashion-MNIST split (test or train)",
+  limit = "use at most N images of each set (0: all)",
+}
+local cfg = ai.config.parse(arg, defaults, {help = help, description = "Fréchet distance of samples to Fashion-MNIST on the classifier's features."})
 
 local parts = ai.checkpoint.read(cfg.classifier)
 local net = models.Classifier{width = parts.config and parts.config.width or 32}

@@ -5,15 +5,25 @@ local ai = require "aiart"
 local models = require "aiart.models"
 local diffusion = require "aiart.diffusion"
 
-local cfg = ai.config.parse(arg, {
-  ckpt = {"runs/mlp-bce/last.safetensors", "checkpoint of train_gan.lua or train_ddpm.lua"},
-  n = {64, "number of samples"},
-  out = {"samples.png", "a .png grid, a folder (ending in /) of PNGs, or an .idx / .idx.gz file"},
-  seed = {1, "random seed"},
-  sample_steps = {-1, "DDPM only: DDIM steps (-1: as trained, 0: ancestral DDPM)"},
-  eta = {-1, "DDPM only: DDIM eta (-1: as trained)"},
-  batch = {250, "samples generated per batch"},
-}, {help = "Write samples of a trained GAN or DDPM."})
+local defaults = {
+  ckpt = "runs/mlp-bce/last.safetensors",
+  n = 64,
+  out = "samples.png",
+  seed = 1,
+  sample_steps = -1,
+  eta = -1.0,
+  batch = 250,
+}
+local help = {
+  ckpt = "checkpoint of train_gan.lua or train_ddpm.lua",
+  n = "number of samples",
+  out = "a .png grid, a folder (ending in /) of PNGs, or an .idx / .idx.gz file",
+  seed = "random seed",
+  sample_steps = "DDPM only: DDIM steps (-1: as trained, 0: ancestral DDPM)",
+  eta = "DDPM only: DDIM eta (-1: as trained)",
+  batch = "samples generated per batch",
+}
+local cfg = ai.config.parse(arg, defaults, {help = help, description = "Write samples of a trained GAN or DDPM."})
 
 local parts = ai.checkpoint.read(cfg.ckpt)
 local tc = parts.config or error("sample: " .. cfg.ckpt .. " holds no training config", 0)

@@ -8,24 +8,43 @@ local ai = require "aiart"
 local models = require "aiart.models"
 local F = ai.F
 
-local cfg = ai.config.parse(arg, {
-  content = {"", "content image (PNG); empty: a generated scene"},
-  style = {"", "style image (PNG); empty: a generated pattern"},
-  vgg = {"", "VGG-19 weights (safetensors, torchvision key names features.N.weight); empty: random CNN"},
-  size = {256, "size of the longer side of the output (up to 512)"},
-  steps = {100, "optimiser iterations (L-BFGS: each runs up to 20 evaluations... see lbfgs_iter)"},
-  optimizer = {"lbfgs", "lbfgs or adam"},
-  lr = {1, "learning rate (L-BFGS: 1; Adam: try 0.02)"},
-  lbfgs_iter = {1, "L-BFGS inner iterations per step"},
-  style_weight = {1e5, "weight of the Gram-matrix losses"},
-  content_weight = {1, "weight of the content loss (0: texture synthesis)"},
-  tv_weight = {1e-4, "weight of the total-variation loss"},
-  init = {"content", "content or noise"},
-  save_every = {25, "write an intermediate image every N steps (0: never)"},
-  seed = {1, "random seed"},
-  threads = {0, "threads (0: all cores)"},
-  out = {"runs/style", "output folder (result.png, step_*.png, content.png, style.png)"},
-}, {help = "Gatys-style neural style transfer."})
+local defaults = {
+  content = "",
+  style = "",
+  vgg = "",
+  size = 256,
+  steps = 100,
+  optimizer = "lbfgs",
+  lr = 1.0,
+  lbfgs_iter = 1,
+  style_weight = 1e5,
+  content_weight = 1.0,
+  tv_weight = 1e-4,
+  init = "content",
+  save_every = 25,
+  seed = 1,
+  threads = 0,
+  out = "runs/style",
+}
+local help = {
+  content = "content image (PNG); empty: a generated scene",
+  style = "style image (PNG); empty: a generated pattern",
+  vgg = "VGG-19 weights (safetensors, torchvision key names features.N.weight); empty: random CNN",
+  size = "size of the longer side of the output (up to 512)",
+  steps = "optimiser iterations (L-BFGS: each runs up to 20 evaluations... see lbfgs_iter)",
+  optimizer = "lbfgs or adam",
+  lr = "learning rate (L-BFGS: 1; Adam: try 0.02)",
+  lbfgs_iter = "L-BFGS inner iterations per step",
+  style_weight = "weight of the Gram-matrix losses",
+  content_weight = "weight of the content loss (0: texture synthesis)",
+  tv_weight = "weight of the total-variation loss",
+  init = "content or noise",
+  save_every = "write an intermediate image every N steps (0: never)",
+  seed = "random seed",
+  threads = "threads (0: all cores)",
+  out = "output folder (result.png, step_*.png, content.png, style.png)",
+}
+local cfg = ai.config.parse(arg, defaults, {help = help, description = "Gatys-style neural style transfer."})
 
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 if cfg.size > 512 or cfg.size < 16 then error("size must be between 16 and 512", 0) end

@@ -4,18 +4,31 @@
 local ai = require "aiart"
 local models = require "aiart.models"
 
-local cfg = ai.config.parse(arg, {
-  epochs = {12, "training epochs"},
-  batch_size = {128, "batch size"},
-  lr = {0.1, "peak learning rate of the one-cycle schedule (SGD, Nesterov momentum 0.9)"},
-  weight_decay = {5e-4, "weight decay"},
-  width = {32, "channels of the first convolutions"},
-  limit = {0, "use only the first N training images (0: all), for quick runs"},
-  test_limit = {0, "evaluate on the first N test images (0: all 10,000)"},
-  seed = {1, "random seed"},
-  threads = {0, "threads (0: all cores)"},
-  out = {"runs/classifier", "output folder (classifier.safetensors, metrics.jsonl, loss.png)"},
-}, {help = "Train the Fashion-MNIST classifier used by eval_fd.lua."})
+local defaults = {
+  epochs = 12,
+  batch_size = 128,
+  lr = 0.1,
+  weight_decay = 5e-4,
+  width = 32,
+  limit = 0,
+  test_limit = 0,
+  seed = 1,
+  threads = 0,
+  out = "runs/classifier",
+}
+local help = {
+  epochs = "training epochs",
+  batch_size = "batch size",
+  lr = "peak learning rate of the one-cycle schedule (SGD, Nesterov momentum 0.9)",
+  weight_decay = "weight decay",
+  width = "channels of the first convolutions",
+  limit = "use only the first N training images (0: all), for quick runs",
+  test_limit = "evaluate on the first N test images (0: all 10,000)",
+  seed = "random seed",
+  threads = "threads (0: all cores)",
+  out = "output folder (classifier.safetensors, metrics.jsonl, loss.png)",
+}
+local cfg = ai.config.parse(arg, defaults, {help = help, description = "Train the Fashion-MNIST classifier used by eval_fd.lua."})
 
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 os.execute("mkdir -p '" .. cfg.out .. "'")
@@ -33,7 +46,7 @@ local test_loader = ai.data.DataLoader(test, {batch_size = 500})
 local net = models.Classifier{width = cfg.width}
 local opt = ai.optim.SGD(net:parameters(), {lr = cfg.lr, momentum = 0.9, nesterov = true, weight_decay = cfg.weight_decay})
 local sched = ai.sched.OneCycleLR(opt, {max_lr = cfg.lr, total_steps = cfg.epochs * #loader})
-local metrics = ai.metrics.open(cfg.out .. "/metrics.jsonl")
+local metrics = ai.metrics.logger(cfg.out .. "/metrics.jsonl")
 
 local function evaluate()
   local confusion = {}

@@ -6,30 +6,55 @@ local ai = require "aiart"
 local models = require "aiart.models"
 local diffusion = require "aiart.diffusion"
 
-local cfg = ai.config.parse(arg, {
-  ch = {32, "base channels of the UNet"},
-  mults = {"1,2", "channel multiplier per level (comma-separated); 28x28 allows up to 2 levels"},
-  T = {1000, "diffusion steps"},
-  schedule = {"linear", "beta schedule: linear (1e-4..0.02) or cosine"},
-  batch_size = {64, "batch size"},
-  lr = {2e-4, "Adam learning rate"},
-  ema_decay = {0.999, "decay of the exponential moving average of the weights"},
-  steps = {4000, "training steps (0: no limit)"},
-  epochs = {0, "stop after this many epochs (0: no limit)"},
-  time_limit = {0, "stop after this many seconds (0: no limit)"},
-  sample_every = {2000, "sample a grid every N steps (0: only at the end)"},
-  sample_steps = {50, "DDIM steps for samples (0 or T: ancestral DDPM with all T steps)"},
-  eta = {0, "DDIM eta (0: deterministic)"},
-  n_samples = {64, "samples in the final grid"},
-  path_samples = {8, "samples shown along the denoising path (strip and GIF)"},
-  ckpt_every = {1000, "keep a numbered checkpoint every N steps"},
-  log_every = {10, "write a metrics line every N steps"},
-  seed = {1, "random seed"},
-  threads = {0, "threads (0: all cores)"},
-  out = {"runs/ddpm", "output folder"},
-  resume = {false, "continue from out/last.safetensors"},
-  on_nan = {"stop", "stop (keep the last good checkpoint) or skip (drop the batch)"},
-}, {help = "Train a DDPM on Fashion-MNIST and sample from its EMA weights."})
+local defaults = {
+  ch = 32,
+  mults = "1,2",
+  T = 1000,
+  schedule = "linear",
+  batch_size = 64,
+  lr = 2e-4,
+  ema_decay = 0.999,
+  steps = 4000,
+  epochs = 0,
+  time_limit = 0,
+  sample_every = 2000,
+  sample_steps = 50,
+  eta = 0.0,
+  n_samples = 64,
+  path_samples = 8,
+  ckpt_every = 1000,
+  log_every = 10,
+  seed = 1,
+  threads = 0,
+  out = "runs/ddpm",
+  resume = false,
+  on_nan = "stop",
+}
+local help = {
+  ch = "base channels of the UNet",
+  mults = "channel multiplier per level (comma-separated); 28x28 allows up to 2 levels",
+  T = "diffusion steps",
+  schedule = "beta schedule: linear (1e-4..0.02) or cosine",
+  batch_size = "batch size",
+  lr = "Adam learning rate",
+  ema_decay = "decay of the exponential moving average of the weights",
+  steps = "training steps (0: no limit)",
+  epochs = "stop after this many epochs (0: no limit)",
+  time_limit = "stop after this many seconds (0: no limit)",
+  sample_every = "sample a grid every N steps (0: only at the end)",
+  sample_steps = "DDIM steps for samples (0 or T: ancestral DDPM with all T steps)",
+  eta = "DDIM eta (0: deterministic)",
+  n_samples = "samples in the final grid",
+  path_samples = "samples shown along the denoising path (strip and GIF)",
+  ckpt_every = "keep a numbered checkpoint every N steps",
+  log_every = "write a metrics line every N steps",
+  seed = "random seed",
+  threads = "threads (0: all cores)",
+  out = "output folder",
+  resume = "continue from out/last.safetensors",
+  on_nan = "stop (keep the last good checkpoint) or skip (drop the batch)",
+}
+local cfg = ai.config.parse(arg, defaults, {help = help, description = "Train a DDPM on Fashion-MNIST and sample from its EMA weights."})
 
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 local mults = {}
@@ -67,7 +92,7 @@ local kept = {}
 if cfg.resume then
   for _, r in ipairs(ai.metrics.read(out .. "/metrics.jsonl")) do if r.step <= step then kept[#kept + 1] = r end end
 end
-local metrics = ai.metrics.open(out .. "/metrics.jsonl")
+local metrics = ai.metrics.logger(out .. "/metrics.jsonl")
 for _, r in ipairs(kept) do metrics:write(r) end
 
 -- Samples from the EMA weights; with `path`, also the x0 predictions along the way.
@@ -119,6 +144,7 @@ end)
 local t0, clock0 = os.time(), os.clock()
 local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "ddpm", start = step}
 local reason = "steps"
+local skipped = 0 -- non-finite batches in a row
 while true do
   if cfg.steps > 0 and step >= cfg.steps then break end
   if cfg.epochs > 0 and step // #loader >= cfg.epochs then reason = "epochs" break end
@@ -126,12 +152,14 @@ while true do
   local loss = diffusion.loss(net, sched, next_batch())
   local l = loss:item()
   if l ~= l or l == math.huge or l == -math.huge then
-    if cfg.on_nan ~= "skip" then
+    skipped = skipped + 1
+    if cfg.on_nan ~= "skip" or skipped >= 100 then
       bar:close()
       error(("non-finite loss at step %d; training stopped, the last good checkpoint is %s"):format(step + 1, last_ckpt), 0)
     end
     print(("non-finite loss at step %d: batch skipped"):format(step + 1))
   else
+    skipped = 0
     opt:zero_grad()
     loss:backward()
     opt:step()

@@ -6,30 +6,55 @@ local ai = require "aiart"
 local models = require "aiart.models"
 local nn, F = ai.nn, ai.F
 
-local cfg = ai.config.parse(arg, {
-  arch = {"mlp", "mlp (the seed GAN, batch 32) or dcgan (batch 64)"},
-  loss = {"bce", "bce, hinge or wgan-gp (gradient penalty through double backward)"},
-  data = {"fashion_mnist", "fashion_mnist, or a folder of PNGs (class subfolders optional)"},
-  size = {28, "image size for a folder of PNGs (the models are built for 28)"},
-  batch_size = {0, "0: the architecture's reference batch (32 mlp, 64 dcgan)"},
-  lr = {0, "0: 2e-4 (1e-4 for wgan-gp)"},
-  beta1 = {-1, "Adam beta1; -1: 0.9 for mlp, 0.5 for dcgan and wgan-gp"},
-  beta2 = {-1, "Adam beta2; -1: 0.999 (0.9 for wgan-gp)"},
-  n_critic = {0, "D steps per G step; 0: 5 for wgan-gp, else 1"},
-  gp_weight = {10, "gradient-penalty weight (wgan-gp)"},
-  z_dim = {100, "noise dimension"},
-  steps = {3000, "stop after this many G steps (0: no limit)"},
-  epochs = {0, "stop after this many epochs (0: no limit)"},
-  time_limit = {0, "stop after this many seconds (0: no limit)"},
-  sample_every = {500, "write a sample grid every N steps"},
-  ckpt_every = {1000, "keep a numbered checkpoint every N steps (last.safetensors is updated at each)"},
-  log_every = {10, "write a metrics line every N steps"},
-  seed = {1, "random seed"},
-  threads = {0, "threads (0: all cores)"},
-  out = {"", "output folder (default runs/<arch>-<loss>)"},
-  resume = {false, "continue from out/last.safetensors"},
-  on_nan = {"stop", "stop (keep the last good checkpoint) or skip (drop the batch)"},
-}, {help = "Train a GAN and write samples, metrics and checkpoints."})
+local defaults = {
+  arch = "mlp",
+  loss = "bce",
+  data = "fashion_mnist",
+  size = 28,
+  batch_size = 0,
+  lr = 0.0,
+  beta1 = -1.0,
+  beta2 = -1.0,
+  n_critic = 0,
+  gp_weight = 10.0,
+  z_dim = 100,
+  steps = 3000,
+  epochs = 0,
+  time_limit = 0,
+  sample_every = 500,
+  ckpt_every = 1000,
+  log_every = 10,
+  seed = 1,
+  threads = 0,
+  out = "",
+  resume = false,
+  on_nan = "stop",
+}
+local help = {
+  arch = "mlp (the seed GAN, batch 32) or dcgan (batch 64)",
+  loss = "bce, hinge or wgan-gp (gradient penalty through double backward)",
+  data = "fashion_mnist, or a folder of PNGs (class subfolders optional)",
+  size = "image size for a folder of PNGs (the models are built for 28)",
+  batch_size = "0: the architecture's reference batch (32 mlp, 64 dcgan)",
+  lr = "0: 2e-4 (1e-4 for wgan-gp)",
+  beta1 = "Adam beta1; -1: 0.9 for mlp, 0.5 for dcgan and wgan-gp",
+  beta2 = "Adam beta2; -1: 0.999 (0.9 for wgan-gp)",
+  n_critic = "D steps per G step; 0: 5 for wgan-gp, else 1",
+  gp_weight = "gradient-penalty weight (wgan-gp)",
+  z_dim = "noise dimension",
+  steps = "stop after this many G steps (0: no limit)",
+  epochs = "stop after this many epochs (0: no limit)",
+  time_limit = "stop after this many seconds (0: no limit)",
+  sample_every = "write a sample grid every N steps",
+  ckpt_every = "keep a numbered checkpoint every N steps (last.safetensors is updated at each)",
+  log_every = "write a metrics line every N steps",
+  seed = "random seed",
+  threads = "threads (0: all cores)",
+  out = "output folder (default runs/<arch>-<loss>)",
+  resume = "continue from out/last.safetensors",
+  on_nan = "stop (keep the last good checkpoint) or skip (drop the batch)",
+}
+local cfg = ai.config.parse(arg, defaults, {help = help, description = "Train a GAN and write samples, metrics and checkpoints."})
 
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 local dcgan, wgan = cfg.arch == "dcgan", cfg.loss == "wgan-gp"
@@ -92,7 +117,7 @@ local kept = {}
 if cfg.resume then
   for _, r in ipairs(ai.metrics.read(out .. "/metrics.jsonl")) do if r.step <= step then kept[#kept + 1] = r end end
 end
-local metrics = ai.metrics.open(out .. "/metrics.jsonl")
+local metrics = ai.metrics.logger(out .. "/metrics.jsonl")
 for _, r in ipairs(kept) do metrics:write(r) end
 
 -- One loss per formulation; D's takes logits of real and fake batches.
@@ -150,6 +175,7 @@ local clock0 = os.clock()
 local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "gan " .. cfg.arch .. "/" .. cfg.loss,
                             start = step}
 local stop_reason = "steps"
+local skipped = 0 -- non-finite batches in a row
 while true do
   if cfg.steps > 0 and step >= cfg.steps then break end
   if cfg.epochs > 0 and (step * n_critic) // batches_per_epoch >= cfg.epochs then stop_reason = "epochs" break end
@@ -181,16 +207,19 @@ while true do
   end
   if not (finite(ld) and finite(lg)) then
     local msg = ("non-finite loss at step %d (D %s, G %s)"):format(step + 1, tostring(ld), tostring(lg))
-    if cfg.on_nan == "skip" then
+    skipped = skipped + 1
+    if cfg.on_nan == "skip" and skipped < 100 then
       print(msg .. ": batch skipped")
       optD:zero_grad()
       optG:zero_grad()
     else
+      if skipped >= 100 then msg = msg .. ", and 100 batches in a row were skipped" end
       bar:close()
       metrics:close()
       error(msg .. "; training stopped, the last good checkpoint is " .. last_ckpt, 0)
     end
   else
+    skipped = 0
     step = step + 1
     bar:update(1, {D = ld, G = lg})
     if step % cfg.log_every == 0 then metrics:write{step = step, loss_d = ld, loss_g = lg, time = os.clock() - clock0} end

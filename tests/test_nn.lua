@@ -126,6 +126,13 @@ T.test("Module: to(dtype), double(), float() convert parameters and floating buf
   T.eq(net(ai.randn(4, 2, {dtype = "f64"})).dtype, "f64")
   net:float()
   T.eq(net[2].weight.dtype, "f32")
+  -- tied weights stay tied
+  local a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+  b.weight = a.weight
+  local tied = nn.Sequential(a, nn.Tanh(), b):to("double")
+  T.ok(rawequal(tied[1].weight, tied[3].weight) and tied[1].weight.dtype == "f64")
+  T.eq(#tied:parameters(), 3)
+  T.expect_error("Sequential:to: dtype must be f32 or f64, got i64", function() tied:to("i64") end)
 end)
 
 --------------------------------------------------------------------------------- containers

@@ -974,7 +974,7 @@ test("errors: constructors' arguments", function()
   expect_error("std must be non-negative", function() return ai.zeros(2):normal_(0, -1) end)
   expect_error("bernoulli: p must be in [0, 1]", function() return ai.zeros(2):bernoulli_(1.5) end)
   expect_error("expected a table {seed=integer, offset=integer}", ai.set_rng_state, {seed = "x"})
-  expect_error("number of threads must be at least 1", ai.set_num_threads, 0)
+  expect_error("number of threads must be 1..1024", ai.set_num_threads, 0)
 end)
 
 test("errors: simulated allocation failure is reported and recoverable", function()

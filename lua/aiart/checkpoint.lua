@@ -71,7 +71,7 @@ local function encoder(fn)
         name = tensor_name(path)
         e.seen[v] = name
         local x = v
-        if x.requires_grad or x.grad_fn then x = x:detach() end
+        x = x:detach() -- shares the storage; drops any graph
         e.tensors[name] = x
       end
       return {__tensor = name}
@@ -180,8 +180,10 @@ local function clean_stale(path)
     if line:sub(1, #prefix) == prefix then
       local pid = line:sub(#prefix + 1)
       if pid:match("^%d+$") then
-        local alive = io.open("/proc/" .. pid .. "/stat", "r")
-        if alive then alive:close() else os.remove(dir .. "/" .. line) end
+        local st = io.open("/proc/" .. pid .. "/stat", "r")
+        local state = st and (st:read("a") or ""):match("%)%s+(%a)")
+        if st then st:close() end
+        if not st or state == "Z" or state == "X" then os.remove(dir .. "/" .. line) end
       end
     end
   end

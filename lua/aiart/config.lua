@@ -1,19 +1,23 @@
 --[[ aiart.config (ai.config): command-line settings for experiment scripts.
 
-  local cfg = ai.config.parse(arg, {lr = 2e-4, batch_size = 64, epochs = 10, out = "runs/gan",
-                                    amp = false, betas = {0.5, 0.999}},
+  local cfg = ai.config.parse(arg, {lr = 2e-4, batch_size = 64, out = "runs/gan", amp = false,
+                                    betas = {0.5, 0.999}},
                               {help = {lr = "learning rate", out = "output folder"},
                                description = "Trains a DCGAN on Fashion-MNIST."})
+  -- or with the descriptions beside the defaults (every key in this form):
+  local cfg = ai.config.parse(arg, {lr = {2e-4, "learning rate"}, out = {"runs/gan", "output"}},
+                              {help = "Trains a DCGAN on Fashion-MNIST."})
 
   ./aiart-lua train.lua lr=1e-3 epochs=5 out=runs/x     key=value overrides a default
   ./aiart-lua train.lua config=exp.json lr=1e-3          a JSON object read first, then the rest
   ./aiart-lua train.lua --help                           the keys, defaults and descriptions
 
-Values are parsed by the type of the default: integers (an integer default takes only
-integers), floats, booleans (true/false, yes/no, on/off, 1/0), strings, and tables (JSON, e.g.
-betas=[0.9,0.99], or comma-separated numbers/strings: betas=0.9,0.99). `--key=value` and
-`--flag` (true) are accepted too. An unknown key is an error that lists the known ones. The
-result is a new table; cfg.config holds the JSON file's path when one was given.
+Values are parsed by the type of the default: numbers (integral values become integers, others
+floats, so a default of 0 takes 1e-3 too), booleans (true/false, yes/no, on/off, 1/0), strings,
+and tables (JSON, e.g. betas=[0.9,0.99], or comma-separated: betas=0.9,0.99). `--key=value`,
+`--key value` and `--flag` (true) are accepted too. An unknown key is an error that lists the
+known ones. The result is a new table; cfg.config holds the JSON file's path when one was given.
+opts.help is a table of descriptions or a string shown at the top of --help.
 ]]
 local ai = require "aiart"
 
@@ -52,11 +56,7 @@ local function convert(fn, key, s, def)
   if t == "number" then
     local v = tonumber(s)
     if v == nil then error(("%s: %s must be a number, got '%s'"):format(fn, key, s), 0) end
-    if math.type(def) == "integer" then
-      local i = math.tointeger(v)
-      if i == nil then error(("%s: %s must be an integer, got '%s'"):format(fn, key, s), 0) end
-      return i
-    end
+    if math.type(def) == "integer" then return math.tointeger(v) or v end
     return v + 0.0
   end
   if t == "boolean" then
@@ -85,11 +85,7 @@ end
 local function check_json(fn, key, v, def, file)
   local t = type(def)
   if t == "number" and type(v) == "number" then
-    if math.type(def) == "integer" then
-      local i = math.tointeger(v)
-      if i == nil then error(("%s: %s in %s must be an integer, got %s"):format(fn, key, file, tostring(v)), 0) end
-      return i
-    end
+    if math.type(def) == "integer" then return math.tointeger(v) or v end
     return v + 0.0
   end
   if t == type(v) then return v end
@@ -101,6 +97,7 @@ end
 local function help_text(defaults, opts, script)
   local lines = {}
   if opts.description then lines[#lines + 1] = opts.description; lines[#lines + 1] = "" end
+  if type(opts.help) == "string" then lines[#lines + 1] = opts.help; lines[#lines + 1] = "" end
   lines[#lines + 1] = ("usage: aiart-lua %s [key=value ...] [config=file.json]"):format(script or "script.lua")
   lines[#lines + 1] = ""
   lines[#lines + 1] = "keys (default):"
@@ -109,13 +106,12 @@ local function help_text(defaults, opts, script)
   for _, k in ipairs(keys) do
     if #k > w then w = #k end
   end
-  local desc = type(opts.help) == "table" and opts.help or {}
+  local desc = opts.descriptions or (type(opts.help) == "table" and opts.help) or {}
   for _, k in ipairs(keys) do
     local d = desc[k]
     lines[#lines + 1] = ("  %-" .. w .. "s  %s%s"):format(k, show(defaults[k]), d and ("  -- " .. d) or "")
   end
   lines[#lines + 1] = ("  %-" .. w .. "s  %s"):format("config", "a JSON file of settings, read before the other arguments")
-  if type(opts.help) == "string" then lines[#lines + 1] = ""; lines[#lines + 1] = opts.help end
   return table.concat(lines, "\n")
 end
 C.help_text = help_text
@@ -133,6 +129,20 @@ function C.parse(args, defaults, opts)
   local fn = "config"
   opts = opts or {}
   if type(defaults) ~= "table" then error(fn .. ".parse: defaults must be a table", 2) end
+  -- {key = {default, "description"}, ...}: every entry in that form
+  local spec = next(defaults) ~= nil
+  for _, v in pairs(defaults) do
+    if not (type(v) == "table" and #v == 2 and type(v[2]) == "string" and next(v, 2) == nil) then spec = false break end
+  end
+  if spec then
+    local d, descs = {}, {}
+    for k, v in pairs(defaults) do d[k], descs[k] = v[1], v[2] end
+    if type(opts.help) == "table" then for k, v in pairs(opts.help) do descs[k] = v end end
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.descriptions = descs
+    defaults, opts = d, o
+  end
   if args ~= nil and type(args) ~= "table" then error(fn .. ".parse: arguments must be a table (arg)", 2) end
   args = args or {}
   local cfg = copy(defaults)

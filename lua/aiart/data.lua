@@ -4,7 +4,8 @@ Datasets answer #ds and ds:get(i[, rng]) -> x[, y] with i in 1..#ds (rng: see be
 
   ai.data.fashion_mnist{split="train"|"test", root="/usr/share/datasets/fashion-mnist",
                         transform=<default normalize(0.5, 0.5)>}
-      ds.data: u8 N x 1 x 28 x 28 (C storage), ds.targets: i64 N with classes 1..10,
+      ds.images: u8 N x 28 x 28 as read (C storage), ds.data: the same as N x 1 x 28 x 28,
+      ds.targets: i64 N with classes 1..10,
       ds.classes: the names; ds:get(i) -> f32 1 x 28 x 28 in [-1, 1] (transform=false: [0, 1]),
       the label as an integer
   ai.data.mnist{split=, root=}            the same for MNIST's files
@@ -23,14 +24,26 @@ in tensors, compile into the C loader's augmentation list so that batches are bu
   center_crop(size)  random_affine_shift(max)  resize(size, {mode=})  compose{...}
 Call one as t(img[, rng]). rng() returns uniforms in [0, 1): without it the global generator is
 used; the DataLoader passes a counter-based stream of (seed, epoch, position) shared with C.
+Order matters as in torchvision: padding and shifts fill with 0 at their place in the list, so
+transforms given to a DataLoader (which run after the dataset's own, by default normalize(0.5,
+0.5)) fill with 0 of the normalized range (mid-gray); to pad with black, list them in the
+dataset's transform before normalize: fashion_mnist{transform = {random_crop(28, {padding=2}),
+normalize(0.5, 0.5)}}.
 
   ai.data.DataLoader(ds, {batch_size=1, shuffle=false, drop_last=false, collate=, seed=,
-                          transform=, prefetch=true, fast=})
+                          transform=, prefetch=true, fast=, copy=true})
+      transform: applied to each sample's x (as f32) after the dataset's own transforms
       for x, y in loader:iter() do ... end   (or: for x, y in loader do ... end)
       #loader: batches per epoch; loader:state_dict() / loader:load_state_dict(sd): epoch and
       position, so that a resumed run sees exactly the batches it had not seen.
       Tensor-backed datasets with compilable transforms and the default collate go through the
-      C prefetcher (a worker thread); the rest through ds:get + collate (ai.stack).
+      C prefetcher (a worker thread); the rest through ds:get + collate (ai.stack). Both give
+      the same batches. seed: by default one drawn from the global generator when the loader
+      is made (so it follows ai.manual_seed); epoch e's order is a permutation seeded by (seed,
+      e) that leaves the global generator alone. prefetch: true (3 batches ahead), false (no
+      thread) or a count 1..16. fast=false forces the Lua path; copy=false hands out the C
+      buffers themselves instead of copies in core tensors (the default copy keeps the memory
+      visible to the allocator's statistics and the collector; both are far faster than needed).
 ]]
 local ai = require "aiart"
 
@@ -485,6 +498,7 @@ local function mnist_like(fn, opts, default_root, package_hint, classes)
   if transform == nil then transform = transforms.normalize(0.5, 0.5) end
   local ds = tensor_dataset(fn, {
     data = images:view(n, 1, h, w),
+    images = images,
     targets = labels:long() + 1,
     divisor = 255,
     transform_list = flatten_transforms(fn, transform),
@@ -584,8 +598,9 @@ function data.ImageFolder(opts)
   table.sort(files)
   local class_of, classes = {}, {}
   local rels = {}
+  local prefix = root == "/" and "/" or root .. "/"
   for i, f in ipairs(files) do
-    local rel = f:sub(#root + 2)
+    local rel = f:sub(#prefix + 1)
     local cls = rel:match("^([^/]+)/") or ""
     rels[i] = cls
     if not class_of[cls] then class_of[cls] = true; classes[#classes + 1] = cls end
@@ -841,6 +856,7 @@ function DataLoader:_fast_source()
     return nil
   end
   src.convert = convert
+  src.divisor = src.divisor or 1 -- loader transforms of an unconverted dataset see f32 raw values
   src.augs = augs
   return src
 end
@@ -913,7 +929,11 @@ local function lua_iter(self, epoch, start, token)
     for p = first, last do
       local rng = data.sample_rng(seed, epoch, p)
       local s = table.pack(ds:get(order[p + 1] + 1, rng))
-      if #list > 0 then s[1] = apply_list(list, s[1], rng) end
+      if #list > 0 then
+        local x = s[1]
+        if is_tensor(x) and x.dtype ~= "f32" and x.dtype ~= "f64" then x = x:float() end
+        s[1] = apply_list(list, x, rng)
+      end
       samples[#samples + 1] = s
     end
     k = k + 1

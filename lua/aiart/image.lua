@@ -45,7 +45,7 @@ end
 -- A detached tensor ready for the PNG writer: H x W or C x H x W.
 local function as_image(fn, t)
   check_tensor(fn, t, "image")
-  if t.requires_grad or t.grad_fn then t = t:detach() end
+  t = t:detach() -- shares the storage; drops any graph
   if t.ndim == 4 and t.shape[1] == 1 then t = t[1] end
   if t.ndim == 2 then return t end
   if t.ndim == 3 and t.shape[1] >= 1 and t.shape[1] <= 4 then return t end
@@ -111,7 +111,7 @@ function image.grid(batch, opts)
   end
   check_tensor(fn, batch, "batch")
   local t = batch
-  if t.requires_grad or t.grad_fn then t = t:detach() end
+  t = t:detach() -- shares the storage; drops any graph
   if t.ndim == 2 then t = t:unsqueeze(1) end -- H x W: one gray image
   if t.ndim == 3 then t = t:unsqueeze(1) end -- C x H x W: one image (as torchvision)
   if t.ndim ~= 4 then error(("%s: expected N x C x H x W, got %s"):format(fn, shape_str(batch)), 2) end

@@ -1,6 +1,7 @@
 --[[ aiart.metrics (ai.metrics): training logs as JSON lines.
 
-  local log = ai.metrics.logger("runs/exp1/metrics.jsonl", {append=true, time=false})
+  local log = ai.metrics.logger("runs/exp1/metrics.jsonl", {append=false, time=false})
+      (ai.metrics.open is the same; the file starts empty unless append=true)
   log:write{step = 100, loss_d = 0.69, loss_g = 1.3}   -- one line, flushed at once
   log:close()                                           -- also on <close>
   local records = ai.metrics.read("runs/exp1/metrics.jsonl")  -> {{step=100, ...}, ...}
@@ -53,16 +54,18 @@ local Logger = {}
 Logger.__index = Logger
 Logger.__name = "MetricsLogger"
 
---- metrics.logger(path[, {append=true, time=false}]) -> log
+--- metrics.logger(path[, {append=false, time=false}]) -> log
 function M.logger(path, opts)
   local fn = "metrics.logger"
   if type(path) ~= "string" then error(fn .. ": path must be a string, got " .. type(path), 2) end
   opts = opts or {}
-  local append = opts.append ~= false
+  local append = opts.append and true or false
   local f, err = io.open(path, append and "a" or "w")
   if not f then error(fn .. ": cannot open " .. tostring(err), 2) end
   return setmetatable({path = path, file = f, time = opts.time and true or false, json = json_lib(fn), n = 0}, Logger)
 end
+
+M.open = M.logger
 
 --- log:write(record): appends one JSON line and flushes
 function Logger:write(record)

@@ -43,11 +43,14 @@ local Canvas = {}
 Canvas.__index = Canvas
 
 local function canvas(w, h)
-  return setmetatable({w = w, h = h, layers = {}, order = {}}, Canvas)
+  return setmetatable({w = w, h = h, layers = {}, order = {}, z = 1}, Canvas)
 end
 
+-- Later phases paint over earlier ones; within a phase, one layer per colour.
+function Canvas:phase() self.z = self.z + 1 end
+
 function Canvas:layer(color)
-  local key = ("%.3f,%.3f,%.3f"):format(color[1], color[2], color[3])
+  local key = ("%d:%.3f,%.3f,%.3f"):format(self.z, color[1], color[2], color[3])
   local l = self.layers[key]
   if not l then
     l = {color = color, idx = {}}
@@ -140,10 +143,11 @@ local function ticks(lo, hi, n)
     if raw <= m * mag then step = m * mag; break end
   end
   local out = {}
-  local t = math.ceil(lo / step - 1e-9) * step
-  while t <= hi + step * 1e-9 do
-    out[#out + 1] = math.abs(t) < step * 1e-9 and 0 or t
-    t = t + step
+  local k = math.ceil(lo / step - 1e-9)
+  while k * step <= hi + step * 1e-9 do
+    local t = tonumber(("%.12g"):format(k * step)) -- 0.6, not 0.6000000000000001
+    out[#out + 1] = k == 0 and 0 or t
+    k = k + 1
   end
   return out, step
 end
@@ -252,8 +256,14 @@ function P.render(records, opts)
   ymin, ymax = ymin - pad, ymax + pad
   local function px(x) return left + (x - xmin) / (xmax - xmin) * (pw - 1) end
   local function py(y) return top + (1 - (y - ymin) / (ymax - ymin)) * (ph - 1) end
-  -- grid and ticks
-  local yt, ystep = ticks(ymin, ymax, math.max(2, ph // (30 * fs)))
+  -- grid, then ticks and labels
+  local yt, ystep = ticks(ymin, ymax, math.max(3, ph // (30 * fs)))
+  if log_y then -- whole powers of ten
+    local lo, hi = math.ceil(ymin - 1e-9), math.floor(ymax + 1e-9)
+    local every = math.max(1, math.ceil((hi - lo + 1) / math.max(3, ph // (30 * fs))))
+    yt, ystep = {}, every
+    for v = lo, hi, every do yt[#yt + 1] = v end
+  end
   for _, v in ipairs(yt) do
     local y = math.floor(py(v) + 0.5)
     cv:line(grid, left, y, left + pw - 1, y, 1)
@@ -261,7 +271,7 @@ function P.render(records, opts)
     local label = log_y and ("1e" .. tick_label(v, 1)) or tick_label(v, ystep)
     cv:text(gray, left - 6 - P.text_width(label, fs), y - (5 * fs) // 2, fs, label)
   end
-  local xt, xstep = ticks(xmin, xmax, math.max(2, pw // (60 * fs)))
+  local xt, xstep = ticks(xmin, xmax, math.max(2, pw // (45 * fs)))
   for _, v in ipairs(xt) do
     local x = math.floor(px(v) + 0.5)
     cv:line(grid, x, top, x, top + ph - 1, 1)
@@ -269,6 +279,7 @@ function P.render(records, opts)
     local label = tick_label(v, xstep)
     cv:text(gray, x - P.text_width(label, fs) // 2, top + ph + 6, fs, label)
   end
+  cv:phase()
   -- curves
   local colors = opts.colors or PALETTE
   for si, s in ipairs(series) do
@@ -316,6 +327,7 @@ function P.render(records, opts)
       draw(s.ys, c, 2)
     end
   end
+  cv:phase()
   -- axes
   cv:line(black, left - 1, top, left - 1, top + ph, 1)
   cv:line(black, left - 1, top + ph, left + pw - 1, top + ph, 1)
@@ -326,6 +338,13 @@ function P.render(records, opts)
     local tw = P.text_width(s.key, fs)
     local lx = left + pw - tw - 8 - 16
     cv:rect({1, 1, 1}, lx - 4, ly - 2, left + pw - 4, ly + 5 * fs + 1)
+    ly = ly + 7 * fs + 2
+  end
+  cv:phase()
+  ly = top + 6
+  for si, s in ipairs(series) do
+    local c = colors[(si - 1) % #colors + 1]
+    local lx = left + pw - P.text_width(s.key, fs) - 8 - 16
     cv:line(c, lx, ly + (5 * fs) // 2, lx + 12, ly + (5 * fs) // 2, 2)
     cv:text(black, lx + 16, ly, fs, s.key)
     ly = ly + 7 * fs + 2

@@ -1,6 +1,7 @@
 --[[ aiart.progress (ai.progress): progress bars for training loops.
 
-  local bar = ai.progress.bar{total=1000, desc="train", every=10, file=io.stdout, tty=nil}
+  local bar = ai.progress.bar{total=1000, desc="train", every=10, every_steps=nil, file=io.stdout,
+                              tty=nil, start=0}              -- start: the count so far (resuming)
   bar:update(n=1, {loss_d = 0.69, loss_g = 1.2})   -- values: numbers or 1-element tensors
   bar:write("a message")                            -- printed above the bar
   bar:close()                                       -- also on <close>
@@ -68,7 +69,7 @@ Bar.__index = Bar
 Bar.__name = "ProgressBar"
 
 local BAR_OPTS = {total = true, desc = true, every = true, every_steps = true, file = true, tty = true, width = true,
-                  unit = true, initial = true}
+                  unit = true, initial = true, start = true}
 
 --- progress.bar(opts) -> bar
 function P.bar(opts)
@@ -89,11 +90,13 @@ function P.bar(opts)
   local tty = opts.tty
   if tty == nil then tty = detect_tty(file) end
   local t = now()
+  local initial = opts.initial or opts.start or 0
+  if type(initial) ~= "number" then error("progress.bar: start must be a number", 2) end
   local self = setmetatable({
     total = opts.total, desc = opts.desc, every = opts.every or 10, every_steps = opts.every_steps,
     file = file, tty = tty, width = opts.width or tonumber(os.getenv("COLUMNS") or "") or 100,
     unit = opts.unit or "it",
-    n = opts.initial or 0, start = t, last_print = t, last_print_n = opts.initial or 0, values = {}, keys = {},
+    n = initial, n0 = initial, t0 = t, last_print = t, last_print_n = initial, values = {}, keys = {},
     closed = false, drawn_len = 0,
   }, Bar)
   if self.tty then self:_draw(true) end
@@ -107,8 +110,8 @@ function Bar:_values_str()
 end
 
 function Bar:_stats()
-  local elapsed = now() - self.start
-  local rate = elapsed > 0 and self.n / elapsed or 0 / 0
+  local elapsed = now() - self.t0
+  local rate = elapsed > 0 and (self.n - self.n0) / elapsed or 0 / 0
   local eta = 0 / 0
   if self.total and rate == rate and rate > 0 then eta = (self.total - self.n) / rate end
   return elapsed, rate, eta

@@ -34,7 +34,7 @@ function M.save(path, tensors, metadata)
   for k, v in pairs(tensors) do
     if type(k) ~= "string" then error(("%s: tensor names must be strings, got a %s key"):format(fn, type(k)), 2) end
     if not is_tensor(v) then error(("%s: '%s' is a %s, not a tensor"):format(fn, k, type(v)), 2) end
-    if v.requires_grad or v.grad_fn then v = v:detach() end
+    v = v:detach() -- shares the storage; drops any graph
     ts[k] = v
   end
   local meta

@@ -57,6 +57,7 @@ static inline float rem_ff(float a, float b) {
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }
 static inline int64_t rem_i(int64_t a, int64_t b) {
+  if (b == -1) return 0; /* INT64_MIN % -1 traps on x86 */
   int64_t r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }

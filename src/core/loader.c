@@ -202,6 +202,42 @@ static void fill_sample_f32(ai_loader *ld, const unsigned char *src, float *dst,
     return;
   }
   sample_maps(ld, pos);
+  /* Translations and flips map the valid columns to one run [x0, x1) with source columns
+   * colsrc[x0] + step * (x - x0), step = +-1; rows outside it are filled per pixel. */
+  int64_t x0 = 0, x1 = 0, step = 1;
+  while (x0 < Wo && ld->colst[x0] >= 0) x0++;
+  x1 = x0;
+  while (x1 < Wo && ld->colst[x1] < 0) x1++;
+  if (x1 - x0 >= 2) step = ld->colsrc[x0 + 1] - ld->colsrc[x0];
+  int run = step == 1 || step == -1;
+  for (int64_t x = x0; x < x1 && run; x++)
+    if (ld->colsrc[x] != ld->colsrc[x0] + step * (x - x0)) run = 0;
+  for (int64_t x = x1; x < Wo && run; x++)
+    if (ld->colst[x] < 0) run = 0;
+  if (run && ld->dtype == AI_LOADER_U8) {
+    for (int64_t c = 0; c < C; c++) {
+      const float *lut = ld->lut + c * 256;
+      for (int64_t y = 0; y < Ho; y++) {
+        float *d = dst + (c * Ho + y) * Wo;
+        int rs = ld->rowst[y];
+        if (rs >= 0) {
+          for (int64_t x = 0; x < Wo; x++) {
+            int st = ld->colst[x] > rs ? ld->colst[x] : rs;
+            d[x] = ld->fill[st * C + c];
+          }
+          continue;
+        }
+        for (int64_t x = 0; x < x0; x++) d[x] = ld->fill[ld->colst[x] * C + c];
+        const unsigned char *s = src + (c * H + ld->rowsrc[y]) * W + (x1 > x0 ? ld->colsrc[x0] : 0);
+        if (step == 1)
+          for (int64_t x = x0; x < x1; x++) d[x] = lut[s[x - x0]];
+        else
+          for (int64_t x = x0; x < x1; x++) d[x] = lut[s[x0 - x]];
+        for (int64_t x = x1; x < Wo; x++) d[x] = ld->fill[ld->colst[x] * C + c];
+      }
+    }
+    return;
+  }
   for (int64_t c = 0; c < C; c++) {
     for (int64_t y = 0; y < Ho; y++) {
       float *d = dst + (c * Ho + y) * Wo;
@@ -420,7 +456,7 @@ ai_loader *ai_loader_new(const ai_loader_config *cfg, char *err, size_t errlen) 
   ld->seed = cfg->seed;
   ld->epoch = cfg->epoch;
   ld->nslots = cfg->prefetch ? cfg->prefetch : 1;
-  ld->freecap = ld->nslots + 2;
+  ld->freecap = ld->nslots + 72; /* room for what a collection hands back at once (l_data.c) */
   ld->order = malloc(sizeof(int64_t) * (size_t)(cfg->norder ? cfg->norder : 1));
   ld->freebufs = calloc((size_t)ld->freecap, sizeof(void *));
   if (!ld->order || !ld->freebufs) goto oom;

@@ -13,6 +13,13 @@
  *    columns, then col2im into that unit's own input channels (no write races); chunks are
  *    split only when there are too few samples for the threads.
  *  - 1x1 stride-1 pad-0 convolutions use the input/output planes directly as gemm operands.
+ *  - stride-1 backward_input becomes conv2d_forward of dout with the flipped, transposed kernel
+ *    when that gemm (C/g x K/g*R*S inner) is better shaped than (C/g*R*S x K/g inner) + col2im.
+ *  - depthwise convolutions (groups == C, <= 4 outputs per group) use direct loops (a gemm per
+ *    group would have one row), with AVX2/AVX-512 clones chosen at load time.
+ * Measured on the 2-core AVX-512 dev machine (f32, 2 threads, best of several runs, the machine
+ * being shared): N=64 C=32->64 14x14 3x3 pad 1: forward ~130 GFLOP/s, backward ~120-135,
+ * against ~158 for one 2-thread sgemm of the same flops and ~80 for 1-thread sgemm.
  */
 #include "nnk.h"
 
@@ -159,6 +166,7 @@ int nnk_convt_setup(nnk_convt *g, int N, int C, int H, int W, int K, int R, int 
 
 /* PyTorch's pooling_output_shape */
 static int64_t pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int ceil) {
+  if (s <= 0) return 0; /* an invalid stride (rejected by pool_check): no division by it */
   int64_t o = floor_div64(in + 2 * p - d * (k - 1) - 1 + (ceil ? s - 1 : 0), s) + 1;
   if (ceil && (o - 1) * s >= in + p) o--;
   return o;
@@ -318,7 +326,7 @@ static int conv_threads(const conv_plan *pl, const void *ws, size_t ws_bytes, in
   int nt = omp_get_max_threads();
   if (nt < 1) nt = 1;
   *alloc = 0;
-  if (conv_ws_bytes(pl, 1) == 0) return nt;
+  if (conv_ws_bytes(pl, nt) == 0) return nt;
   if (!ws) {
     *alloc = 1;
     return nt;

@@ -16,7 +16,11 @@
  *    even one thread fits it returns -1. ws == NULL makes the kernel malloc (and free) the
  *    workspace itself. A query returning 0 means no workspace is needed.
  *  - Parallelism is OpenMP only (the core sets OpenBLAS to one thread): convolutions run one
- *    single-threaded gemm per (sample, block of output rows or channels) work unit.
+ *    single-threaded gemm per (sample, block of output rows or channels) work unit, so a
+ *    batch of 1 still uses every thread. 1x1 stride-1 pad-0 convolutions use the planes as gemm
+ *    operands directly; depthwise convolutions (groups == C, <= 4 outputs per group) use
+ *    direct loops; stride-1 backward_input runs as a forward convolution with the flipped
+ *    kernel when that gives the better-shaped gemm. conv_transpose2d is the adjoint of conv2d.
  *  - Statistics (norm means/variances, softmax sums) are accumulated in double.
  *  - nnk_ref_* (bottom) are naive reference kernels for the tests (src/kernels/nnk_ref.c).
  */

@@ -130,6 +130,68 @@ static void FN(qranges)(const nnk_conv *g, int64_t *qlo, int64_t *qhi) {
   for (int64_t s = 0; s < g->S; s++) FN(qrange)(g, s, &qlo[s], &qhi[s]);
 }
 
+/* one plane of a stride-1 depthwise convolution with Q == W: rows of the output and of the
+ * input are contiguous alike, so each kernel tap is one long axpy over the whole band of valid
+ * rows; the few edge columns, where that axpy wraps into the neighbouring row, are recomputed
+ * exactly afterwards */
+static inline void FN(dw_forward_same)(T *y, const T *x, const T *w, T b, const nnk_conv *g,
+                                       const int64_t *qlo, const int64_t *qhi) {
+  const int64_t H = g->H, W = g->W, P = g->P, Q = g->Q, PQ = P * Q, R = g->R, S = g->S;
+  int64_t lo = 0, hi = Q; /* columns where every tap is inside the row */
+  for (int64_t s = 0; s < S; s++) {
+    lo = imax64(lo, qlo[s]);
+    hi = imin64(hi, qhi[s]);
+  }
+  if (hi < lo) hi = lo;
+  NNK_SIMD
+  for (int64_t i = 0; i < PQ; i++) y[i] = b;
+  for (int64_t r = 0; r < R; r++) {
+    const int64_t dr = r * g->dil_h - g->pad_h; /* ih = p + dr */
+    const int64_t pa = imax64(0, -dr), pb = imin64(P, H - dr);
+    if (pa >= pb) continue;
+    const int64_t base = dr * W; /* x index = y index + base + off */
+    for (int64_t s0 = 0; s0 < S; s0 += 3) {
+      const int64_t ns = imin64(3, S - s0);
+      const int64_t o0 = base + s0 * g->dil_w - g->pad_w, o1 = o0 + g->dil_w, o2 = o1 + g->dil_w;
+      /* y range of the band, clipped so that every read stays inside the plane */
+      const int64_t omin = o0, omax = o0 + (ns - 1) * g->dil_w;
+      const int64_t i0 = imax64(pa * Q, -omin), i1 = imin64(pb * Q, (int64_t)H * W - omax);
+      const T w0 = w[r * S + s0];
+      if (ns == 3) {
+        const T w1 = w[r * S + s0 + 1], w2 = w[r * S + s0 + 2];
+        NNK_SIMD
+        for (int64_t i = i0; i < i1; i++) y[i] += w0 * x[i + o0] + w1 * x[i + o1] + w2 * x[i + o2];
+      } else if (ns == 2) {
+        const T w1 = w[r * S + s0 + 1];
+        NNK_SIMD
+        for (int64_t i = i0; i < i1; i++) y[i] += w0 * x[i + o0] + w1 * x[i + o1];
+      } else {
+        NNK_SIMD
+        for (int64_t i = i0; i < i1; i++) y[i] += w0 * x[i + o0];
+      }
+    }
+  }
+  if (lo == 0 && hi == Q) return;
+  for (int64_t p = 0; p < P; p++) { /* exact edge columns */
+    int64_t rlo = 0, rhi = R; /* valid kernel rows for output row p */
+    while (rlo < R && p + rlo * g->dil_h - g->pad_h < 0) rlo++;
+    while (rhi > rlo && p + (rhi - 1) * g->dil_h - g->pad_h >= H) rhi--;
+    for (int64_t q = 0; q < Q; q++) {
+      if (q == lo) q = hi;
+      if (q >= Q) break;
+      int64_t slo = 0, shi = S; /* valid kernel columns for output column q */
+      while (slo < S && q + slo * g->dil_w - g->pad_w < 0) slo++;
+      while (shi > slo && q + (shi - 1) * g->dil_w - g->pad_w >= W) shi--;
+      T acc = b;
+      for (int64_t r = rlo; r < rhi; r++) {
+        const T *xr = x + (p + r * g->dil_h - g->pad_h) * W + q - g->pad_w;
+        for (int64_t s2 = slo; s2 < shi; s2++) acc += w[r * S + s2] * xr[s2 * g->dil_w];
+      }
+      y[p * Q + q] = acc;
+    }
+  }
+}
+
 NNK_CLONES static void FN(dw_forward)(T *out, const T *inp, const T *weight, const T *bias,
                            const nnk_conv *g) {
   const int64_t K = g->K, Kg = K / g->groups, HW = (int64_t)g->H * g->W;
@@ -141,8 +203,13 @@ NNK_CLONES static void FN(dw_forward)(T *out, const T *inp, const T *weight, con
     const int64_t n = nk / K, k = nk % K, c = k / Kg;
     const T *x = inp + (n * g->C + c) * HW, *w = weight + k * R * S;
     const T b = bias ? bias[k] : (T)0;
+    if (sw == 1 && g->stride_h == 1 && Q == g->W) {
+      FN(dw_forward_same)(out + nk * PQ, x, w, b, g, qlo, qhi);
+      continue;
+    }
     for (int64_t p = 0; p < P; p++) {
       T *y = out + nk * PQ + p * Q;
+      NNK_SIMD
       for (int64_t q = 0; q < Q; q++) y[q] = b;
       for (int64_t r = 0; r < R; r++) {
         const int64_t ih = p * g->stride_h - g->pad_h + r * g->dil_h;

@@ -227,7 +227,8 @@ static ai_tensor *zero_based(lua_State *L, int i) {
 }
 
 static int l_embedding(lua_State *L) {
-  ai_tensor *ix = zero_based(L, 1), *r = ai_embedding(ix, lai_check(L, 2));
+  ai_tensor *w = lai_check(L, 2); /* before zero_based: an error here must not leak ix */
+  ai_tensor *ix = zero_based(L, 1), *r = ai_embedding(ix, w);
   ai_unref(ix);
   return lai_push(L, r);
 }
@@ -269,13 +270,16 @@ static int l_bce_with_logits(lua_State *L) {
                                         optreduction(L, 3)));
 }
 static int class_loss(lua_State *L, bool ce) {
-  ai_tensor *x = lai_check(L, 1), *t = zero_based(L, 2);
+  /* every option is read before zero_based makes its tensor: an option error must not leak it */
+  ai_tensor *x = lai_check(L, 1);
   double ignore = lai_optnumfield(L, 3, "ignore_index", -100);
+  if (!(ignore >= -9.2e18 && ignore <= 9.2e18)) return luaL_error(L, "option 'ignore_index' must be an integer");
   int64_t ig = ignore == -100 ? -101 : (int64_t)ignore - 1;
   ai_tensor *w = optfield_tensor(L, 3, "weight");
   ai_reduction r = optreduction(L, 3);
-  ai_tensor *res = ce ? ai_cross_entropy(x, t, w, ig, lai_optnumfield(L, 3, "label_smoothing", 0), r)
-                      : ai_nll_loss(x, t, w, ig, r);
+  double smoothing = ce ? lai_optnumfield(L, 3, "label_smoothing", 0) : 0;
+  ai_tensor *t = zero_based(L, 2);
+  ai_tensor *res = ce ? ai_cross_entropy(x, t, w, ig, smoothing, r) : ai_nll_loss(x, t, w, ig, r);
   ai_unref(t);
   return lai_push(L, res);
 }

@@ -106,11 +106,12 @@ static int op_clamp_(lua_State *L) {
 static int op_where(lua_State *L) {
   ai_tensor *c = lai_check(L, 1);
   ai_tensor *ref = lai_test(L, 2) ? lai_test(L, 2) : lai_test(L, 3);
-  ai_tensor *a = lai_totensor(L, 2, ref), *b = lai_totensor(L, 3, ref);
-  ai_tensor *r = ai_where(c, a, b);
-  ai_unref(a);
-  ai_unref(b);
-  return lai_push(L, r);
+  /* each operand goes into a box at once: converting the second may raise an error */
+  ai_tensor *a = lai_totensor(L, 2, ref);
+  lai_push(L, a);
+  ai_tensor *b = lai_totensor(L, 3, ref);
+  lai_push(L, b);
+  return lai_push(L, ai_where(c, a, b));
 }
 
 static int op_masked_fill(lua_State *L) {
@@ -406,7 +407,8 @@ static int op_scatter_add(lua_State *L) { return scatter(L, true); }
 static int op_index_add(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
   int d = lai_checkdim(L, 2, t->ndim);
-  ai_tensor *ix = check_index(L, 3), *src = lai_check(L, 4);
+  ai_tensor *src = lai_check(L, 4); /* before check_index: an error here must not leak ix */
+  ai_tensor *ix = check_index(L, 3);
   ai_tensor *r = ai_index_add(t, d, ix, src);
   ai_unref(ix);
   return lai_push(L, r);
@@ -554,7 +556,8 @@ static int op_eigh(lua_State *L) {
 
 static int op_set_num_threads(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
-  if (n < 1) return luaL_argerror(L, 1, "number of threads must be at least 1");
+  /* far more threads than that fail to start, and OpenMP then crashes */
+  if (n < 1 || n > 1024) return luaL_argerror(L, 1, "number of threads must be 1..1024");
   ai_set_num_threads((int)n);
   return 0;
 }
@@ -571,6 +574,78 @@ static int op_memory(lua_State *L) {
 }
 static int op_empty_cache(lua_State *L) { (void)L; ai_empty_cache(); return 0; }
 static int op_alloc_fail_after(lua_State *L) { ai_alloc_fail_after((long)luaL_checkinteger(L, 1)); return 0; }
+
+/* ---------------------------------------------------------------- ai._debug (tests only) */
+
+/* A wrapper around the Lua allocator that can make Lua allocations fail: from the n-th
+ * growing allocation on (lua_alloc_fail_after), or past a budget of bytes in use
+ * (lua_mem_limit). Shrinking and freeing always succeed, as Lua requires. One wrapper per
+ * process: it is installed in the first state that asks for it. */
+static struct {
+  lua_Alloc f;
+  void *ud;
+  lua_State *owner;
+  long countdown;  /* > 0: allocations left before failing */
+  bool failing;    /* the countdown reached 0: fail until reset */
+  size_t used, limit;
+  long failures;
+} dbg_alloc;
+
+static void *dbg_allocf(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize > old) {
+    if (dbg_alloc.countdown > 0 && --dbg_alloc.countdown == 0) dbg_alloc.failing = true;
+    if (dbg_alloc.failing || (dbg_alloc.limit && dbg_alloc.used - old + nsize > dbg_alloc.limit)) {
+      dbg_alloc.failures++;
+      return NULL;
+    }
+  }
+  void *r = dbg_alloc.f(dbg_alloc.ud, ptr, osize, nsize);
+  if (r || nsize == 0) dbg_alloc.used = dbg_alloc.used - old + nsize;
+  return r;
+}
+
+static void dbg_install(lua_State *L) {
+  if (dbg_alloc.owner == NULL) {
+    lua_State *main;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    dbg_alloc.f = lua_getallocf(L, &dbg_alloc.ud);
+    dbg_alloc.owner = main;
+    dbg_alloc.used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_setallocf(L, dbg_allocf, NULL);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  bool same = lua_tothread(L, -1) == dbg_alloc.owner;
+  lua_pop(L, 1);
+  if (!same) luaL_error(L, "_debug: the Lua allocator hook belongs to another Lua state");
+}
+
+/* ai._debug.lua_alloc_fail_after(n): the n-th growing Lua allocation from now fails, and every
+ * one after it, until lua_alloc_fail_after(0). Returns the failures counted since the last call. */
+static int dbg_lua_alloc_fail_after(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  dbg_install(L);
+  long failures = dbg_alloc.failures;
+  dbg_alloc.failures = 0;
+  dbg_alloc.failing = false;
+  dbg_alloc.countdown = n > 0 ? (long)n : 0;
+  lua_pushinteger(L, failures);
+  return 1;
+}
+
+/* ai._debug.lua_mem_limit(bytes): Lua allocations that would bring the bytes in use above
+ * `bytes` fail (0: no limit). Returns the bytes in use. */
+static int dbg_lua_mem_limit(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  dbg_install(L);
+  dbg_alloc.limit = n > 0 ? (size_t)n : 0;
+  lua_pushinteger(L, (lua_Integer)dbg_alloc.used);
+  return 1;
+}
 
 /* ---------------------------------------------------------------- registration */
 
@@ -607,6 +682,13 @@ void lai_open_ops(lua_State *L) {
   lai_register(L, both);
   lai_register(L, module_only);
   lua_pop(L, 1);
+  /* ai._debug: hooks for the reliability tests */
+  const luaL_Reg dbg[] = {{"lua_alloc_fail_after", dbg_lua_alloc_fail_after},
+                          {"lua_mem_limit", dbg_lua_mem_limit},
+                          {"alloc_fail_after", op_alloc_fail_after}, {NULL, NULL}};
+  lua_newtable(L);
+  lai_register(L, dbg);
+  lua_setfield(L, -3, "_debug");
   /* arithmetic metamethods */
   luaL_getmetatable(L, LAI_TENSOR_MT);
   const luaL_Reg meta[] = {{"__add", op_add}, {"__sub", op_sub}, {"__mul", op_mul}, {"__div", op_div},

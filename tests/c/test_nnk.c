@@ -123,7 +123,20 @@ static void test_geometry(void) {
          "pool pad > kernel/2");
 }
 
+/* an empty batch: outputs untouched except dweight, which must be zero */
+static void test_empty_batch(void) {
+  nnk_conv g;
+  float w[4 * 3 * 9], dw[4 * 3 * 9];
+  for (int i = 0; i < 4 * 3 * 9; i++) dw[i] = NAN, w[i] = 1;
+  int ok = nnk_conv_setup(&g, 0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1) == 0;
+  ok = ok && nnk_conv2d_forward_f32(dw, w, w, NULL, &g, NULL, 0) == 0;
+  ok = ok && nnk_conv2d_backward_weight_f32(dw, w, w, &g, NULL, 0) == 0;
+  for (int i = 0; i < 4 * 3 * 9; i++) ok = ok && dw[i] == 0;
+  result(ok, "conv2d with N = 0");
+}
+
 int main(void) {
+  test_empty_batch();
   test_geometry();
   run_all_f32();
   run_all_f64();
@@ -710,6 +723,8 @@ static void FN(run_all)(void) {
   FN(test_conv)(2, 8, 6, 6, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1);     /* 1x1 direct */
   FN(test_conv)(1, 8, 20, 20, 12, 1, 1, 1, 1, 0, 0, 1, 1, 4);  /* 1x1 direct, groups, N=1 */
   FN(test_conv)(5, 6, 9, 9, 4, 1, 1, 1, 1, 0, 0, 1, 1, 2);     /* 1x1 direct, odd N */
+  FN(test_conv)(4, 32, 16, 16, 24, 1, 1, 1, 1, 0, 0, 1, 1, 1); /* 1x1 direct, threaded */
+  FN(test_conv)(1, 32, 24, 20, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1); /* 1x1 direct, N=1 threaded */
   FN(test_conv)(1, 8, 6, 6, 4, 1, 1, 2, 2, 0, 0, 1, 1, 2);     /* 1x1 strided */
   FN(test_conv)(2, 4, 5, 5, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1);     /* 1x1 padded */
   FN(test_conv)(2, 6, 13, 13, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6);   /* depthwise */
@@ -717,6 +732,10 @@ static void FN(run_all)(void) {
   FN(test_conv)(2, 4, 9, 9, 4, 3, 3, 2, 2, 0, 0, 1, 1, 4);     /* depthwise strided */
   FN(test_conv)(2, 16, 20, 20, 16, 7, 7, 1, 1, 3, 3, 1, 1, 16); /* depthwise 7x7 */
   FN(test_conv)(2, 5, 6, 6, 5, 1, 1, 1, 1, 0, 0, 1, 1, 5);     /* depthwise 1x1 */
+  FN(test_conv)(3, 7, 15, 13, 7, 3, 3, 1, 1, 1, 1, 1, 1, 7);   /* depthwise 3x3 same */
+  FN(test_conv)(2, 4, 12, 11, 4, 3, 3, 1, 1, 2, 0, 2, 2, 4);   /* depthwise 3x3 dilated */
+  FN(test_conv)(2, 3, 4, 9, 3, 3, 3, 1, 1, 0, 2, 1, 1, 3);     /* depthwise 3x3, pad > */
+  FN(test_conv)(1, 3, 5, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3);     /* depthwise, narrow */
   FN(test_conv)(1, 3, 8, 8, 24, 3, 3, 1, 1, 1, 1, 1, 1, 3);    /* groups = C, 8 per group */
   FN(test_conv)(1, 3, 40, 40, 8, 5, 5, 1, 1, 2, 2, 1, 1, 1);   /* N=1, larger plane */
   FN(test_conv)(1, 32, 64, 64, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);  /* several row blocks */

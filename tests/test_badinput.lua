@@ -1,0 +1,79 @@
+-- tests/test_badinput.lua: every public function of ai called with bad input (wrong types,
+-- wrong shapes, empty and zero-size tensors, NaN/Inf, out-of-range dims and indices,
+-- non-contiguous and expanded views, huge sizes, missing/empty/truncated/oversized/foreign
+-- files) must give a Lua error or a valid result, never a crash. The cases run in child
+-- processes (tests/reliability/badinput_child.lua): a crash takes down only the child, the
+-- case that crashed is named, and a new child goes on after it.
+-- AIART_BADINPUT_STRIDE=k runs every k-th case only (sanitizer builds use it to stay fast).
+local T = require "helper"
+
+local function abs(p) return p:sub(1, 1) == "/" and p or (os.getenv("PWD") or ".") .. "/" .. p end
+local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function read_all(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Runs the cases [first, ...] in one child; returns the protocol facts.
+local function run_child(bin, child, dir, first, stride)
+  local proto, errf = dir .. "/proto", dir .. "/stderr"
+  os.remove(proto)
+  -- ulimit -v keeps a runaway allocation from taking the machine (not for ASan, whose shadow
+  -- memory needs a huge address space; there max_allocation_size_mb does the same job)
+  local limit = os.getenv("ASAN_OPTIONS") and "" or "ulimit -v 6000000; "
+  local cmd = ("cd %s && %s AIART_BADINPUT_STRIDE=%d timeout -k 5 600 %s %s %s %d </dev/null >/dev/null 2>%s; echo $?")
+      :format(sh_quote(dir), limit, stride, sh_quote(bin), sh_quote(child), sh_quote(proto), first, sh_quote(errf))
+  local p = io.popen(cmd)
+  local status = tonumber(p:read("a"):match("(%d+)%s*$"))
+  p:close()
+  local r = {status = status, total = nil, last_started = nil, finished = false, done = {}, kinds = {}}
+  for line in read_all(proto):gmatch("[^\n]+") do
+    local tag, a, b = line:match("^(%u+) ?(%d*) ?(%a*)")
+    if tag == "N" then r.total = tonumber(a)
+    elseif tag == "C" then r.last_started = tonumber(a)
+    elseif tag == "R" then r.done[tonumber(a)] = true; r.kinds[b] = (r.kinds[b] or 0) + 1
+    elseif tag == "END" then r.finished = true end
+  end
+  r.stderr = read_all(errf)
+  return r
+end
+
+T.test("bad input: every public function, every kind of bad argument: errors, never crashes", function()
+  local bin = abs(T.binary())
+  local child = abs("tests/reliability/badinput_child.lua")
+  local dir = T.tmpdir()
+  local stride = tonumber(os.getenv("AIART_BADINPUT_STRIDE") or "") or 1
+  local first, total, crashes, kinds, ran = 1, nil, {}, {}, 0
+  local restarts = 0
+  while true do
+    local r = run_child(bin, child, dir, first, stride)
+    total = total or r.total
+    for k, n in pairs(r.kinds) do kinds[k] = (kinds[k] or 0) + n; ran = ran + n end
+    if r.finished and r.status == 0 then break end
+    -- the child died: the case it started and did not finish is the culprit
+    local culprit = r.last_started
+    if r.finished then culprit = nil end
+    local desc = "?"
+    if culprit then
+      local p = io.popen(("cd %s && %s %s x describe %d 2>&1"):format(sh_quote(dir), sh_quote(bin), sh_quote(child), culprit))
+      desc = p:read("a"):gsub("%s+$", "")
+      p:close()
+    end
+    local tail = r.stderr:sub(-1500)
+    crashes[#crashes + 1] = ("case %s (%s): exit status %s\n%s"):format(tostring(culprit), desc, tostring(r.status), tail)
+    ran = ran + (culprit and 1 or 0)
+    if not culprit or (total and culprit >= total) then break end
+    first = culprit + 1
+    restarts = restarts + 1
+    if restarts > 25 then crashes[#crashes + 1] = "too many crashes, stopped" break end
+  end
+  print(("test_badinput.lua: %d bad-input cases run (of %d; stride %d): %d Lua errors, %d 'not enough memory', %d valid results, %d stopped as too slow, %d crashes")
+        :format(ran, total or 0, stride, kinds.err or 0, kinds.oom or 0, kinds.ok or 0, kinds.slow or 0, #crashes))
+  T.badinput_cases = ran
+  if #crashes > 0 then error(#crashes .. " crash(es):\n" .. table.concat(crashes, "\n---\n"), 0) end
+  T.ok(total and total > 100000, "expected over 100000 cases, got " .. tostring(total))
+end)

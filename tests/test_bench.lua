@@ -1,0 +1,81 @@
+-- tests/test_bench.lua: smoke tests of the benchmark harness (scripts/bench.lua): one workload,
+-- the quick microbenchmarks and the driver run and print valid JSON. No timing assertions: the
+-- timing targets live only in the benchmark's output (`make bench`).
+local T = require "helper"
+local ai = require "aiart"
+
+local BIN = T.binary()
+
+-- Runs the bench script with args; returns the decoded JSON lines, the whole output, success.
+local function bench(args)
+  local h = io.popen(("'%s' scripts/bench.lua %s 2>&1"):format(BIN, args))
+  local out = h:read("a")
+  local ok = h:close()
+  local recs = {}
+  for l in out:gmatch("[^\n]+") do
+    if l:match("^{") then
+      local good, r = pcall(ai.json.decode, l)
+      if not good then error("invalid JSON line: " .. l .. "\n" .. r) end
+      recs[#recs + 1] = r
+    end
+  end
+  return recs, out, ok
+end
+
+local function positive(x) return type(x) == "number" and x > 0 and x == x end
+
+T.test("bench: one workload prints one valid JSON line", function()
+  local recs, out, ok = bench("--workload mlp_gan_b32 steps=2 warmup=1")
+  T.ok(ok, "bench.lua --workload failed:\n" .. out)
+  T.eq(#recs, 1, "JSON lines")
+  local r = recs[1]
+  T.eq(r.workload, "mlp_gan_b32")
+  T.eq(r.impl, "aiart")
+  T.eq(r.steps, 2)
+  T.eq(r.threads, 2)
+  for _, k in ipairs({"ms_per_step", "peak_rss_mb", "gflop_per_step", "gflops"}) do
+    T.ok(positive(r[k]), k .. " should be a positive number, got " .. tostring(r[k]))
+  end
+  T.near(r.gflop_per_step, 0.417841, 1e-4, "GFLOP per step of mlp_gan_b32 (the reference document says 0.42)")
+end)
+
+T.test("bench: unknown workload fails with a message", function()
+  local recs, out, ok = bench("--workload no_such_workload")
+  T.ok(not ok, "expected a failure")
+  T.eq(#recs, 0)
+  T.ok(out:find("unknown workload", 1, true), out)
+end)
+
+T.test("bench: quick microbenchmarks print valid JSON lines", function()
+  local recs, out, ok = bench("--micro quick=true")
+  T.ok(ok, "bench.lua --micro failed:\n" .. out)
+  T.ok(#recs >= 10, "expected at least 10 microbenchmarks, got " .. #recs)
+  local seen = {}
+  for _, r in ipairs(recs) do
+    T.eq(r.impl, "aiart")
+    T.ok(type(r.micro) == "string", "micro name")
+    local v = r.gflops or r.gbps or r.us_per_op
+    T.ok(positive(v), ("%s %s: no positive measurement"):format(r.micro, tostring(r.op)))
+    seen[r.micro] = true
+  end
+  for _, m in ipairs({"sgemm", "linear", "conv2d", "conv_transpose2d", "group_norm", "softmax", "elementwise",
+                      "adam", "overhead"}) do
+    T.ok(seen[m], "missing microbenchmark " .. m)
+  end
+end)
+
+T.test("bench: the driver writes the results file", function()
+  local dir = T.tmpdir()
+  local path = dir .. "/results.json"
+  local recs, out, ok = bench(("workloads=mlp_gan_b32 steps=2 warmup=1 micro=false torch=false out='%s'"):format(path))
+  T.ok(ok, "driver failed:\n" .. out)
+  T.eq(#recs, 1, "JSON lines")
+  local f = assert(io.open(path))
+  local res = ai.json.decode(f:read("a"))
+  f:close()
+  T.eq(#res.workloads, 1)
+  T.eq(res.workloads[1].workload, "mlp_gan_b32")
+  T.eq(res.summary[1].workload, "mlp_gan_b32")
+  T.eq(res.summary[1].target_ratio, 0.5)
+  T.ok(out:find("mlp_gan_b32", 1, true) and out:find("ratio", 1, true), "the table")
+end)

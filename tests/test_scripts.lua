@@ -1,0 +1,152 @@
+-- tests/test_scripts.lua: every experiment script end to end at smoke size: files produced,
+-- resume continuing the step count and the metrics, bad arguments as clear errors.
+local T = require "helper"
+local ai = require "aiart"
+
+local bin = T.binary()
+
+-- Runs a script with key=value args; returns ok, combined output.
+local function run(script, args)
+  local cmd = ("%s scripts/%s %s 2>&1"):format(bin, script, args or "")
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+local function must_run(script, args)
+  local ok, out = run(script, args)
+  if not ok then error(("%s %s failed:\n%s"):format(script, args, out), 2) end
+  return out
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function png_size(path)
+  local img = ai.image.load(path)
+  return img:size(2), img:size(3)
+end
+
+local dir = T.tmpdir()
+local QUICK = "threads=2 log_every=1 "
+
+T.test("train_gan: mlp/bce writes config, metrics, samples, checkpoints and a loss plot", function()
+  local out = dir .. "/gan"
+  must_run("train_gan.lua", QUICK .. "steps=6 sample_every=3 ckpt_every=3 out=" .. out)
+  for _, f in ipairs({"config.json", "metrics.jsonl", "last.safetensors", "ckpt_000003.safetensors",
+                      "ckpt_000006.safetensors", "samples/step_000003.png", "samples/step_000006.png", "loss.png"}) do
+    T.ok(exists(out .. "/" .. f), "missing " .. f)
+  end
+  local h, w = png_size(out .. "/samples/step_000006.png")
+  T.ok(h > 200 and w > 200, "the sample grid is 8x8 images of 28x28")
+  local recs = ai.metrics.read(out .. "/metrics.jsonl")
+  T.eq(#recs, 6)
+  T.eq(recs[6].step, 6)
+  T.ok(type(recs[1].loss_d) == "number" and type(recs[1].loss_g) == "number")
+end)
+
+T.test("train_gan: resume continues the step count and the metrics file", function()
+  local out = dir .. "/gan"
+  must_run("train_gan.lua", QUICK .. "steps=9 sample_every=3 ckpt_every=3 resume=true out=" .. out)
+  local recs = ai.metrics.read(out .. "/metrics.jsonl")
+  T.eq(#recs, 9)
+  for i, r in ipairs(recs) do T.eq(r.step, i) end
+end)
+
+T.test("train_gan: a resumed run reproduces an uninterrupted one exactly", function()
+  local a, b = dir .. "/gan_a", dir .. "/gan_b"
+  must_run("train_gan.lua", QUICK .. "steps=6 sample_every=100 ckpt_every=3 out=" .. a)
+  must_run("train_gan.lua", QUICK .. "steps=3 sample_every=100 ckpt_every=3 out=" .. b)
+  must_run("train_gan.lua", QUICK .. "steps=6 sample_every=100 ckpt_every=3 resume=true out=" .. b)
+  local ra, rb = ai.metrics.read(a .. "/metrics.jsonl"), ai.metrics.read(b .. "/metrics.jsonl")
+  T.eq(#rb, 6)
+  for i = 1, 6 do
+    T.eq(rb[i].loss_d, ra[i].loss_d, "loss_d at step " .. i)
+    T.eq(rb[i].loss_g, ra[i].loss_g, "loss_g at step " .. i)
+  end
+end)
+
+T.test("train_gan: dcgan with hinge and mlp with wgan-gp run", function()
+  must_run("train_gan.lua", QUICK .. "arch=dcgan loss=hinge batch_size=8 steps=2 sample_every=2 out=" .. dir .. "/dc")
+  T.ok(exists(dir .. "/dc/samples/step_000002.png"))
+  must_run("train_gan.lua", QUICK .. "loss=wgan-gp batch_size=8 steps=2 n_critic=2 sample_every=2 out=" .. dir .. "/wg")
+  local recs = ai.metrics.read(dir .. "/wg/metrics.jsonl")
+  T.eq(#recs, 2)
+end)
+
+T.test("train_gan: a folder of PNGs as data", function()
+  local data = dir .. "/pngs"
+  os.execute("mkdir -p " .. data .. "/a " .. data .. "/b")
+  for i = 1, 8 do ai.image.save(("%s/%s/%d.png"):format(data, i % 2 == 0 and "a" or "b", i), ai.rand(1, 32, 32)) end
+  must_run("train_gan.lua", QUICK .. "data=" .. data .. " batch_size=4 steps=2 sample_every=2 out=" .. dir .. "/folder")
+  T.ok(exists(dir .. "/folder/last.safetensors"))
+end)
+
+T.test("train_gan: bad arguments are clear errors", function()
+  local ok, out = run("train_gan.lua", "arch=resnet steps=1 out=" .. dir .. "/bad")
+  T.ok(not ok and out:find("arch must be mlp or dcgan", 1, true), out)
+  ok, out = run("train_gan.lua", "stepz=3")
+  T.ok(not ok and out:find("stepz", 1, true) and out:find("steps", 1, true), out)
+  ok, out = run("train_gan.lua", "--help")
+  T.ok(ok and out:find("sample_every", 1, true), out)
+end)
+
+T.test("train_gan: a non-finite loss stops training, naming the step, and keeps the last good checkpoint", function()
+  local out = dir .. "/nan"
+  must_run("train_gan.lua", QUICK .. "steps=2 ckpt_every=1 sample_every=100 out=" .. out)
+  -- a learning rate of 1e38 blows the weights up at once; the step-2 checkpoint must survive
+  local ok, msg = run("train_gan.lua", QUICK .. "steps=4 lr=1e38 ckpt_every=1 sample_every=100 out=" .. out)
+  T.ok(not ok, "training should have stopped")
+  T.ok(msg:find("non-finite loss at step 1", 1, true) and msg:find("last good checkpoint", 1, true), msg)
+  T.eq(ai.checkpoint.read(out .. "/last.safetensors").step, 2)
+  -- on_nan=skip drops such batches, and gives up after 100 in a row
+  ok, msg = run("train_gan.lua", QUICK .. "steps=4 lr=1e38 on_nan=skip ckpt_every=100 sample_every=100 out=" .. out .. "2")
+  T.ok(msg:find("batch skipped", 1, true), msg)
+  T.ok(not ok and msg:find("100 batches in a row", 1, true), msg)
+end)
+
+T.test("train_ddpm: trains, samples with DDIM and writes the denoising strip and GIF", function()
+  local out = dir .. "/ddpm"
+  must_run("train_ddpm.lua", QUICK .. "ch=8 T=20 batch_size=4 steps=3 sample_steps=4 n_samples=4 path_samples=2 "
+    .. "sample_every=0 ckpt_every=3 out=" .. out)
+  for _, f in ipairs({"samples.png", "path.png", "path.gif", "last.safetensors", "metrics.jsonl", "loss.png"}) do
+    T.ok(exists(out .. "/" .. f), "missing " .. f)
+  end
+  must_run("train_ddpm.lua", QUICK .. "ch=8 T=20 batch_size=4 steps=5 sample_steps=0 n_samples=2 path_samples=1 "
+    .. "sample_every=0 ckpt_every=5 resume=true out=" .. out)
+  T.eq(#ai.metrics.read(out .. "/metrics.jsonl"), 5)
+end)
+
+T.test("sample.lua: a grid, a folder and an IDX file from GAN and DDPM checkpoints", function()
+  must_run("sample.lua", "ckpt=" .. dir .. "/gan/last.safetensors n=10 out=" .. dir .. "/s.png")
+  T.ok(exists(dir .. "/s.png"))
+  must_run("sample.lua", "ckpt=" .. dir .. "/gan/last.safetensors n=5 out=" .. dir .. "/sdir/")
+  T.ok(exists(dir .. "/sdir/00005.png"))
+  must_run("sample.lua", "ckpt=" .. dir .. "/ddpm/last.safetensors n=3 sample_steps=3 out=" .. dir .. "/s.idx")
+  local t = ai.io.read_idx(dir .. "/s.idx")
+  T.eq(t.shape, {3, 28, 28})
+  T.eq(t.dtype, "u8")
+end)
+
+T.test("train_classifier and eval_fd: a small run, accuracy printed, a distance computed", function()
+  local out = must_run("train_classifier.lua", "threads=2 epochs=1 limit=256 test_limit=200 batch_size=64 width=8 out="
+    .. dir .. "/clf")
+  T.ok(out:find("test accuracy", 1, true) and out:find("confusion matrix", 1, true), out)
+  must_run("sample.lua", "ckpt=" .. dir .. "/gan/last.safetensors n=100 out=" .. dir .. "/fd.idx")
+  out = must_run("eval_fd.lua", "samples=" .. dir .. "/fd.idx classifier=" .. dir .. "/clf/classifier.safetensors limit=100")
+  local fd = tonumber(out:match("FD ([%d%.]+)"))
+  T.ok(fd and fd > 0, out)
+end)
+
+T.test("style_transfer: the default pair with the random CNN, Adam and L-BFGS", function()
+  local out = dir .. "/style"
+  must_run("style_transfer.lua", "threads=2 size=32 steps=2 optimizer=adam lr=0.02 save_every=1 out=" .. out)
+  for _, f in ipairs({"content.png", "style.png", "step_0002.png", "result.png"}) do T.ok(exists(out .. "/" .. f), f) end
+  must_run("style_transfer.lua", "threads=2 size=32 steps=1 out=" .. out)
+  local h, w = png_size(out .. "/result.png")
+  T.eq({h, w}, {32, 32})
+end)
