@@ -43,6 +43,12 @@ $(BUILD)/libaiart.a: $(MOD_OBJ)
 deps:
 	@sh scripts/install-deps.sh
 
+# ---- the main job: train the default GAN (see README for the others)
+.PHONY: run
+run: deps
+	@$(MAKE) --no-print-directory all
+	./aiart-lua scripts/train_gan.lua
+
 # ---- tests: C unit tests, then the Lua suite (its last line is "N passed, M failed")
 CTEST_BINS := $(BUILD)/test_nnk $(BUILD)/test_io $(BUILD)/test_loader
 $(BUILD)/test_loader: tests/c/test_loader.c src/core/loader.c src/core/loader.h
