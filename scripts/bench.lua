@@ -24,6 +24,8 @@ Options (key=value):
   micro=true|false   the driver runs the microbenchmarks
   quick=true         microbenchmarks: small shapes, few repetitions (a smoke test)
   micro_seconds=0.3  per microbenchmark; each reports its fastest repetition (median: median_ms)
+  only=a,b           microbenchmark groups to run (sgemm, linear, conv2d, conv_transpose2d,
+                     group_norm, softmax, elementwise, adam, overhead)
 
 Each workload line: {"workload", "impl":"aiart", "ms_per_step" (median over the timed steps),
 "peak_rss_mb" (VmHWM of the process, reset after the data set is loaded so that only the pool of
@@ -466,6 +468,15 @@ local function emit(rec) print(json_line(rec, MICRO_KEYS)); io.stdout:flush() en
 
 local function shape_str(t) return table.concat(t, "x") end
 
+-- only=a,b: run just these microbenchmark groups (sgemm, linear, conv2d, conv_transpose2d,
+-- group_norm, softmax, elementwise, adam, overhead)
+local ONLY
+if opts.only then
+  ONLY = {}
+  for g in opts.only:gmatch("[^,%s]+") do ONLY[g] = true end
+end
+local function want(group) return ONLY == nil or ONLY[group] == true end
+
 local function run_micro()
   local records = {}
   local function out(rec)
@@ -480,6 +491,7 @@ local function run_micro()
   -- sgemm through ai.matmul
   local GEMMS = {{1024, 1024, 1024}, {64, 784, 512}, {12544, 64, 288}, {256, 4096, 2304}}
   if QUICK then GEMMS = {{256, 256, 256}, {64, 784, 512}} end
+  if not want("sgemm") then GEMMS = {} end
   for _, nt in ipairs({1, THREADS > 1 and THREADS or nil}) do
     ai.set_num_threads(nt)
     for _, g in ipairs(GEMMS) do
@@ -492,7 +504,7 @@ local function run_micro()
     end
   end
   ai.set_num_threads(THREADS)
-  local ref = sgemm_ref[THREADS] or sgemm_ref[1]
+  local ref = sgemm_ref[THREADS] or sgemm_ref[1] or 0 / 0
 
   local function grad_of(y, wrt, g)
     return function() return ai.grad(y, wrt, {grad_outputs = {g}, retain_graph = true}) end
@@ -501,6 +513,7 @@ local function run_micro()
   -- linear at the GANs' shapes: forward, backward (input, weight and bias gradients)
   local LIN = {{64, 100, 128}, {64, 256, 512}, {64, 512, 784}, {64, 784, 512}, {32, 784, 512}, {64, 100, 6272}, {64, 6272, 1}}
   if QUICK then LIN = {{64, 784, 512}} end
+  if not want("linear") then LIN = {} end
   for _, l in ipairs(LIN) do
     local B, I, O = l[1], l[2], l[3]
     local x = ai.randn(B, I):requires_grad(true)
@@ -525,6 +538,7 @@ local function run_micro()
     {"dcgan", 64, 1, 64, 28, 4, 2, 1}, {"dcgan", 64, 64, 128, 14, 4, 2, 1},
   }
   if QUICK then CONV = {{"unet", 8, 32, 64, 14, 3, 1, 1}} end
+  if not want("conv2d") then CONV = {} end
   for _, c in ipairs(CONV) do
     local model, N, Cin, Cout, H, k, st, pad = table.unpack(c)
     local Ho = (H + 2 * pad - k) // st + 1
@@ -551,6 +565,7 @@ local function run_micro()
   -- conv_transpose2d at the DCGAN generator's shapes
   local CONVT = {{64, 128, 64, 7}, {64, 64, 1, 14}}
   if QUICK then CONVT = {{8, 128, 64, 7}} end
+  if not want("conv_transpose2d") then CONVT = {} end
   for _, c in ipairs(CONVT) do
     local N, Cin, Cout, H = table.unpack(c)
     local fl = 2 * N * Cin * H * H * Cout * 16
@@ -573,6 +588,7 @@ local function run_micro()
   -- group norm (GB/s: forward reads x and writes y; backward reads x and dy, writes dx)
   local GN = {{64, 32, 28}, {64, 64, 14}, {64, 128, 14}, {64, 96, 28}}
   if QUICK then GN = {{8, 32, 28}} end
+  if not want("group_norm") then GN = {} end
   for _, c in ipairs(GN) do
     local N, C, H = table.unpack(c)
     local n = N * C * H * H
@@ -590,6 +606,7 @@ local function run_micro()
   -- softmax over the last dim: the UNet's attention scores and a larger one
   local SM = {{64, 49, 49}, {1, 4096, 1024}}
   if QUICK then SM = {{64, 49, 49}} end
+  if not want("softmax") then SM = {} end
   for _, c in ipairs(SM) do
     local x = ai.randn(table.unpack(c))
     local n = c[1] * c[2] * c[3]
@@ -598,7 +615,7 @@ local function run_micro()
   end
 
   -- elementwise ops at 1M elements (out of place)
-  do
+  if want("elementwise") then
     local n = QUICK and 65536 or 1048576
     local x, y = ai.randn(n), ai.randn(n)
     ai.no_grad(function()
@@ -612,7 +629,7 @@ local function run_micro()
   end
 
   -- Adam on 1M parameters (reads p, grad, m, v; writes p, m, v)
-  do
+  if want("adam") then
     local n = QUICK and 65536 or 1048576
     local p = ai.randn(n):requires_grad(true)
     p.grad = ai.randn(n)
@@ -622,7 +639,7 @@ local function run_micro()
   end
 
   -- per-op overhead: x + y on 16-element tensors, without and with autograd recording
-  do
+  if want("overhead") then
     local iters = QUICK and 2000 or 200000
     local a, b = ai.randn(16), ai.randn(16)
     local ag = ai.randn(16):requires_grad(true)
@@ -729,7 +746,7 @@ local function driver()
   local torch_script = ROOT .. "/scripts/bench/torch_ref.py"
   if py and not file_exists(torch_script) then py = nil end
   local pass = {}
-  for _, k in ipairs({"threads", "steps", "seconds", "warmup", "data", "quick", "micro_seconds", "max_seconds"}) do
+  for _, k in ipairs({"threads", "steps", "seconds", "warmup", "data", "quick", "micro_seconds", "max_seconds", "only"}) do
     if opts[k] then pass[#pass + 1] = k .. "=" .. sh_quote(opts[k]) end
   end
   local passargs = table.concat(pass, " ")

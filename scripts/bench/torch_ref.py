@@ -3,7 +3,7 @@
 timed exactly as scripts/bench.lua times aiart-lua (which runs this script in the same run).
 
   python3 scripts/bench/torch_ref.py --workload NAME [threads=2 steps=N seconds=12 warmup=3 data=real]
-  python3 scripts/bench/torch_ref.py --micro [threads=2 quick=true micro_seconds=0.3]
+  python3 scripts/bench/torch_ref.py --micro [threads=2 quick=true micro_seconds=0.3 only=conv2d,...]
   python3 scripts/bench/torch_ref.py --list
 
 Prints one JSON line per workload (or per microbenchmark) with "impl": "pytorch". The models are
@@ -449,6 +449,13 @@ def time_fn(f, min_reps=None):
     return min(ts)
 
 
+ONLY = set(OPTS["only"].split(",")) if "only" in OPTS else None
+
+
+def want(group):
+    return ONLY is None or group in ONLY
+
+
 def run_micro():
     def out(rec):
         rec["impl"] = "pytorch"
@@ -460,6 +467,8 @@ def run_micro():
     gemms = [(1024, 1024, 1024), (64, 784, 512), (12544, 64, 288), (256, 4096, 2304)]
     if QUICK:
         gemms = [(256, 256, 256), (64, 784, 512)]
+    if not want("sgemm"):
+        gemms = []
     for nt in sorted({1, THREADS}):
         torch.set_num_threads(nt)
         for i, (M, N, K) in enumerate(gemms):
@@ -471,7 +480,7 @@ def run_micro():
             out({"micro": "sgemm", "op": "matmul", "shape": "%dx%dx%d" % (M, N, K), "threads": nt, "ms": s * 1e3,
                  "gflops": gf})
     torch.set_num_threads(THREADS)
-    ref = sgemm_ref.get(THREADS, sgemm_ref[1])
+    ref = sgemm_ref.get(THREADS, sgemm_ref.get(1, math.nan))
 
     def grad_of(y, wrt, g):
         return lambda: torch.autograd.grad(y, wrt, grad_outputs=g, retain_graph=True)
@@ -480,6 +489,8 @@ def run_micro():
             (64, 6272, 1)]
     if QUICK:
         lins = [(64, 784, 512)]
+    if not want("linear"):
+        lins = []
     for B, I, O in lins:
         x = torch.randn(B, I, requires_grad=True)
         w = (torch.randn(O, I) * 0.05).requires_grad_(True)
@@ -503,6 +514,8 @@ def run_micro():
              ("dcgan", 64, 1, 64, 28, 4, 2, 1), ("dcgan", 64, 64, 128, 14, 4, 2, 1)]
     if QUICK:
         convs = [("unet", 8, 32, 64, 14, 3, 1, 1)]
+    if not want("conv2d"):
+        convs = []
     for model, N, Cin, Cout, H, k, st, pad in convs:
         Ho = (H + 2 * pad - k) // st + 1
         fl = 2 * N * Cout * Ho * Ho * Cin * k * k
@@ -524,6 +537,8 @@ def run_micro():
     convts = [(64, 128, 64, 7), (64, 64, 1, 14)]
     if QUICK:
         convts = [(8, 128, 64, 7)]
+    if not want("conv_transpose2d"):
+        convts = []
     for N, Cin, Cout, H in convts:
         fl = 2 * N * Cin * H * H * Cout * 16
         shape = "%dx%dx%dx%d->%d k4 s2" % (N, Cin, H, H, Cout)
@@ -544,6 +559,8 @@ def run_micro():
     gns = [(64, 32, 28), (64, 64, 14), (64, 128, 14), (64, 96, 28)]
     if QUICK:
         gns = [(8, 32, 28)]
+    if not want("group_norm"):
+        gns = []
     for N, C, H in gns:
         n = N * C * H * H
         x = torch.randn(N, C, H, H)
@@ -560,6 +577,8 @@ def run_micro():
     sms = [(64, 49, 49), (1, 4096, 1024)]
     if QUICK:
         sms = [(64, 49, 49)]
+    if not want("softmax"):
+        sms = []
     for c in sms:
         x = torch.randn(*c)
         n = c[0] * c[1] * c[2]
@@ -570,20 +589,24 @@ def run_micro():
 
     n = 65536 if QUICK else 1048576
     x, y = torch.randn(n), torch.randn(n)
-    with torch.no_grad():
-        s = time_fn(lambda: x + y)
-        out({"micro": "elementwise", "op": "add", "shape": str(n), "ms": s * 1e3, "gbps": 3 * n * 4 / s / 1e9})
-        s = time_fn(lambda: x * y)
-        out({"micro": "elementwise", "op": "mul", "shape": str(n), "ms": s * 1e3, "gbps": 3 * n * 4 / s / 1e9})
-        s = time_fn(lambda: F.silu(x))
-        out({"micro": "elementwise", "op": "silu", "shape": str(n), "ms": s * 1e3, "gbps": 2 * n * 4 / s / 1e9})
+    if want("elementwise"):
+        with torch.no_grad():
+            s = time_fn(lambda: x + y)
+            out({"micro": "elementwise", "op": "add", "shape": str(n), "ms": s * 1e3, "gbps": 3 * n * 4 / s / 1e9})
+            s = time_fn(lambda: x * y)
+            out({"micro": "elementwise", "op": "mul", "shape": str(n), "ms": s * 1e3, "gbps": 3 * n * 4 / s / 1e9})
+            s = time_fn(lambda: F.silu(x))
+            out({"micro": "elementwise", "op": "silu", "shape": str(n), "ms": s * 1e3, "gbps": 2 * n * 4 / s / 1e9})
 
-    p = torch.randn(n, requires_grad=True)
-    p.grad = torch.randn(n)
-    opt = torch.optim.Adam([p], lr=1e-3)
-    s = time_fn(opt.step)
-    out({"micro": "adam", "op": "step", "shape": str(n), "ms": s * 1e3, "gbps": 7 * n * 4 / s / 1e9})
+    if want("adam"):
+        p = torch.randn(n, requires_grad=True)
+        p.grad = torch.randn(n)
+        opt = torch.optim.Adam([p], lr=1e-3)
+        s = time_fn(opt.step)
+        out({"micro": "adam", "op": "step", "shape": str(n), "ms": s * 1e3, "gbps": 7 * n * 4 / s / 1e9})
 
+    if not want("overhead"):
+        return
     iters = 2000 if QUICK else 200000
     a, b = torch.randn(16), torch.randn(16)
     ag = torch.randn(16, requires_grad=True)
