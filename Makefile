@@ -90,6 +90,11 @@ install: all
 	install -m 755 aiart.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/aiart.so
 	cp -r lua/aiart $(DESTDIR)$(PREFIX)/share/lua/5.4/
 
+# ---- Jupyter: the aiart-lua kernel (see notebooks/README.md)
+.PHONY: jupyter-kernel
+jupyter-kernel: all
+	sh notebooks/install-kernel.sh
+
 .PHONY: help
 help:
 	@echo "make          build aiart-lua and aiart.so"
@@ -97,6 +102,7 @@ help:
 	@echo "make test     install what is missing, build, and run every test"
 	@echo "make asan     the tests under AddressSanitizer + UBSan"
 	@echo "make bench    speed against PyTorch (see README)"
+	@echo "make jupyter-kernel   install the aiart-lua kernel for Jupyter"
 	@echo "make install PREFIX=/usr/local"
 
 .PHONY: clean

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages aiart-lua needs, if any are missing (run as root, or with sudo).
+# The Python/Jupyter ones serve the notebook kernel and its tests.
 set -e
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev libopenblas-dev libpng-dev libcjson-dev zlib1g-dev \
-libreadline-dev dataset-fashion-mnist"
+libreadline-dev dataset-fashion-mnist python3 python3-ipykernel python3-jupyter-client python3-nbclient \
+python3-nbformat jupyter-core"
 [ -n "$AIART_EXTRA_PKGS" ] && PKGS="$PKGS $AIART_EXTRA_PKGS"
 missing=""
 for p in $PKGS; do

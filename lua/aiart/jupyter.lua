@@ -19,6 +19,7 @@ Protocol: one JSON object per line.
                           {"op":"ping"}
   Lua -> kernel (stdout): MARK .. JSON .. "\n" with MARK = "\2aiart\3"; anything else on stdout is
   stray output (from C or io.output()) that the kernel shows as stdout text.
+                          {"ready":true,"version":"..."}  once, at the start
                           {"stream":"stdout"|"stderr","text":"..."}
                           {"display":{"image/png":"<base64>","text/plain":"..."}}
                           {"result":"<the REPL's repr of the values>"}
@@ -29,8 +30,11 @@ Protocol: one JSON object per line.
                                               "matches", inspect "text", is_complete "status"
 
 While serving, print, io.write, io.stdout and io.stderr send stream messages, io.read and
-io.stdin ask the frontend for input, and ai.image.show(t) sends the PNG of t as a display.
-ai.progress bars see a file that is not a terminal and print plain lines every few seconds.
+io.stdin ask the frontend for input, and ai.image.show(t) sends the PNG of t as a display
+(ai.image.display_hook); the global display(bundle) shows any MIME bundle. ai.progress bars see
+a file that is not a terminal and print plain lines every few seconds. A cell's value is printed
+with require("aiart.repl").repr, as the REPL prints it; ?name runs the REPL's help_expr, and
+completion is the REPL's complete().
 ]]
 local json_lib -- ai.json, loaded on first use
 
