@@ -19,11 +19,15 @@ M.run returns true if no command failed (the exit status of pipe mode) and false
 While reading a line, TAB calls M.complete(text, line_before_text) which returns a list of full
 replacements for text, or nil to let readline complete file names.
 
-Documentation: help(f) / ?f shows a one-line doc found, in order, in ai._doc[f] (a table a
+Documentation: help(f) / ?f shows the doc of f found, in order, in ai._doc[f] (a table a
 library may create and fill with function -> doc string or name -> doc string), then by the
 names of f (found by walking `ai`, its sub-tables, loaded `aiart.*` modules and the tensor
-method table) in ai._doc[name] and require("aiart.doc")[name]. Names are relative to `ai`
-("randn", "nn.Linear") and "Tensor:sum" for tensor methods.
+method table) in ai._doc[name] and require("aiart.doc")[name], then (Lua functions) in the
+comment block above f's definition, or (classes) above their init or their creation, then
+(methods) in the doc of the method f overrides. Names are relative to `ai` ("randn",
+"nn.Linear") and "Tensor:sum" for tensor methods. See lua/aiart/doc.lua. help(table) lists the
+table's functions with the first line of their docs; help(x) of a tensor gives its shape and
+dtype.
 ]]
 
 local M = {}
@@ -236,10 +240,36 @@ local function tensor_method_tables()
 end
 M.tensor_method_tables = tensor_method_tables
 
--- name index: function -> list of names ("randn", "nn.Linear", "Tensor:sum")
+-- The table of the lazily loaded fields of `ai` (name -> {module, field}): an upvalue of the
+-- __index function of ai's metatable.
+local function lazy_specs(ai)
+  local mt = getmetatable(ai)
+  local idx = type(mt) == "table" and rawget(mt, "__index")
+  if type(idx) ~= "function" then return {} end
+  for i = 1, 8 do
+    local name, up = debug.getupvalue(idx, i)
+    if name == nil then break end
+    if name == "lazy" and type(up) == "table" then return up end
+  end
+  return {}
+end
+
+-- A class: a callable table with a __name (nn.Linear, optim.Adam, ...), not an object of one
+-- (a module object is callable too, but has its _slots).
+local function is_class(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__call") ~= nil and
+      type(rawget(v, "__name")) == "string" and rawget(v, "_slots") == nil
+end
+
+-- name index: function or table -> list of names ("randn", "nn.Linear", "Tensor:sum"), and
+-- function or table -> list of {table, key} places where it was found
 local function build_index()
-  local names, seen = {}, {}
-  local function add(f, name)
+  local names, places, seen = {}, {}, {}
+  local function add(f, name, t, k)
+    local p = places[f]
+    if not p then p = {}; places[f] = p end
+    p[#p + 1] = { t, k }
     local l = names[f]
     if not l then l = {}; names[f] = l end
     for _, n in ipairs(l) do if n == name then return end end
@@ -250,24 +280,57 @@ local function build_index()
     seen[t] = true
     for k, v in pairs(t) do
       if type(k) == "string" and type(v) == "function" and not (t == mt and k:match("^__")) then
-        add(v, "Tensor:" .. k)
+        add(v, "Tensor:" .. k, t, k)
       end
     end
   end
-  local function walk(t, prefix, depth)
-    if seen[t] or depth > 3 then return end
-    seen[t] = true
-    for k, v in pairs(t) do
-      if type(k) == "string" and k ~= "_doc" then
-        if type(v) == "function" then add(v, prefix .. k)
-        elseif type(v) == "table" and v ~= _G and v ~= package.loaded then
-          walk(v, prefix .. k .. ".", depth + 1)
+  -- breadth first, keys in order: every table is named by its shortest path
+  local function walk(root, prefix)
+    local queue, qi = { { root, prefix, 1 } }, 1
+    while queue[qi] do
+      local t, pre, depth = queue[qi][1], queue[qi][2], queue[qi][3]
+      qi = qi + 1
+      if not seen[t] and depth <= 5 then
+        seen[t] = true
+        local keys = {}
+        for k in pairs(t) do
+          if type(k) == "string" and k ~= "_doc" then keys[#keys + 1] = k end
+        end
+        table.sort(keys)
+        for _, k in ipairs(keys) do
+          local v = rawget(t, k)
+          if type(v) == "function" then add(v, pre .. k, t, k)
+          elseif type(v) == "table" and v ~= _G and v ~= package.loaded then
+            add(v, pre .. k, t, k)
+            queue[#queue + 1] = { v, pre .. k .. ".", depth + 1 }
+          end
         end
       end
     end
   end
   local ai = get_ai()
-  if ai then walk(ai, "", 1) end
+  if ai then
+    walk(ai, "")
+    -- fields of ai not accessed yet, whose module is loaded (ai.F after require "aiart.nn")
+    local lazy = lazy_specs(ai)
+    local keys = {}
+    for k in pairs(lazy) do if type(k) == "string" then keys[#keys + 1] = k end end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local spec = lazy[k]
+      local mod = rawget(ai, k) == nil and type(spec) == "table" and package.loaded[spec[1]]
+      if type(mod) == "table" then
+        local v = mod
+        if spec[2] then v = rawget(mod, spec[2]) end
+        if type(v) == "function" then add(v, k, ai, k)
+        elseif type(v) == "table" then
+          add(v, k, ai, k)
+          seen[v] = nil -- reached through another field already: walk again under this name
+          walk(v, k .. ".")
+        end
+      end
+    end
+  end
   local mods = {}
   for name, mod in pairs(package.loaded) do
     if type(name) == "string" and name:match("^aiart%.") and type(mod) == "table" then
@@ -277,7 +340,7 @@ local function build_index()
   table.sort(mods)
   for _, name in ipairs(mods) do
     seen[package.loaded[name]] = nil -- a module reached from ai under another name: walk again
-    walk(package.loaded[name], name:sub(7) .. ".", 1)
+    walk(package.loaded[name], name:sub(7) .. ".")
   end
   for _, l in pairs(names) do
     table.sort(l, function(a, b)
@@ -285,7 +348,7 @@ local function build_index()
       return a < b
     end)
   end
-  return names
+  return names, places
 end
 M.build_index = build_index
 
@@ -294,8 +357,41 @@ local function display_name(name)
   return "ai." .. name
 end
 
--- The doc string of a value (function or name) and the names it is known by.
-local function find_doc(v)
+-- The index is rebuilt when the set of loaded modules or the size of `ai` changes, and at
+-- most once a second otherwise (functions added to a table later are then found).
+local index_cache = { stamp = nil, time = -1 }
+local function get_index()
+  local ai = get_ai()
+  local n = 0
+  if ai then for _ in pairs(ai) do n = n + 1 end end
+  local m = 0
+  for name in pairs(package.loaded) do
+    if type(name) == "string" and name:match("^aiart") then m = m + 1 end
+  end
+  local stamp = n .. "/" .. m
+  local now = os.time()
+  if stamp ~= index_cache.stamp or now ~= index_cache.time then
+    index_cache.names, index_cache.places = build_index()
+    index_cache.stamp, index_cache.time = stamp, now
+  end
+  return index_cache.names, index_cache.places
+end
+
+-- The parent of a class table: its `super` field or its metatable's __index table.
+local function class_parent(t)
+  local p = rawget(t, "super")
+  if type(p) == "table" then return p end
+  local mt = getmetatable(t)
+  p = type(mt) == "table" and rawget(mt, "__index")
+  if type(p) == "table" then return p end
+  return nil
+end
+
+-- The doc string of a value (function, class table or name) and the names it is known by.
+-- Order: ai._doc[v]; the entries of ai._doc and aiart.doc under each name of v; for a Lua
+-- function the comment above its definition, for a class its constructor's comment; for a
+-- method without any, the doc of the method it overrides in a parent class.
+local function find_doc(v, prefer, depth)
   local ai, docs = get_ai(), get_docs()
   local own = ai and rawget(ai, "_doc")
   if type(own) ~= "table" then own = nil end
@@ -316,11 +412,53 @@ local function find_doc(v)
     local name = v:gsub("^ai%.", "")
     return lookup(name), { name }
   end
-  if own and type(own[v]) == "string" then return own[v], (build_index()[v] or {}) end
-  local names = build_index()[v] or {}
+  local index, places = get_index()
+  local names = index[v] or {}
+  if own and type(own[v]) == "string" then return own[v], names end
+  if type(prefer) == "string" then
+    -- the name it was asked by first (ai.clamp and ai.clip are one function)
+    prefer = prefer:gsub("^ai%.", "")
+    for _, n in ipairs(names) do
+      if n == prefer then
+        local d = lookup(n)
+        if d then return d, names end
+      end
+    end
+  end
   for _, n in ipairs(names) do
     local d = lookup(n)
     if d then return d, names end
+  end
+  local d
+  if type(v) == "function" and type(docs.source_doc) == "function" then
+    d = docs.source_doc(v)
+  elseif is_class(v) and type(docs.class_doc) == "function" then
+    d = docs.class_doc(v)
+  end
+  if d then return d, names end
+  depth = depth or 0
+  if type(v) == "function" and depth < 8 then
+    -- a class's init is its constructor: the class's doc
+    for _, p in ipairs(places[v] or {}) do
+      if p[2] == "init" and is_class(p[1]) then
+        d = find_doc(p[1], nil, depth + 1)
+        if d then return d, names end
+      end
+    end
+    for _, p in ipairs(places[v] or {}) do
+      local t, k = p[1], p[2]
+      local parent = type(t) == "table" and class_parent(t)
+      local steps = 0
+      while parent and steps < 16 do
+        local pv = rawget(parent, k)
+        if type(pv) == "function" and pv ~= v then
+          d = find_doc(pv, nil, depth + 1)
+          if d then return d, names end
+        end
+        parent = class_parent(parent)
+        steps = steps + 1
+      end
+    end
   end
   return nil, names
 end
@@ -355,10 +493,6 @@ local function stdlib_name(f)
   return nil
 end
 
-local function first_line(s)
-  return (tostring(s):match("^[^\n]*"))
-end
-
 -- Resolves "a.b.c" from the globals; returns the value or nil.
 local function resolve(path)
   local v = _G
@@ -371,33 +505,143 @@ local function resolve(path)
   return v
 end
 
-local function help_table(t, label)
-  local names = {}
-  for k, v in pairs(t) do
-    if type(k) == "string" and not k:match("^_") then names[#names + 1] = k end
+-- A one-line summary of a doc: its first line, continued while brackets are left open (a
+-- signature spread over several comment lines) or while a wrapped sentence runs on (a line
+-- ending in a comma or a colon, or a long one ending in a word, followed by a line that does
+-- not start a new sentence or an indented example).
+local SUMMARY_MAX = 240
+local function summary(d)
+  local lines = {}
+  for l in (tostring(d) .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  local s, depth = "", 0
+  for i, l in ipairs(lines) do
+    s = i == 1 and l or (s .. " " .. l:gsub("^%s+", ""))
+    local clean = l:gsub('"[^"]*"', ""):gsub("'[^']*'", "")
+    for c in clean:gmatch("[%(%)%[%]{}]") do
+      depth = depth + ((c == "(" or c == "[" or c == "{") and 1 or -1)
+    end
+    local nxt = lines[i + 1]
+    if i >= 6 or not nxt or not nxt:match("%S") then break end
+    local runs_on = not nxt:match("^%s") and
+      (l:match("[,:]%s*$") or (#l >= 78 and l:match("[%w_]%s*$") and not nxt:match("^%u")))
+    if depth <= 0 and not runs_on then break end
+  end
+  if #s > SUMMARY_MAX then
+    s = s:sub(1, SUMMARY_MAX):gsub("%s+%S*$", "") .. " ..."
+  end
+  return s
+end
+M.summary = summary
+
+local function class_name_of(t)
+  local n = type(t) == "table" and rawget(t, "__name")
+  return type(n) == "string" and n or nil
+end
+
+-- The prefix of the names of t's fields: "" for ai, "nn." for ai.nn, "Tensor:" for the tensor
+-- methods; nil for a table outside ai.
+local function field_prefix(t)
+  local ai = get_ai()
+  if t == ai then return "" end
+  if ai and t == rawget(ai, "Tensor") then return "Tensor:" end
+  local names = get_index()[t]
+  return names and names[1] and (names[1] .. ".") or nil
+end
+
+-- The one-line description of field k = v of a table whose fields are named prefix .. k.
+local function describe(k, v, prefix)
+  local tv = type(v)
+  local name = prefix and (prefix .. k)
+  if tv == "function" or is_class(v) then
+    local d = find_doc(v, name)
+    if d then return summary(d) end
+    return tv == "function" and "(no documentation)" or "<class>"
+  elseif tv == "table" then
+    local n = 0
+    for kk, vv in pairs(v) do
+      if type(kk) == "string" and not kk:match("^_") and (type(vv) == "function" or is_class(vv)) then
+        n = n + 1
+      end
+    end
+    if n == 0 then return "<table>" end
+    if name and not name:match(":") then
+      return ("<table of %d functions: help(%s)>"):format(n, display_name(name))
+    end
+    return ("<table of %d functions>"):format(n)
+  elseif tv == "string" or tv == "number" or tv == "boolean" then
+    return "= " .. repr(v)
+  end
+  return "<" .. tv .. ">"
+end
+
+-- Lists the public fields of t with their one-line docs; extra: names of fields loaded lazily.
+local function help_table(t, label, extra)
+  local names, set = {}, {}
+  for k in pairs(t) do
+    if type(k) == "string" and not k:match("^_") then names[#names + 1] = k; set[k] = true end
+  end
+  for _, k in ipairs(extra or {}) do
+    if not set[k] then names[#names + 1] = k; set[k] = "lazy" end
   end
   table.sort(names)
   local lines = { label and (label .. ":") or "fields:" }
   local width = 0
   for _, k in ipairs(names) do width = math.max(width, #k) end
   width = math.min(width, 24)
+  local prefix = field_prefix(t)
   for _, k in ipairs(names) do
-    local v = rawget(t, k)
-    local d = type(v) == "function" and find_doc(v) or nil
-    local desc = d and first_line(d) or ("<" .. type(v) .. ">")
+    local desc
+    if set[k] == "lazy" then
+      local spec = lazy_specs(t)[k]
+      desc = (type(spec) == "table" and spec[2]) and ("<function, loaded on first use: ?ai." .. k .. ">")
+          or ("<module, loaded on first use: help(ai." .. k .. ")>")
+    else desc = describe(k, rawget(t, k), prefix) end
     lines[#lines + 1] = string.format("  %-" .. width .. "s  %s", k, desc)
   end
   out(table.concat(lines, "\n") .. "\n")
 end
 
+-- The names of the lazily loaded fields of `ai` whose module can be found.
+local function lazy_names(ai)
+  local list = {}
+  for k, spec in pairs(lazy_specs(ai)) do
+    local mod = type(spec) == "table" and spec[1]
+    if type(k) == "string" and not k:match("^_") and type(mod) == "string" and
+        (package.loaded[mod] or package.preload[mod] or package.searchpath(mod, package.path) or
+         package.searchpath(mod, package.cpath)) then
+      list[#list + 1] = k
+    end
+  end
+  return list
+end
+
+local function help_tensor(v, label)
+  local ok, info = pcall(function()
+    local shape = {}
+    for i, n in ipairs(v.shape) do shape[i] = tostring(n) end
+    local s = ("tensor of shape {%s}, dtype %s (%d elements)"):format(table.concat(shape, ", "),
+      v.dtype, v:numel())
+    if v:requires_grad() then
+      s = s .. ", requires grad" .. (v.grad_fn and (", made by " .. v.grad_fn) or "")
+    end
+    return s
+  end)
+  if not ok then info = shorten(safe_tostring(v)) end
+  local x = (label and label:match("^[%a_][%w_]*$")) and label or "x"
+  out((label and (label .. ": ") or "") .. info .. "\n" ..
+      "  ?" .. x .. ":sum (or ?ai.sum) shows a method's doc; help(ai.Tensor) lists the tensor methods\n")
+end
+
 local GENERAL_HELP = [[
 aiart-lua: Lua 5.4 with the tensor module `ai` (require "aiart").
-  ?f  or  help(f)     one-line documentation of a function (e.g. ?ai.randn, ?x:sum)
-  help(ai)            list the functions of the module and their docs
+  ?f  or  help(f)     one-line documentation of a function or class (e.g. ?ai.randn, ?x:sum)
+  help(ai)            list the functions of the module and their docs (also help(ai.nn), ...)
+  help(x)             the shape and dtype of a tensor x
   :help               REPL commands
 Expressions print their value; `_` holds the last result. TAB completes names.]]
 
--- help([value [, label]]): prints the documentation of a function, a name, or a table.
+-- help([value [, label]]): prints the documentation of a function, a class, a name, a table or
+-- a tensor.
 function M.help(v, label)
   if v == nil and label == nil then out(GENERAL_HELP .. "\n"); return end
   local ai = get_ai()
@@ -411,7 +655,7 @@ function M.help(v, label)
   end
   local tv = type(v)
   if tv == "function" then
-    local d, names = find_doc(v)
+    local d, names = find_doc(v, label)
     if d then out(d .. "\n"); return end
     local std = not names[1] and stdlib_name(v)
     if std then
@@ -425,21 +669,39 @@ function M.help(v, label)
     else out(name .. ": no documentation\n") end
   elseif tv == "table" then
     local mt = getmetatable(v)
-    if v == ai then help_table(v, "ai (the aiart module)")
+    local names = get_index()[v]
+    local name = label or (names and names[1] and display_name(names[1]))
+    if v == ai then help_table(v, "ai (the aiart module)", lazy_names(v))
     elseif ai and v == rawget(ai, "Tensor") then help_table(v, "tensor methods (ai.Tensor)")
+    elseif is_class(v) then
+      local d = find_doc(v, label)
+      name = name or class_name_of(v)
+      out((d or (name .. ": no documentation")) .. "\n")
+      help_table(v, "methods of " .. name)
+      local parent = class_parent(v)
+      local pname = parent and (class_name_of(parent) or "its parent")
+      if pname then out("  (more methods are inherited from " .. pname .. ")\n") end
+    elseif type(mt) == "table" and is_class(mt) then
+      -- an object of a class: its fields, the class's doc and methods
+      local cname = class_name_of(mt)
+      local d = find_doc(mt)
+      out((label and (label .. ": ") or "") .. "an object of class " .. cname ..
+          (d and (": " .. summary(d)) or "") .. "\n")
+      if next(v) ~= nil then help_table(v, "fields") end
+      help_table(mt, "methods of " .. cname)
+      local parent = class_parent(mt)
+      local pname = parent and (class_name_of(parent) or "its parent")
+      if pname then out("  (more methods are inherited from " .. pname .. ")\n") end
     else
-      help_table(v, label)
+      help_table(v, name)
       if type(mt) == "table" and type(rawget(mt, "__index")) == "table" then
-        help_table(rawget(mt, "__index"), "methods")
+        help_table(rawget(mt, "__index"), "also, through the metatable")
       end
     end
   elseif tv == "userdata" then
-    local tabs, tmt = tensor_method_tables()
+    local _, tmt = tensor_method_tables()
     if tmt and getmetatable(v) == tmt then
-      out(shorten(safe_tostring(v)) .. "\n")
-      for _, t in ipairs(tabs) do
-        if t ~= tmt then help_table(t, "tensor methods") break end
-      end
+      help_tensor(v, label)
     else
       out(safe_tostring(v) .. "\n")
     end
