@@ -5,6 +5,7 @@
 local ai = require "aiart"
 local models = require "aiart.models"
 local diffusion = require "aiart.diffusion"
+local experiment = require "aiart.experiment"
 
 local defaults = {
   ch = 32,
@@ -60,7 +61,6 @@ if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 local mults = {}
 for m in tostring(cfg.mults):gmatch("[^,]+") do mults[#mults + 1] = tonumber(m) end
 local out = cfg.out
-os.execute("mkdir -p '" .. out .. "'")
 ai.manual_seed(cfg.seed)
 
 local net = models.UNet{ch = cfg.ch, mults = mults}
@@ -83,17 +83,8 @@ if cfg.resume then
   print(("resumed %s at step %d"):format(last_ckpt, step))
 end
 
-do
-  local f = assert(io.open(out .. "/config.json", "w"))
-  f:write(ai.json.encode(cfg, {indent = true}), "\n")
-  f:close()
-end
-local kept = {}
-if cfg.resume then
-  for _, r in ipairs(ai.metrics.read(out .. "/metrics.jsonl")) do if r.step <= step then kept[#kept + 1] = r end end
-end
-local metrics = ai.metrics.logger(out .. "/metrics.jsonl")
-for _, r in ipairs(kept) do metrics:write(r) end
+experiment.prepare(out, cfg)
+local metrics = experiment.metrics(out .. "/metrics.jsonl", step, cfg.resume)
 
 -- Samples from the EMA weights; with `path`, also the x0 predictions along the way.
 local function sample(n, path)
@@ -135,31 +126,19 @@ local function save_samples(final)
   return out .. "/" .. name
 end
 
-local next_batch = coroutine.wrap(function()
-  while true do
-    for x in loader:iter() do coroutine.yield(x) end
-  end
-end)
+local next_batch = experiment.batches(loader)
+local guard = experiment.nan_guard(cfg.on_nan, last_ckpt)
 
 local t0, clock0 = os.time(), os.clock()
 local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "ddpm", start = step}
 local reason = "steps"
-local skipped = 0 -- non-finite batches in a row
 while true do
   if cfg.steps > 0 and step >= cfg.steps then break end
   if cfg.epochs > 0 and step // #loader >= cfg.epochs then reason = "epochs" break end
   if cfg.time_limit > 0 and os.time() - t0 >= cfg.time_limit then reason = "time_limit" break end
   local loss = diffusion.loss(net, sched, next_batch())
   local l = loss:item()
-  if l ~= l or l == math.huge or l == -math.huge then
-    skipped = skipped + 1
-    if cfg.on_nan ~= "skip" or skipped >= 100 then
-      bar:close()
-      error(("non-finite loss at step %d; training stopped, the last good checkpoint is %s"):format(step + 1, last_ckpt), 0)
-    end
-    print(("non-finite loss at step %d: batch skipped"):format(step + 1))
-  else
-    skipped = 0
+  if guard(step + 1, {loss = l}) then
     opt:zero_grad()
     loss:backward()
     opt:step()

@@ -4,7 +4,8 @@
 -- lists the options; key=value arguments override them.
 local ai = require "aiart"
 local models = require "aiart.models"
-local nn, F = ai.nn, ai.F
+local experiment = require "aiart.experiment"
+local F = ai.F
 
 local defaults = {
   arch = "mlp",
@@ -66,7 +67,6 @@ local beta1 = cfg.beta1
 local beta2 = cfg.beta2 >= 0 and cfg.beta2 or (wgan and 0.9 or 0.999)
 local n_critic = cfg.n_critic > 0 and cfg.n_critic or (wgan and 5 or 1)
 local out = cfg.out ~= "" and cfg.out or ("runs/" .. cfg.arch .. "-" .. cfg.loss)
-os.execute("mkdir -p '" .. out .. "/samples'")
 ai.manual_seed(cfg.seed)
 
 -- Models: D ends in a logit (BCE with logits is the stable form of the reference's
@@ -106,19 +106,8 @@ if cfg.resume then
   print(("resumed %s at step %d"):format(last_ckpt, step))
 end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-write_file(out .. "/config.json", ai.json.encode(cfg, {indent = true}) .. "\n")
--- a resumed run keeps the metrics up to its checkpoint and drops what came after it
-local kept = {}
-if cfg.resume then
-  for _, r in ipairs(ai.metrics.read(out .. "/metrics.jsonl")) do if r.step <= step then kept[#kept + 1] = r end end
-end
-local metrics = ai.metrics.logger(out .. "/metrics.jsonl")
-for _, r in ipairs(kept) do metrics:write(r) end
+experiment.prepare(out, cfg)
+local metrics = experiment.metrics(out .. "/metrics.jsonl", step, cfg.resume)
 
 -- One loss per formulation; D's takes logits of real and fake batches.
 local function d_loss(real_logits, fake_logits)
@@ -161,21 +150,15 @@ local function save_samples()
   return path
 end
 
--- An endless stream of batches across epochs (the loader's position is part of a checkpoint).
-local next_batch = coroutine.wrap(function()
-  while true do
-    for x in loader:iter() do coroutine.yield(x) end
-  end
-end)
-
-local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+local next_batch = experiment.batches(loader)
+local finite = experiment.finite
+local guard = experiment.nan_guard(cfg.on_nan, last_ckpt)
 
 local t0 = os.time()
 local clock0 = os.clock()
 local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "gan " .. cfg.arch .. "/" .. cfg.loss,
                             start = step}
 local stop_reason = "steps"
-local skipped = 0 -- non-finite batches in a row
 while true do
   if cfg.steps > 0 and step >= cfg.steps then break end
   if cfg.epochs > 0 and (step * n_critic) // batches_per_epoch >= cfg.epochs then stop_reason = "epochs" break end
@@ -205,21 +188,10 @@ while true do
       optG:step()
     end
   end
-  if not (finite(ld) and finite(lg)) then
-    local msg = ("non-finite loss at step %d (D %s, G %s)"):format(step + 1, tostring(ld), tostring(lg))
-    skipped = skipped + 1
-    if cfg.on_nan == "skip" and skipped < 100 then
-      print(msg .. ": batch skipped")
-      optD:zero_grad()
-      optG:zero_grad()
-    else
-      if skipped >= 100 then msg = msg .. ", and 100 batches in a row were skipped" end
-      bar:close()
-      metrics:close()
-      error(msg .. "; training stopped, the last good checkpoint is " .. last_ckpt, 0)
-    end
+  if not guard(step + 1, {D = ld or 0 / 0, G = lg or 0 / 0}) then
+    optD:zero_grad()
+    optG:zero_grad()
   else
-    skipped = 0
     step = step + 1
     bar:update(1, {D = ld, G = lg})
     if step % cfg.log_every == 0 then metrics:write{step = step, loss_d = ld, loss_g = lg, time = os.clock() - clock0} end

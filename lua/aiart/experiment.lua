@@ -1,0 +1,63 @@
+-- aiart.experiment: the plumbing that the training scripts share: the output folder and its
+-- config.json, a metrics file that a resumed run continues, an endless stream of batches, and
+-- the guard against non-finite losses.
+local ai = require "aiart"
+
+local M = {}
+
+--- experiment.prepare(out, cfg): creates out (and out/samples) and writes out/config.json
+function M.prepare(out, cfg)
+  os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "/samples'")
+  local f = assert(io.open(out .. "/config.json", "w"))
+  f:write(ai.json.encode(cfg, {indent = true}), "\n")
+  f:close()
+end
+
+--- experiment.metrics(path, step, resume) -> logger. A resumed run keeps the records up to
+-- its checkpoint's step and drops those logged after it, so the file reads as one run.
+function M.metrics(path, step, resume)
+  local kept = {}
+  if resume then
+    local ok, recs = pcall(ai.metrics.read, path)
+    if ok then for _, r in ipairs(recs) do if (r.step or 0) <= step then kept[#kept + 1] = r end end end
+  end
+  local log = ai.metrics.logger(path)
+  for _, r in ipairs(kept) do log:write(r) end
+  return log
+end
+
+--- experiment.batches(loader) -> a function returning the next batch (x, y), epoch after epoch.
+-- The loader's position is part of a checkpoint, so a resumed stream continues where it was.
+function M.batches(loader)
+  return coroutine.wrap(function()
+    while true do
+      for x, y in loader:iter() do coroutine.yield(x, y) end
+    end
+  end)
+end
+
+local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+M.finite = finite
+
+--- experiment.nan_guard(policy, ckpt) -> guard; guard(step, values) is true when every value is
+-- finite. Otherwise it returns false after printing (policy "skip"), or raises an error naming
+-- the step and the last good checkpoint (policy "stop", or 100 bad batches in a row).
+function M.nan_guard(policy, ckpt)
+  local in_a_row = 0
+  return function(step, values)
+    local bad = {}
+    for k, v in pairs(values) do if not finite(v) then bad[#bad + 1] = ("%s %s"):format(k, tostring(v)) end end
+    if #bad == 0 then in_a_row = 0 return true end
+    table.sort(bad)
+    in_a_row = in_a_row + 1
+    local msg = ("non-finite loss at step %d (%s)"):format(step, table.concat(bad, ", "))
+    if policy == "skip" and in_a_row < 100 then
+      print(msg .. ": batch skipped")
+      return false
+    end
+    if in_a_row >= 100 then msg = msg .. ", and 100 batches in a row were skipped" end
+    error(msg .. "; training stopped, the last good checkpoint is " .. ckpt, 0)
+  end
+end
+
+return M
