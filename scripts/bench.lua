@@ -20,6 +20,8 @@ Options (key=value):
                      time) and keeps each implementation's fastest round
   out=bench-results.json
   torch=auto|true|false   run scripts/bench/torch_ref.py too
+  torch_omp=same|default  PyTorch inherits aiart-lua's short OpenMP spin (GOMP_SPINCOUNT=1000,
+                     the same settings for both: the default) or runs with libgomp's defaults
   python=...         the interpreter with torch (default: python3, then /usr/bin/python3)
   micro=true|false   the driver runs the microbenchmarks
   quick=true         microbenchmarks: small shapes, few repetitions (a smoke test)
@@ -102,7 +104,9 @@ do
   local so, src = ROOT .. "/build/bench/clock.so", ROOT .. "/scripts/bench/clock.c"
   local function load() local f = package.loadlib(so, "luaopen_benchclock") return f and f() end
   local mod
-  if file_exists(so) and (not file_exists(src) or (mtime(so) or 0) >= (mtime(src) or 0)) then mod = load() end
+  -- a core wall clock, should aiart gain one (ai.clock: monotonic seconds), comes first
+  if type(rawget(ai, "clock")) == "function" then mod = {now = rawget(ai, "clock")} end
+  if not mod and file_exists(so) and (not file_exists(src) or (mtime(so) or 0) >= (mtime(src) or 0)) then mod = load() end
   if not mod and file_exists(src) then
     local tmp = so .. "." .. tostring(os.time()) .. tostring(math.random(1e6))
     local cmd = ("mkdir -p %s && ${CC:-cc} -O2 -shared -fPIC $(pkg-config --cflags lua5.4 2>/dev/null) -o %s %s 2>/dev/null && mv -f %s %s")
@@ -729,6 +733,8 @@ local function fmt(v, f)
   return (f or "%.1f"):format(v)
 end
 
+local TORCH_ENV = ""
+
 local function driver()
   local selected = {}
   if opts.workloads then
@@ -750,6 +756,10 @@ local function driver()
     if opts[k] then pass[#pass + 1] = k .. "=" .. sh_quote(opts[k]) end
   end
   local passargs = table.concat(pass, " ")
+  -- aiart-lua starts itself with a short OpenMP spin (GOMP_SPINCOUNT=1000, src/host/main.c);
+  -- PyTorch, run from here, inherits it, so both use the same OpenMP settings.
+  -- torch_omp=default runs PyTorch with libgomp's defaults instead.
+  if opts.torch_omp == "default" then TORCH_ENV = "env -u GOMP_SPINCOUNT -u AIART_NO_REEXEC " end
   local results = {
     meta = {
       date = os.date("!%Y-%m-%dT%H:%M:%SZ"), threads = THREADS, cpu = cpu_model(), loadavg_start = loadavg(),
@@ -757,6 +767,8 @@ local function driver()
       note = "ratios are aiart/pytorch in this run; each workload runs in its own process, aiart then pytorch; with rounds > 1 the table keeps each implementation's fastest round",
       rounds = math.max(1, math.tointeger(opt_num("rounds", 1)) or 1), data = opts.data or "real",
       binary = EXE, binary_mtime = mtime(EXE),
+      omp = {GOMP_SPINCOUNT = os.getenv("GOMP_SPINCOUNT"), OMP_WAIT_POLICY = os.getenv("OMP_WAIT_POLICY"),
+        pytorch = TORCH_ENV == "" and "same as aiart" or "libgomp defaults"},
     },
     workloads = {}, micro = {}, summary = {},
   }
@@ -777,7 +789,7 @@ local function driver()
       by[w] = by[w] or {}
       local cmds = {{"aiart", ("%s %s --workload %s %s"):format(sh_quote(EXE), sh_quote(SCRIPT), w, passargs)}}
       if py then
-        cmds[2] = {"pytorch", ("%s %s --workload %s %s"):format(sh_quote(py), sh_quote(torch_script), w, passargs)}
+        cmds[2] = {"pytorch", ("%s%s %s --workload %s %s"):format(TORCH_ENV, sh_quote(py), sh_quote(torch_script), w, passargs)}
       end
       for _, c in ipairs(cmds) do
         local recs, other, ok = run_json(c[2])
@@ -807,7 +819,7 @@ local function driver()
   -- microbenchmarks
   if opt_bool("micro", true) then
     for _, c in ipairs({{"aiart", ("%s %s --micro %s"):format(sh_quote(EXE), sh_quote(SCRIPT), passargs)},
-                        py and {"pytorch", ("%s %s --micro %s"):format(sh_quote(py), sh_quote(torch_script), passargs)} or nil}) do
+                        py and {"pytorch", ("%s%s %s --micro %s"):format(TORCH_ENV, sh_quote(py), sh_quote(torch_script), passargs)} or nil}) do
       local recs, other, ok = run_json(c[2])
       for _, r in ipairs(recs) do
         results.micro[#results.micro + 1] = r
@@ -832,12 +844,14 @@ local function driver()
     local a, t = by[w].aiart, by[w].pytorch
     local ratio = a and t and a.ms_per_step / t.ms_per_step or nil
     local met = ratio and (ratio <= TARGETS[w] and "yes" or "NO") or "-"
+    local met_flag = nil -- true / false, or absent without a PyTorch time
+    if ratio then met_flag = ratio <= TARGETS[w] end
     p(("%-20s %10s %10s %7s %7s %5s %9s %9s %8s %8s"):format(w, fmt(a and a.ms_per_step, "%.2f"), fmt(t and t.ms_per_step, "%.2f"),
       fmt(ratio, "%.2f"), ("<=%.1f"):format(TARGETS[w]), met, fmt(a and a.peak_rss_mb, "%.0f"),
       fmt(t and t.peak_rss_mb, "%.0f"), fmt(a and a.gflops, "%.1f"), fmt(t and t.gflops, "%.1f")))
     results.summary[#results.summary + 1] = {
       workload = w, aiart_ms = a and a.ms_per_step, pytorch_ms = t and t.ms_per_step, ratio = ratio,
-      target_ratio = TARGETS[w], met = ratio and ratio <= TARGETS[w] or nil,
+      target_ratio = TARGETS[w], met = met_flag,
       aiart_peak_rss_mb = a and a.peak_rss_mb, pytorch_peak_rss_mb = t and t.peak_rss_mb,
       aiart_gflops = a and a.gflops, pytorch_gflops = t and t.gflops, pytorch_doc_ms = DOC_PYTORCH_MS[w],
     }

@@ -61,6 +61,7 @@ D["get_rng_state"] = "ai.get_rng_state() -> the generator state {seed=, offset=}
 D["set_rng_state"] = "ai.set_rng_state({seed=, offset=}) -> restores a state from get_rng_state"
 D["set_num_threads"] = "ai.set_num_threads(n) -> sets the number of threads used by the kernels (1..1024)"
 D["get_num_threads"] = "ai.get_num_threads() -> the number of threads used by the kernels"
+D["clock"] = "ai.clock() -> seconds of wall time from a monotonic clock (for timing; os.clock is CPU time)"
 D["memory"] = "ai.memory() -> {live=, cached=, peak=}: bytes of tensor memory in use, cached by the allocator, and the peak"
 D["alloc_fail_after"] = "ai.alloc_fail_after(n) -> (testing) makes the n-th tensor allocation from now fail; 0 disables"
 D["normal"] = "ai.normal(mean, std, d1, d2, ... | {shape}) -> f32 samples of N(mean, std^2)"

@@ -63,9 +63,9 @@ static inline int64_t rem_i(int64_t a, int64_t b) {
 }
 static inline int64_t pow_i(int64_t a, int64_t b) {
   if (b < 0) return a == 1 ? 1 : (a == -1 ? (b & 1 ? -1 : 1) : 0);
-  int64_t r = 1;
-  while (b) { if (b & 1) r *= a; a *= a; b >>= 1; }
-  return r;
+  uint64_t r = 1, x = (uint64_t)a; /* wraps on overflow, as integer tensors do */
+  while (b) { if (b & 1) r *= x; x *= x; b >>= 1; }
+  return (int64_t)r;
 }
 
 /* The loop shapes every binary kernel uses: all contiguous, one side a scalar, or strided. */
@@ -104,11 +104,15 @@ static inline int64_t pow_i(int64_t a, int64_t b) {
 #define F_AND(x, y) ((x) != 0 && (y) != 0)
 #define F_OR(x, y) ((x) != 0 || (y) != 0)
 
-/* Ops common to every dtype: arithmetic that stays in T, and comparisons to u8. */
-#define COMMON_CASES(T)                                     \
+/* Ops common to every dtype: arithmetic that stays in T, and comparisons to u8. i64 arithmetic
+ * runs on the same bits as u64 (ARITH_CASES(uint64_t)): it wraps on overflow instead of being
+ * undefined behaviour. */
+#define ARITH_CASES(T)                                      \
   case AI_ADD: BINLOOP(T, T, F_ADD); return;                \
   case AI_SUB: BINLOOP(T, T, F_SUB); return;                \
-  case AI_MUL: BINLOOP(T, T, F_MUL); return;                \
+  case AI_MUL: BINLOOP(T, T, F_MUL); return;
+#define COMMON_CASES(T) ARITH_CASES(T) ORDER_CASES(T)
+#define ORDER_CASES(T)                                      \
   case AI_MAXIMUM: BINLOOP(T, T, F_MAX); return;            \
   case AI_MINIMUM: BINLOOP(T, T, F_MIN); return;            \
   case AI_EQ: BINLOOP(T, uint8_t, F_EQ); return;            \
@@ -145,7 +149,8 @@ static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
     return;
   case AI_I64:
     switch (c->op) {
-      COMMON_CASES(int64_t)
+      ARITH_CASES(uint64_t)
+      ORDER_CASES(int64_t)
       case AI_POW: BINLOOP(int64_t, int64_t, pow_i); return;
       case AI_REM: BINLOOP(int64_t, int64_t, rem_i); return;
     }
@@ -294,9 +299,43 @@ typedef struct { int op; ai_dtype dt; double p0, p1; } un_ctx;
 #define U_ID(x) (x)
 #define U_SQUARE(x) ((x) * (x))
 #define U_RELU(x) ((x) > 0 ? (x) : 0)
+/* integer forms that wrap (-INT64_MIN is INT64_MIN) instead of overflowing */
+#define UI_NEG(x) (0 - (uint64_t)(x))
+#define UI_ABS(x) ((x) < 0 ? 0 - (uint64_t)(x) : (uint64_t)(x))
+#define UI_SQUARE(x) ((uint64_t)(x) * (uint64_t)(x))
+
+/* exp for f32 written so that the compiler vectorises the loops that call it (libm's expf is a
+ * call per element, and SiLU/sigmoid were the largest non-GEMM cost of the UNet): Cephes'
+ * range reduction x = n ln2 + r and a degree-6 polynomial for e^r, about 1 ulp; overflow to
+ * inf, underflow to 0 and NaN behave as expf's. */
+static inline float vexpf(float x) {
+  float xc = x > 88.75f ? 88.75f : (x < -104.0f ? -104.0f : x);
+  xc = xc == xc ? xc : 0.0f;
+  float fn = xc * 1.44269504088896341f;
+  int32_t n = (int32_t)(fn + (fn >= 0 ? 0.5f : -0.5f));
+  float fnr = (float)n;
+  float r = xc - fnr * 0.693359375f + fnr * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  /* 2^n in two halves, so that n near the ends of the range (denormal results, results near
+   * FLT_MAX) never needs an exponent that a float cannot hold */
+  int32_t n1 = n / 2, n2 = n - n1;
+  union { int32_t i; float f; } a = {.i = (n1 + 127) << 23}, b = {.i = (n2 + 127) << 23};
+  float y = p * a.f * b.f;
+  y = x > 88.7228391f ? INFINITY : y;
+  y = x < -103.972f ? 0.0f : y;
+  return x == x ? y : x;
+}
+#define EXPV_f(x) vexpf(x)
+#define EXPV_(x) exp(x)
 
 #define FLOAT_UNARY(T, S)                                                                   \
-  static inline T sigmoid_##S(T x) { return x >= 0 ? 1 / (1 + exp##S(-x)) : exp##S(x) / (1 + exp##S(x)); } \
+  static inline T sigmoid_##S(T x) { return 1 / (1 + EXPV_##S(-x)); /* inf -> 0, no branch */ } \
   static inline T silu_##S(T x) { return x * sigmoid_##S(x); }                           \
   static inline T gelu_##S(T x) { return (T)0.5 * x * (1 + erf##S(x * (T)0.70710678118654752440)); } \
   static inline T rsqrt_##S(T x) { return 1 / sqrt##S(x); }                              \
@@ -306,7 +345,7 @@ typedef struct { int op; ai_dtype dt; double p0, p1; } un_ctx;
     case AI_NEG: UNLOOP(T, T, U_NEG); return;                                             \
     case AI_ABS: UNLOOP(T, T, fabs##S); return;                                           \
     case AI_SIGN: UNLOOP(T, T, U_SIGN); return;                                           \
-    case AI_EXP: UNLOOP(T, T, exp##S); return;                                            \
+    case AI_EXP: UNLOOP(T, T, EXPV_##S); return;                                          \
     case AI_LOG: UNLOOP(T, T, log##S); return;                                            \
     case AI_LOG1P: UNLOOP(T, T, log1p##S); return;                                        \
     case AI_EXPM1: UNLOOP(T, T, expm1##S); return;                                        \
@@ -335,11 +374,11 @@ FLOAT_UNARY(double, )
 #define INT_UNARY(T, S)                                                                     \
   static void unary_##S(int op, char **p, const int64_t *st, int64_t n) {                  \
     switch (op) {                                                                         \
-    case AI_NEG: UNLOOP(T, T, U_NEG); return;                                             \
-    case AI_ABS: UNLOOP(T, T, U_ABS); return;                                             \
+    case AI_NEG: UNLOOP(T, T, UI_NEG); return;                                            \
+    case AI_ABS: UNLOOP(T, T, UI_ABS); return;                                            \
     case AI_SIGN: UNLOOP(T, T, U_SIGN); return;                                           \
     case AI_RELU: UNLOOP(T, T, U_RELU); return;                                           \
-    case AI_SQUARE: UNLOOP(T, T, U_SQUARE); return;                                       \
+    case AI_SQUARE: UNLOOP(T, T, UI_SQUARE); return;                                      \
     case AI_NOT: UNLOOP(T, uint8_t, U_NOT); return;                                       \
     default: UNLOOP(T, T, U_ID); return; /* floor/ceil/round of an integer */             \
     }                                                                                     \
@@ -411,6 +450,52 @@ ai_tensor *ai_unary(ai_unop op, ai_tensor *a) {
     if (err) { ai_unref(out); out = NULL; }
   }
   ai_unref(ca);
+  return out;
+}
+
+/* ---------------------------------------------------------------- fused activation gradients */
+
+/* g * silu'(x) = g s (1 + x (1 - s)) and g * sigmoid'(x) = g s (1 - s), s = sigmoid(x), in one
+ * pass (the composed form takes six); used by the rules when no graph is being recorded. */
+typedef struct { ai_dtype dt; bool silu; } actgrad_ctx;
+
+#define ACTGRAD_BODY(T, S)                                                                   \
+  {                                                                                          \
+    if (st[0] == (int64_t)sizeof(T) && st[1] == (int64_t)sizeof(T) && st[2] == (int64_t)sizeof(T)) { \
+      T *o = (T *)p[0];                                                                      \
+      const T *g = (const T *)p[1], *x = (const T *)p[2];                                    \
+      if (c->silu)                                                                           \
+        for (int64_t i = 0; i < n; i++) { T sg = sigmoid_##S(x[i]); o[i] = g[i] * sg * (1 + x[i] * (1 - sg)); } \
+      else                                                                                   \
+        for (int64_t i = 0; i < n; i++) { T sg = sigmoid_##S(x[i]); o[i] = g[i] * sg * (1 - sg); } \
+    } else {                                                                                 \
+      for (int64_t i = 0; i < n; i++) {                                                      \
+        T xv = *(const T *)(p[2] + i * st[2]), gv = *(const T *)(p[1] + i * st[1]);          \
+        T sg = sigmoid_##S(xv);                                                              \
+        *(T *)(p[0] + i * st[0]) = c->silu ? gv * sg * (1 + xv * (1 - sg)) : gv * sg * (1 - sg); \
+      }                                                                                      \
+    }                                                                                        \
+    return;                                                                                  \
+  }
+
+static void actgrad_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+  actgrad_ctx *c = ctx;
+  if (c->dt == AI_F32) ACTGRAD_BODY(float, f)
+  ACTGRAD_BODY(double, )
+}
+
+ai_tensor *ai_activation_grad(ai_tensor *g, ai_tensor *x, bool silu) {
+  if (!ai_same_shape(g, x) || g->dtype != x->dtype || !ai_is_float(x->dtype))
+    return AI_ERRNULL("internal: activation gradient of mismatched tensors");
+  ai_tensor *out = ai_empty(x->dtype, x->ndim, x->shape);
+  if (!out) return NULL;
+  ai_iter it;
+  ai_iter_init(&it, x->ndim, x->shape);
+  ai_iter_add(&it, out);
+  ai_iter_add(&it, g);
+  ai_iter_add(&it, x);
+  actgrad_ctx c = {x->dtype, silu};
+  ai_iter_run(&it, actgrad_row, &c);
   return out;
 }
 

@@ -95,7 +95,12 @@ RULE(ATAN2) {
 /* ---------------------------------------------------------------- unary math */
 
 RULE(NEG) { BEGIN; out(s, gin, 0, un(s, AI_NEG, g)); END; }
-RULE(ABS) { BEGIN; out(s, gin, 0, mul(s, g, K(s, ai_unary_nograd(AI_SIGN, saved(s, n, 0))))); END; }
+RULE(ABS) {
+  BEGIN;
+  ai_tensor *x = saved(s, n, 0); /* NULL (with an error) when it cannot be had */
+  out(s, gin, 0, mul(s, g, x ? K(s, ai_unary_nograd(AI_SIGN, x)) : NULL));
+  END;
+}
 RULE(EXP) { BEGIN; out(s, gin, 0, mul(s, g, saved(s, n, 0))); END; }
 RULE(LOG) { BEGIN; out(s, gin, 0, dvd(s, g, saved(s, n, 0))); END; }
 RULE(LOG1P) { BEGIN; out(s, gin, 0, dvd(s, g, adds(s, saved(s, n, 0), 1))); END; }
@@ -129,6 +134,11 @@ RULE(RELU) {
 }
 RULE(SILU) { /* silu' = s (1 + x (1 - s)) */
   BEGIN;
+  if (!ai_create_graph_active()) { /* one fused pass when nothing is recorded */
+    ai_tensor *x = saved(s, n, 0);
+    out(s, gin, 0, x ? K(s, ai_activation_grad(g, x, true)) : NULL);
+    END;
+  }
   ai_tensor *x = saved(s, n, 0), *sg = un(s, AI_SIGMOID, x);
   out(s, gin, 0, mul(s, g, mul(s, sg, adds(s, mul(s, x, one_minus(s, sg)), 1))));
   END;
@@ -215,7 +225,8 @@ RULE(PROD) { /* prod of the others: y / x where x != 0; with one zero in a group
   ai_tensor *one_zero = unreduce(s, n, nzeros ? K(s, ai_binary_scalar(AI_EQ, nzeros, 1, false)) : NULL);
   ai_tensor *zs = zero_scalar(s, g->dtype);
   ai_tensor *at_zero = (OK2(one_zero, p_nz) && zs) ? K(s, ai_where(one_zero, p_nz, zs)) : NULL;
-  ai_tensor *others = OK2(zero, at_zero) ? K(s, ai_where(zero, at_zero, dvd(s, unreduce(s, n, y), nz))) : NULL;
+  ai_tensor *q = dvd(s, unreduce(s, n, y), nz);
+  ai_tensor *others = (OK2(zero, at_zero) && q) ? K(s, ai_where(zero, at_zero, q)) : NULL;
   out(s, gin, 0, mul(s, unreduce(s, n, g), others));
   END;
 }
@@ -338,12 +349,14 @@ RULE(MATMUL) {
   if (a->ndim == 1 && g2) g2 = K(s, ai_unsqueeze(g2, b->ndim == 1 ? 0 : -2));
   if (b->ndim == 1 && g2) g2 = K(s, ai_unsqueeze(g2, -1));
   if (NEED(0) && a2) {
-    ai_tensor *ga = g2 ? K(s, ai_matmul(g2, mT(s, b2))) : NULL;
+    ai_tensor *bt = g2 ? mT(s, b2) : NULL; /* NULL when the transpose failed: no matmul of NULL */
+    ai_tensor *ga = bt ? K(s, ai_matmul(g2, bt)) : NULL;
     ai_tensor *gs = ga ? K(s, ai_sum_to(ga, a2->ndim, a2->shape)) : NULL;
     out(s, gin, 0, gs ? K(s, ai_view(gs, a->ndim, a->shape)) : NULL);
   }
   if (NEED(1) && b2) {
-    ai_tensor *gb = g2 ? K(s, ai_matmul(mT(s, a2), g2)) : NULL;
+    ai_tensor *at = g2 ? mT(s, a2) : NULL;
+    ai_tensor *gb = at ? K(s, ai_matmul(at, g2)) : NULL;
     ai_tensor *gs = gb ? K(s, ai_sum_to(gb, b2->ndim, b2->shape)) : NULL;
     out(s, gin, 1, gs ? K(s, ai_view(gs, b->ndim, b->shape)) : NULL);
   }

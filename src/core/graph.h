@@ -99,6 +99,9 @@ void ai_gemm(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, con
 /* The linear geometric maps of nn.c (pooling, upsampling, padding) and their adjoints. */
 ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const int64_t *gi, const double *gf);
 
+/* g * silu'(x) (silu) or g * sigmoid'(x), fused and not recorded (elementwise.c). */
+ai_tensor *ai_activation_grad(ai_tensor *g, ai_tensor *x, bool silu);
+
 /* Op dispatch helpers for the unary math ops (elementwise.c). */
 ai_tensor *ai_unary_nograd(ai_unop op, ai_tensor *a);
 

@@ -90,7 +90,7 @@ static int check_positions(const ai_tensor *index, int64_t size, int dim, const 
   for (int64_t j = 0; j < n; j++)
     if (ix[j] < 0 || ix[j] >= size)
       return ai_seterror("%s: index %lld out of range for dimension %d of size %lld", fn,
-                         (long long)ix[j] + 1, dim + 1, (long long)size);
+                         (long long)((uint64_t)ix[j] + 1), dim + 1, (long long)size); /* 1-based, wraps back */
   return 0;
 }
 
@@ -207,8 +207,8 @@ static int check_gather_shapes(const ai_tensor *t, int dim, const ai_tensor *ind
     for (int d = 0; d < index->ndim; d++) off += idx[d] * index->stride[d];
     int64_t v = ix[off];
     if (v < 0 || v >= t->shape[dim])
-      return ai_seterror("%s: index %lld out of range for dimension %d of size %lld", fn, (long long)v + 1,
-                         dim + 1, (long long)t->shape[dim]);
+      return ai_seterror("%s: index %lld out of range for dimension %d of size %lld", fn,
+                         (long long)((uint64_t)v + 1), dim + 1, (long long)t->shape[dim]); /* 1-based, wraps back */
     for (int d = index->ndim - 1; d >= 0; d--) { if (++idx[d] < index->shape[d]) break; idx[d] = 0; }
   }
   return 0;

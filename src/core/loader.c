@@ -450,7 +450,7 @@ ai_loader *ai_loader_new(const ai_loader_config *cfg, char *err, size_t errlen) 
   ld->divisor = cfg->convert ? cfg->divisor : 1;
   ld->norder = cfg->norder;
   ld->bs = cfg->batch_size;
-  ld->nbatches = cfg->drop_last ? cfg->norder / cfg->batch_size : (cfg->norder + cfg->batch_size - 1) / cfg->batch_size;
+  ld->nbatches = cfg->norder / cfg->batch_size + (!cfg->drop_last && cfg->norder % cfg->batch_size != 0); /* no overflow */
   ld->start_batch = cfg->start_batch < 0 ? 0 : cfg->start_batch > ld->nbatches ? ld->nbatches : cfg->start_batch;
   ld->next_fill = ld->next_take = ld->start_batch;
   ld->seed = cfg->seed;

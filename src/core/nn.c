@@ -313,8 +313,8 @@ ai_tensor *ai_pad2d(ai_tensor *x, int l, int r, int t, int b, ai_pad_mode mode, 
     int nd = x->ndim;
     int64_t wide[AI_MAXDIM], full[AI_MAXDIM];
     for (int d = 0; d < nd; d++) wide[d] = full[d] = x->shape[d];
-    wide[nd - 1] = full[nd - 1] = x->shape[nd - 1] + l + r;
-    full[nd - 2] += t + b;
+    wide[nd - 1] = full[nd - 1] = x->shape[nd - 1] + (int64_t)l + r;
+    full[nd - 2] += (int64_t)t + b;
     ai_tensor *w = K(s, ai_slice_backward(x, nd, wide, nd - 1, l, 1));
     ai_tensor *res = w ? K(s, ai_slice_backward(w, nd, full, nd - 2, t, 1)) : NULL;
     if (res && value != 0) {
@@ -638,13 +638,14 @@ static int nll_parts(scope *s, ai_tensor *logp, ai_tensor *target, ai_tensor *we
   if (!tc) return -1;
   ai_tensor *t0 = K(s, ai_empty(AI_I64, 2, (int64_t[]){M, 1}));
   ai_tensor *valid = K(s, ai_empty(logp->dtype, 1, &M));
-  if (!valid) return -1;
+  if (!t0 || !valid) return -1;
   const int64_t *tp = ai_data(tc);
   int64_t *op = ai_data(t0);
   for (int64_t i = 0; i < M; i++) {
     bool ign = tp[i] == ignore;
     if (!ign && (tp[i] < 0 || tp[i] >= C))
-      return ai_seterror("%s: target class %lld out of range 1..%lld", fn, (long long)tp[i] + 1, (long long)C);
+      return ai_seterror("%s: target class %lld out of range 1..%lld", fn, (long long)((uint64_t)tp[i] + 1),
+                         (long long)C); /* 1-based: the uint64 sum wraps back to what the user gave */
     op[i] = ign ? 0 : tp[i];
     ai_tensor *vi = valid;
     if (vi->dtype == AI_F32) ((float *)ai_data(vi))[i] = !ign; else ((double *)ai_data(vi))[i] = !ign;
@@ -665,7 +666,7 @@ static int nll_parts(scope *s, ai_tensor *logp, ai_tensor *target, ai_tensor *we
 
 /* Reduces per-sample losses l (weighted by wt) to the target's shape, a sum or a weighted mean. */
 static ai_tensor *class_reduce(scope *s, ai_tensor *l, ai_tensor *wt, const ai_tensor *target, ai_reduction r) {
-  if (s->err) return NULL;
+  if (s->err) { done(s); return NULL; } /* the scope's temporaries are released on failure too */
   ai_tensor *res = NULL;
   if (r == AI_REDUCE_NONE) res = viewas(s, l, target->ndim, target->shape);
   else if (r == AI_REDUCE_SUM) res = red(s, AI_RSUM, l, 0, false);

@@ -396,7 +396,7 @@ ai_tensor *ai_cumulative(ai_tensor *t, int dim, bool is_prod) {
         }                                                                             \
       }                                                                               \
   }
-  if (dt == AI_F32) CUM(float) else if (dt == AI_F64) CUM(double) else CUM(int64_t)
+  if (dt == AI_F32) CUM(float) else if (dt == AI_F64) CUM(double) else CUM(uint64_t) /* i64 bits; wraps */
 #undef CUM
   if (ai_is_float(dt)) {
     ai_node *n = NULL;

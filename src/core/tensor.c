@@ -377,6 +377,14 @@ ai_tensor *ai_eye(ai_dtype dt, int64_t n, int64_t m) {
 /* A view of t's storage with the given geometry (no recording). */
 static ai_tensor *make_view(ai_tensor *t, int ndim, const int64_t *shape, const int64_t *stride,
                             int64_t offset) {
+  /* the element count of every tensor must fit in int64 (ai_numel and the loops rely on it) */
+  int64_t count = 1;
+  bool zero = false, overflow = false;
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] == 0) zero = true;
+    else if (__builtin_mul_overflow(count, shape[d], &count)) overflow = true;
+  }
+  if (overflow && !zero) return AI_ERRNULL("not enough memory (a view of more than 2^63 elements)");
   ai_tensor *v = pool_get();
   if (!v) return AI_ERRNULL("not enough memory");
   v->refs = 1;
@@ -431,6 +439,7 @@ static int infer_shape(const ai_tensor *t, int ndim, const int64_t *in, int64_t 
   if (ndim > AI_MAXDIM) return ai_seterror("%s: at most %d dimensions", fn, AI_MAXDIM);
   int infer = -1;
   int64_t prod = 1;
+  bool zero = false, overflow = false; /* a product that wraps could match numel: no view then */
   for (int d = 0; d < ndim; d++) {
     out[d] = in[d];
     if (in[d] == -1) {
@@ -438,11 +447,15 @@ static int infer_shape(const ai_tensor *t, int ndim, const int64_t *in, int64_t 
       infer = d;
     } else if (in[d] < 0) {
       return ai_seterror("%s: invalid size %lld", fn, (long long)in[d]);
-    } else {
-      prod *= in[d];
+    } else if (in[d] == 0) {
+      zero = true;
+    } else if (__builtin_mul_overflow(prod, in[d], &prod)) {
+      overflow = true;
     }
   }
   int64_t n = ai_numel(t);
+  if (zero) prod = 0;
+  else if (overflow) goto bad;
   if (infer >= 0) {
     if (prod == 0 || n % prod) goto bad;
     out[infer] = n / prod;
@@ -518,8 +531,8 @@ ai_tensor *ai_slice(ai_tensor *t, int dim, int64_t start, int64_t stop, int64_t 
   stop = stop < start ? start : stop > size ? size : stop;
   int64_t sh[AI_MAXDIM], st[AI_MAXDIM];
   for (int d = 0; d < t->ndim; d++) { sh[d] = t->shape[d]; st[d] = t->stride[d]; }
-  sh[dim] = (stop - start + step - 1) / step;
-  st[dim] = t->stride[dim] * step;
+  sh[dim] = stop == start ? 0 : (stop - start - 1) / step + 1; /* no overflow for a huge step */
+  st[dim] = sh[dim] > 1 ? t->stride[dim] * step : t->stride[dim];
   ai_tensor *v = make_view(t, t->ndim, sh, st, t->offset + start * t->stride[dim]);
   if (!v) return NULL;
   ai_node *n = NULL;

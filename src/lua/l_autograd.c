@@ -78,12 +78,8 @@ static int l_grad(lua_State *L) {
   ai_tensor **res = lua_newuserdatauv(L, sizeof *res * (size_t)(nin ? nin : 1), 0);
   if (ai_grad(outs, gos, nout, ins, nin, retain, create, allow_unused, res)) return lai_error(L);
   bool single = lai_test(L, 2) != NULL;
-  if (!single) lua_createtable(L, nin, 0);
-  for (int i = 0; i < nin; i++) {
-    if (res[i]) lai_push(L, res[i]);
-    else lua_pushnil(L);
-    if (!single) lua_rawseti(L, -2, i + 1);
-  }
+  lai_push_list(L, res, nin); /* every gradient boxed at once: none can leak */
+  if (single) lua_rawgeti(L, -1, 1);
   return 1;
 }
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lbind.h"
 
@@ -196,7 +197,8 @@ static ai_tensor *check_index(lua_State *L, int arg) {
     for (int64_t i = 0; i < n; i++) {
       lua_rawgeti(L, arg, i + 1);
       int ok;
-      p[i] = lua_tointegerx(L, -1, &ok) - 1;
+      lua_Integer v = lua_tointegerx(L, -1, &ok);
+      p[i] = v > LUA_MININTEGER ? v - 1 : v; /* LUA_MININTEGER stays out of range */
       lua_pop(L, 1);
       if (!ok) { ai_unref(r); luaL_argerror(L, arg, "index table must hold integers"); }
     }
@@ -217,8 +219,11 @@ static int extreme(lua_State *L, bool is_min) {
   bool keep = lai_optboolfield(L, 3, "keepdim", 1);
   ai_tensor *v, *ix;
   if (ai_max_dim(t, d, keep, is_min, &v, &ix)) return lai_error(L);
-  lai_push(L, v);
-  lai_push(L, to_lua_index(ix));
+  ai_tensor *res[2] = {v, to_lua_index(ix)};
+  if (!res[1]) { ai_unref(v); return lai_error(L); }
+  lai_push_list(L, res, 2); /* both boxed at once: neither can leak */
+  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -2, 2);
   return 2;
 }
 static int op_max(lua_State *L) { return extreme(L, false); }
@@ -362,7 +367,7 @@ static int op_chunk(lua_State *L) {
   if (n <= 0) return luaL_argerror(L, 2, "number of chunks must be positive");
   if (t->ndim == 0) return luaL_error(L, "chunk: cannot split a 0-dim tensor");
   int d = lua_isnoneornil(L, 3) ? 0 : lai_checkdim(L, 3, t->ndim);
-  int64_t len = (t->shape[d] + n - 1) / n;
+  int64_t len = t->shape[d] / n + (t->shape[d] % n != 0); /* ceil, without overflow for a huge n */
   lua_settop(L, 3);
   lua_pushinteger(L, len > 0 ? len : 1);
   lua_replace(L, 2);
@@ -487,6 +492,7 @@ static int op_bernoulli_(lua_State *L) {
 static int op_random_(lua_State *L) { /* random_(lo, hi): integers in [lo, hi] */
   ai_tensor *t = lai_check(L, 1);
   lua_Integer lo = luaL_checkinteger(L, 2), hi = luaL_checkinteger(L, 3);
+  if (hi == LUA_MAXINTEGER) return luaL_argerror(L, 3, "upper bound too large");
   return finish_inplace(L, ai_randint_(t, lo, hi + 1));
 }
 /* bernoulli(p): 0/1 draws with per-element probabilities p, in p's dtype */
@@ -533,8 +539,7 @@ static int op_eigh(lua_State *L) {
   ai_tensor *w = m ? ai_empty(AI_F64, 1, &nn) : NULL;
   ai_set_grad_enabled(was);
   if (!w) { ai_unref(m); return lai_error(L); }
-  lai_push(L, m); /* owned by the stack from here on */
-  lai_push(L, w);
+  lai_push_list(L, (ai_tensor *[]){m, w}, 2); /* owned by the stack from here on */
   double q;
   dsyev_("V", "U", &n, ai_data(m), &n, ai_data(w), &q, &lwork, &info);
   lwork = (int)q > 1 ? (int)q : 3 * n;
@@ -547,8 +552,9 @@ static int op_eigh(lua_State *L) {
   ai_tensor *vo = v ? ai_to_dtype(v, a->dtype) : NULL, *wo = vo ? ai_to_dtype(w, a->dtype) : NULL;
   ai_unref(v);
   if (!wo) { ai_unref(vo); return lai_error(L); }
-  lai_push(L, wo);
-  lai_push(L, vo);
+  lai_push_list(L, (ai_tensor *[]){wo, vo}, 2);
+  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -2, 2);
   return 2;
 }
 
@@ -561,6 +567,15 @@ static int op_set_num_threads(lua_State *L) {
   ai_set_num_threads((int)n);
   return 0;
 }
+/* ai.clock(): seconds of wall time from a monotonic clock (os.clock is CPU time, summed over
+ * threads) */
+static int op_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 static int op_get_num_threads(lua_State *L) { lua_pushinteger(L, ai_get_num_threads()); return 1; }
 static int op_memory(lua_State *L) {
   lua_createtable(L, 0, 3);
@@ -637,6 +652,29 @@ static int dbg_lua_alloc_fail_after(lua_State *L) {
   return 1;
 }
 
+/* ai._debug.lua_alloc_failing(n, f, ...): calls f(...) with the n-th growing Lua allocation
+ * from now on failing, and every one after it; restores the allocator before returning
+ * ok, result_or_error, failures (as pcall, plus the count of failed allocations). */
+static int dbg_lua_alloc_failing(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  dbg_install(L);
+  luaL_checkstack(L, 4, NULL);  /* room for the results, claimed before allocations fail */
+  int nargs = lua_gettop(L) - 2;
+  dbg_alloc.failures = 0;
+  dbg_alloc.failing = false;
+  dbg_alloc.countdown = n > 0 ? (long)n : 0;
+  int status = lua_pcall(L, nargs, 1, 0);
+  dbg_alloc.countdown = 0;
+  dbg_alloc.failing = false;
+  long failures = dbg_alloc.failures;
+  dbg_alloc.failures = 0;
+  lua_pushboolean(L, status == LUA_OK);
+  lua_insert(L, -2);
+  lua_pushinteger(L, failures);
+  return 3;
+}
+
 /* ai._debug.lua_mem_limit(bytes): Lua allocations that would bring the bytes in use above
  * `bytes` fail (0: no limit). Returns the bytes in use. */
 static int dbg_lua_mem_limit(lua_State *L) {
@@ -668,7 +706,7 @@ static const luaL_Reg methods_only[] = {
 
 static const luaL_Reg module_only[] = {
     F(manual_seed), F(get_rng_state), F(set_rng_state), F(normal), F(set_num_threads),
-    F(get_num_threads), F(memory), F(empty_cache), F(alloc_fail_after), {NULL, NULL}};
+    F(get_num_threads), F(clock), F(memory), F(empty_cache), F(alloc_fail_after), {NULL, NULL}};
 #undef F
 
 void lai_open_ops(lua_State *L) {
@@ -685,6 +723,7 @@ void lai_open_ops(lua_State *L) {
   /* ai._debug: hooks for the reliability tests */
   const luaL_Reg dbg[] = {{"lua_alloc_fail_after", dbg_lua_alloc_fail_after},
                           {"lua_mem_limit", dbg_lua_mem_limit},
+                          {"lua_alloc_failing", dbg_lua_alloc_failing},
                           {"alloc_fail_after", op_alloc_fail_after}, {NULL, NULL}};
   lua_newtable(L);
   lai_register(L, dbg);

@@ -25,14 +25,14 @@ ai_tensor *lai_check(lua_State *L, int i) {
 
 /* Lua's GC only sees the small boxes; collect when tensor memory grows well past what was
  * live after the last collection, so loops do not pile up dead tensors. */
-static size_t gc_threshold = (size_t)256 << 20;
+static size_t gc_threshold = (size_t)64 << 20;
 
 static void gc_pressure(lua_State *L) {
   size_t live = ai_live_bytes();
   if (live < gc_threshold) return;
   lua_gc(L, LUA_GCCOLLECT);
   live = ai_live_bytes();
-  size_t slack = live > ((size_t)128 << 20) ? live : ((size_t)128 << 20);
+  size_t slack = live > ((size_t)64 << 20) ? live : ((size_t)64 << 20);
   gc_threshold = live + slack;
 }
 
@@ -47,11 +47,53 @@ int lai_error(lua_State *L) {
   return luaL_error(L, "%s", msg);
 }
 
+static int new_box(lua_State *L) {
+  lai_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->t = NULL;
+  luaL_setmetatable(L, LAI_TENSOR_MT);
+  return 1;
+}
+
 int lai_push(lua_State *L, ai_tensor *t) {
   if (!t) return lai_error(L);
-  lai_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->t = t;
-  luaL_setmetatable(L, LAI_TENSOR_MT);
+  /* The box is made in a protected call: when Lua is out of memory, t is released before the
+   * error goes on (an unprotected lua_newuserdatauv would leak it). */
+  lua_pushcfunction(L, new_box);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    ai_unref(t);
+    return lua_error(L);
+  }
+  ((lai_box *)lua_touserdata(L, -1))->t = t;
+  gc_pressure(L);
+  return 1;
+}
+
+static int new_box_list(lua_State *L) {
+  int n = (int)lua_tointeger(L, 1);
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    new_box(L);
+    lua_rawseti(L, -2, i);
+  }
+  return 1;
+}
+
+int lai_push_list(lua_State *L, ai_tensor **ts, int n) {
+  lua_pushcfunction(L, new_box_list);
+  lua_pushinteger(L, n);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    for (int i = 0; i < n; i++) ai_unref(ts[i]);
+    return lua_error(L);
+  }
+  for (int i = 0; i < n; i++) { /* from here on nothing allocates */
+    lua_rawgeti(L, -1, i + 1);
+    ((lai_box *)lua_touserdata(L, -1))->t = ts[i];
+    lua_pop(L, 1);
+    if (!ts[i]) {
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i + 1);
+    }
+  }
   gc_pressure(L);
   return 1;
 }
@@ -341,6 +383,7 @@ static int l_full_like(lua_State *L) {
 static int l_randint(lua_State *L) {
   lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
   if (lo > hi) return luaL_error(L, "randint: empty range [%d, %d]", (int)lo, (int)hi);
+  if (hi == LUA_MAXINTEGER) return luaL_argerror(L, 2, "upper bound too large");
   int64_t shape[AI_MAXDIM];
   int opts, nd = shape_and_opts(L, 3, shape, &opts);
   ai_tensor *t = ai_empty(optdtype(L, opts, AI_I64), nd, shape);
@@ -577,7 +620,7 @@ static int m_narrow(lua_State *L) {
   int d = lai_checkdim(L, 2, t->ndim);
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
   if (t->ndim && start < 0) start += t->shape[d] + 1;
-  return lai_push(L, ai_narrow(t, d, start - 1, len));
+  return lai_push(L, ai_narrow(t, d, start > 0 ? start - 1 : -1, len)); /* start < 1: out of range */
 }
 
 static int m_select(lua_State *L) {

@@ -511,11 +511,8 @@ local SPECIAL = {
   {"save_safetensors(into a missing folder)", function() return ai.io.save_safetensors("/nonexistent/x.safetensors", {a = X()}) end},
   {"save_safetensors(onto a folder)", function() return ai.io.save_safetensors("adir", {a = X()}) end},
   {"write_idx(0-size)", function() return ai.io.write_idx("o.idx", ai.zeros(0, 3, {dtype = "u8"})) end},
-  {"write_idx(dim 2^32)", function()
-    return ai.io.write_idx("o.idx", T({1}, {dtype = "u8"}):view(1, 1):expand(1, (1 << 32) + 1))
-  end},
   {"save_png(0x0)", function() return ai.io.save_png("o.png", ai.zeros(0, 0)) end},
-  {"save_png(1x2^31)", function() return ai.io.save_png("o.png", T(1):view(1, 1):expand(1, 1 << 31)) end},
+  {"save_png(1x2^40)", function() return ai.io.save_png("o.png", T(1):view(1, 1):expand(1, 1 << 40)) end},
   {"save_png(nan)", function() return ai.io.save_png("o.png", ai.full({3, 4}, NaN)) end},
   {"png_bytes(5 channels)", function() return ai.io.png_bytes(ai.zeros(5, 2, 2)) end},
   {"save_gif(empty list)", function() return ai.io.save_gif("o.gif", {}) end},
@@ -659,9 +656,12 @@ local function now()
   if p then p:close() end
   return t
 end
+local VERBOSE = os.getenv("AIART_BADINPUT_VERBOSE")
+local ONLY_SPECIAL = os.getenv("AIART_BADINPUT_ONLY_SPECIAL") -- the targeted cases alone
 local stride = tonumber(os.getenv("AIART_BADINPUT_STRIDE") or "") or 1
 for i = first, math.min(last, #cases) do
   if stride > 1 and (i - 1) % stride ~= 0 and cases[i][1] > 0 then goto continue end
+  if ONLY_SPECIAL and cases[i][1] > 0 then goto continue end
   proto:write("C ", i, "\n")
   local t_case = PROFILE and now()
   ai.manual_seed(1)
@@ -679,6 +679,7 @@ for i = first, math.min(last, #cases) do
     kind = m:find("not enough memory", 1, true) and "oom" or m:find("case timed out", 1, true) and "slow" or "err"
   end
   proto:write("R ", i, " ", kind, "\n")
+  if VERBOSE then io.stderr:write(kind, "\t", case_name(cases[i]), "\t", ok and "" or tostring(err):sub(1, 200), "\n") end
   if PROFILE then
     local name = cases[i][1] > 0 and targets[cases[i][1]][1] or "special"
     PROFILE[name] = (PROFILE[name] or 0) + (now() - t_case)
