@@ -90,6 +90,9 @@ def run_step(km, kc, step):
         try:
             reply = kc.execute_interactive(
                 step["execute"], timeout=step.get("timeout", 60), allow_stdin=bool(step.get("stdin")),
+                # each step waits for its reply; without this, ipykernel may abort the request
+                # that follows an error if it arrives while the kernel still drains the error
+                stop_on_error=False,
                 stdin_hook=stdin_hook,
                 output_hook=lambda m: outputs.append({"msg_type": m["msg_type"], "content": m["content"]}))
             content = reply["content"]
