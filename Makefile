@@ -191,4 +191,4 @@ help:
 
 .PHONY: clean
 clean:
-	rm -rf build build-asan aiart-lua aiart.so
+	rm -rf build build-asan build-valgrind build-fuzz aiart-lua aiart.so bench-results.json
