@@ -167,24 +167,22 @@ end
 
 -- Removes "<path>.tmp.<pid>" files left by writers that died (best effort, Linux /proc).
 local function clean_stale(path)
-  local dir, base = path:match("^(.*)/([^/]+)$")
-  if not dir then dir, base = ".", path end
+  local dir = path:match("^(.*)/[^/]+$") or "."
   if dir == "" then dir = "/" end
   local f = io.open("/proc/self/stat", "r")
   if not f then return end
   f:close()
   local p = io.popen("ls -a '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
   if not p then return end
-  local prefix = base .. ".tmp."
+  -- any "<name>.tmp.<pid>" of a dead writer, not only this file's: a kill while a numbered
+  -- checkpoint was written leaves one whose name differs from the next save's
   for line in p:lines() do
-    if line:sub(1, #prefix) == prefix then
-      local pid = line:sub(#prefix + 1)
-      if pid:match("^%d+$") then
-        local st = io.open("/proc/" .. pid .. "/stat", "r")
-        local state = st and (st:read("a") or ""):match("%)%s+(%a)")
-        if st then st:close() end
-        if not st or state == "Z" or state == "X" then os.remove(dir .. "/" .. line) end
-      end
+    local pid = line:match("%.tmp%.(%d+)$")
+    if pid then
+      local st = io.open("/proc/" .. pid .. "/stat", "r")
+      local state = st and (st:read("a") or ""):match("%)%s+(%a)")
+      if st then st:close() end
+      if not st or state == "Z" or state == "X" then os.remove(dir .. "/" .. line) end
     end
   end
   p:close()
