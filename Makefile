@@ -125,9 +125,9 @@ build-fuzz/fuzz_png: tests/fuzz/fuzz_png.c src/io/png.c src/io/idx.c src/io/fmt.
 build-fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c src/io/safetensors.c src/io/idx.c src/io/fmt.h
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) -Isrc/io $< src/io/safetensors.c src/io/idx.c $(shell pkg-config --cflags --libs libcjson zlib) -lm -o $@
-build-fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/lua/l_json.c src/lua/lbind.h
+build-fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/lua/l_json.c src/lua/lbind.h src/io/idx.c src/io/fmt.h
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) -Isrc/lua $< src/lua/l_json.c $(shell pkg-config --cflags --libs lua5.4 libcjson) -lm -o $@
+	$(FUZZ_CC) -Isrc/lua $< src/lua/l_json.c src/io/idx.c $(shell pkg-config --cflags --libs lua5.4 libcjson zlib) -lm -o $@
 .PHONY: fuzz fuzz-deps
 fuzz-deps: deps
 	@command -v clang >/dev/null 2>&1 || AIART_EXTRA_PKGS=clang sh scripts/install-deps.sh

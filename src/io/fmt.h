@@ -42,6 +42,9 @@ void fmt_array_free(fmt_array *a); /* frees data (if any) and zeroes the struct 
 
 /* Writes a printf-style message into err (when err && errlen) and returns -1. */
 int fmt_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Index of the first byte of s[0..n) that breaks UTF-8 (overlongs, surrogates, > U+10FFFF), or n;
+ * shared by the safetensors reader and ai.json (defined in idx.c with the other shared helpers). */
+size_t fmt_utf8_check(const unsigned char *s, size_t n);
 
 void *fmt_alloc(size_t nbytes);    /* 64-byte aligned, at least 64 bytes; NULL when out of memory */
 void fmt_free(void *p);

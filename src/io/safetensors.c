@@ -49,34 +49,6 @@ static int host_is_le(void) {
   return b == 1;
 }
 
-/* Index of the first byte that breaks UTF-8 (overlongs, surrogates, > U+10FFFF), or n. */
-static size_t utf8_check(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    if (c < 0x80) { i++; continue; }
-    size_t k;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) k = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-      k = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      k = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (n - i <= k) return i;
-    if (s[i + 1] < lo || s[i + 1] > hi) return i;
-    for (size_t j = 2; j <= k; j++)
-      if ((s[i + j] & 0xC0) != 0x80) return i;
-    i += k + 1;
-  }
-  return n;
-}
 
 /* cJSON is lenient where JSON is not (raw control characters, "\u0000" that would cut names
  * short): reject those first. Returns the offending offset or n. */
@@ -275,7 +247,7 @@ static int parse_meta(const cJSON *m, fmt_st_file *out, char *err, size_t errlen
  * layout, sorted by offset. On failure the caller frees out and *items. */
 static int parse_header(const unsigned char *h, size_t n, uint64_t datalen, fmt_st_file *out,
                         st_item **items, char *err, size_t errlen) {
-  size_t bad = utf8_check(h, n);
+  size_t bad = fmt_utf8_check(h, n);
   if (bad < n)
     return fmt_seterr(err, errlen, "safetensors: header is not valid UTF-8 (byte %zu of the header)",
                       bad);
@@ -643,7 +615,7 @@ static int build_header(const fmt_st_entry *t, size_t n, const char *const *mk,
     const char *dn;
     o[i] = e;
     if (!e->name) { rc = fmt_seterr(err, errlen, "safetensors: tensor %zu has no name", i); break; }
-    if (utf8_check((const unsigned char *)e->name, strlen(e->name)) != strlen(e->name)) {
+    if (fmt_utf8_check((const unsigned char *)e->name, strlen(e->name)) != strlen(e->name)) {
       rc = fmt_seterr(err, errlen, "safetensors: tensor name '%.200s' is not valid UTF-8", e->name);
       break;
     }
@@ -686,8 +658,8 @@ static int build_header(const fmt_st_entry *t, size_t n, const char *const *mk,
     mo[i] = &mk[i];
     if (!mk[i] || !mv[i]) {
       rc = fmt_seterr(err, errlen, "safetensors: metadata entry %zu is NULL", i);
-    } else if (utf8_check((const unsigned char *)mk[i], strlen(mk[i])) != strlen(mk[i]) ||
-               utf8_check((const unsigned char *)mv[i], strlen(mv[i])) != strlen(mv[i])) {
+    } else if (fmt_utf8_check((const unsigned char *)mk[i], strlen(mk[i])) != strlen(mk[i]) ||
+               fmt_utf8_check((const unsigned char *)mv[i], strlen(mv[i])) != strlen(mv[i])) {
       rc = fmt_seterr(err, errlen, "safetensors: metadata '%.200s' is not valid UTF-8", mk[i]);
     }
   }

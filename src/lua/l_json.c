@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lbind.h"
+#include "../io/fmt.h"
 
 #define JSON_MAXDEPTH 1000 /* cJSON's own parse limit (CJSON_NESTING_LIMIT) */
 #define JSON_BOX_MT "aiart.json.box"
@@ -119,41 +120,13 @@ static void enc_number(enc_t *e, int idx, cJSON *parent, const char *key) {
   attach(e, parent, key, cJSON_CreateRaw(buf));
 }
 
-/* Index of the first byte that breaks UTF-8, or n. */
-static size_t utf8_check(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    if (c < 0x80) { i++; continue; }
-    size_t k;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) k = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-      k = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      k = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (n - i <= k) return i;
-    if (s[i + 1] < lo || s[i + 1] > hi) return i;
-    for (size_t j = 2; j <= k; j++)
-      if ((s[i + j] & 0xC0) != 0x80) return i;
-    i += k + 1;
-  }
-  return n;
-}
 
 /* Strings go in as raw JSON made here: cJSON's own strings stop at a NUL byte. */
 static void enc_string(enc_t *e, int idx, cJSON *parent, const char *key) {
   lua_State *L = e->L;
   size_t n;
   const char *s = lua_tolstring(L, idx, &n);
-  size_t bad = utf8_check((const unsigned char *)s, n);
+  size_t bad = fmt_utf8_check((const unsigned char *)s, n);
   if (bad < n) luaL_error(L, "json.encode: string is not valid UTF-8 (byte %d)", (int)bad + 1);
   luaL_Buffer B;
   luaL_buffinit(L, &B);
@@ -199,7 +172,7 @@ static int cmp_skey(const void *a, const void *b) {
 /* cJSON keys are C strings: refuse what it would cut short or what is not UTF-8. */
 static const char *checked_key(lua_State *L, const char *k, size_t n) {
   if (strlen(k) != n) luaL_error(L, "json.encode: object key contains a NUL byte");
-  if (utf8_check((const unsigned char *)k, n) < n)
+  if (fmt_utf8_check((const unsigned char *)k, n) < n)
     luaL_error(L, "json.encode: object key is not valid UTF-8");
   return k;
 }
