@@ -7,9 +7,50 @@ function T.test(name, fn)
   T.cases[#T.cases + 1] = {name = name, fn = fn, file = T.current_file}
 end
 
+-- A readable form of a value for messages: tables by value (sequence first, then other keys).
 local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v)
+  if type(v) ~= "table" then return type(v) == "string" and string.format("%q", v) or tostring(v) end
+  local parts = {}
+  for _, e in ipairs(v) do parts[#parts + 1] = show(e) end
+  for k, e in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > #v then parts[#parts + 1] = tostring(k) .. "=" .. show(e) end
+  end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+T.show = show
+
+-- Reference helpers for tests that compute expected values with plain Lua loops.
+--- T.flat(x): the elements of a tensor or nested table, in row-major order
+function T.flat(x)
+  if type(x) == "userdata" then x = x:tolist() end
+  if type(x) ~= "table" then return {x} end
+  local out = {}
+  local function rec(v)
+    if type(v) == "table" then for _, e in ipairs(v) do rec(e) end else out[#out + 1] = v end
+  end
+  rec(x)
+  return out
+end
+
+--- T.numel(shape): the number of elements of a shape
+function T.numel(shape)
+  local n = 1
+  for _, s in ipairs(shape) do n = n * s end
+  return n
+end
+
+--- T.nest(v, shape): a flat row-major list as a nested table of that shape
+function T.nest(v, shape)
+  if #shape == 0 then return v[1] end
+  local function rec(d, off)
+    local t, stride = {}, 1
+    for k = d + 1, #shape do stride = stride * shape[k] end
+    for i = 1, shape[d] do
+      if d == #shape then t[i] = v[off + i] else t[i] = rec(d + 1, off + (i - 1) * stride) end
+    end
+    return t
+  end
+  return rec(1, 0)
 end
 
 function T.ok(cond, msg)

@@ -7,42 +7,15 @@ local T = require "helper"
 local ai = require "aiart"
 
 local test, near, ok, expect_error = T.test, T.near, T.ok, T.expect_error
+local ser, eq, numel, nest = T.show, T.eq, T.numel, T.nest  -- shared helpers (tests/helper.lua)
 
-local function ser(v)
-  if type(v) ~= "table" then return type(v) == "string" and string.format("%q", v) or tostring(v) end
-  local parts = {}
-  for _, e in ipairs(v) do parts[#parts + 1] = ser(e) end
-  return "{" .. table.concat(parts, ", ") .. "}"
-end
-local function eq(a, b, msg)
-  if not T.deep_eq(a, b) then
-    error((msg and msg .. ": " or "") .. "expected " .. ser(b) .. ", got " .. ser(a), 2)
-  end
-end
 
 local errors_at_start = 0
 test("(start counting error cases)", function() errors_at_start = T.error_cases or 0 end)
 
 ---------------------------------------------------------------------------- helpers
 
-local function numel(shape)
-  local n = 1
-  for _, s in ipairs(shape) do n = n * s end
-  return n
-end
 
-local function nest(v, shape)
-  if #shape == 0 then return v[1] end
-  local function rec(d, off)
-    local t, stride = {}, 1
-    for k = d + 1, #shape do stride = stride * shape[k] end
-    for i = 1, shape[d] do
-      if d == #shape then t[i] = v[off + i] else t[i] = rec(d + 1, off + (i - 1) * stride) end
-    end
-    return t
-  end
-  return rec(1, 0)
-end
 
 local seed = 0
 local function R(shape, lo, hi, dtype)

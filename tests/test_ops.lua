@@ -7,43 +7,15 @@ local T = require "helper"
 local ai = require "aiart"
 
 local test, near, ok, expect_error = T.test, T.near, T.ok, T.expect_error
+local ser, eq, flat, numel, nest = T.show, T.eq, T.flat, T.numel, T.nest  -- shared helpers (tests/helper.lua)
 
-local function ser(v)
-  if type(v) ~= "table" then return type(v) == "string" and string.format("%q", v) or tostring(v) end
-  local parts = {}
-  for _, e in ipairs(v) do parts[#parts + 1] = ser(e) end
-  for k, e in pairs(v) do
-    if math.type(k) ~= "integer" or k < 1 or k > #v then parts[#parts + 1] = tostring(k) .. "=" .. ser(e) end
-  end
-  return "{" .. table.concat(parts, ", ") .. "}"
-end
-local function eq(a, b, msg)
-  if not T.deep_eq(a, b) then
-    error((msg and msg .. ": " or "") .. "expected " .. ser(b) .. ", got " .. ser(a), 2)
-  end
-end
 
 local errors_at_start = 0
 test("(start counting error cases)", function() errors_at_start = T.error_cases or 0 end)
 
 ---------------------------------------------------------------------------- reference helpers
 
-local function flat(x)
-  if type(x) == "userdata" then x = x:tolist() end
-  if type(x) ~= "table" then return {x} end
-  local out = {}
-  local function rec(v)
-    if type(v) == "table" then for _, e in ipairs(v) do rec(e) end else out[#out + 1] = v end
-  end
-  rec(x)
-  return out
-end
 
-local function numel(shape)
-  local n = 1
-  for _, s in ipairs(shape) do n = n * s end
-  return n
-end
 
 local function unravel(i, shape) -- 1-based flat position -> 1-based index list
   local idx, r = {}, i - 1
@@ -102,19 +74,6 @@ local function rvals(n, lo, hi, seed, int)
   return t
 end
 
-local function nest(v, shape)
-  if #shape == 0 then return v[1] end
-  local function rec(d, off)
-    local t = {}
-    local stride = 1
-    for k = d + 1, #shape do stride = stride * shape[k] end
-    for i = 1, shape[d] do
-      if d == #shape then t[i] = v[off + i] else t[i] = rec(d + 1, off + (i - 1) * stride) end
-    end
-    return t
-  end
-  return rec(1, 0)
-end
 
 local function mk(shape, opts)
   opts = opts or {}

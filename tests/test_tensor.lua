@@ -7,36 +7,11 @@ local T = require "helper"
 local ai = require "aiart"
 
 local test, near, ok, expect_error = T.test, T.near, T.ok, T.expect_error
+local ser, eq, flat = T.show, T.eq, T.flat  -- shared helpers (tests/helper.lua)
 
--- T.eq with tables shown by value in the message
-local function ser(v)
-  if type(v) ~= "table" then return type(v) == "string" and string.format("%q", v) or tostring(v) end
-  local parts = {}
-  for _, e in ipairs(v) do parts[#parts + 1] = ser(e) end
-  for k, e in pairs(v) do
-    if math.type(k) ~= "integer" or k < 1 or k > #v then parts[#parts + 1] = tostring(k) .. "=" .. ser(e) end
-  end
-  return "{" .. table.concat(parts, ", ") .. "}"
-end
-local function eq(a, b, msg)
-  if not T.deep_eq(a, b) then
-    error((msg and msg .. ": " or "") .. "expected " .. ser(b) .. ", got " .. ser(a), 2)
-  end
-end
 local errors_at_start = 0
 test("(start counting error cases)", function() errors_at_start = T.error_cases or 0 end)
 
--- flat list of the elements of a tensor or nested table, in row-major order
-local function flat(x)
-  if type(x) == "userdata" then x = x:tolist() end
-  if type(x) ~= "table" then return {x} end
-  local out = {}
-  local function rec(v)
-    if type(v) == "table" then for _, e in ipairs(v) do rec(e) end else out[#out + 1] = v end
-  end
-  rec(x)
-  return out
-end
 
 local function all_int_type(list)
   for _, v in ipairs(list) do if math.type(v) ~= "integer" then return false end end
