@@ -4,7 +4,7 @@ CC ?= gcc
 PKGS := lua5.4 openblas libcjson libpng zlib readline
 OPT ?= -O2
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS_ALL = -std=gnu11 $(OPT) -g -fPIC -fopenmp -pthread -fno-math-errno $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS)) $(CFLAGS) $(EXTRA_CFLAGS)
+CFLAGS_ALL = -std=gnu11 $(OPT) -g -fPIC -fopenmp -pthread -fno-math-errno -fno-trapping-math $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS)) $(CFLAGS) $(EXTRA_CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS)) -lm
 BUILD ?= build
 
