@@ -126,7 +126,7 @@ static inline int64_t pow_i(int64_t a, int64_t b) {
 
 typedef struct { int op; ai_dtype dt; } bin_ctx;
 
-static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+AI_CLONES static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   bin_ctx *c = ctx;
   switch (c->dt) {
   case AI_F32:
@@ -311,9 +311,11 @@ typedef struct { int op; ai_dtype dt; double p0, p1; } un_ctx;
 static inline float vexpf(float x) {
   float xc = x > 88.75f ? 88.75f : (x < -104.0f ? -104.0f : x);
   xc = xc == xc ? xc : 0.0f;
-  float fn = xc * 1.44269504088896341f;
-  int32_t n = (int32_t)(fn + (fn >= 0 ? 0.5f : -0.5f));
-  float fnr = (float)n;
+  /* n = round(x / ln2) by adding 1.5 * 2^23: no branch, no float-to-int conversion, so that
+   * the loop vectorises at full width */
+  union { float f; int32_t i; } nr = {.f = xc * 1.44269504088896341f + 12582912.0f};
+  int32_t n = nr.i - 0x4B400000;
+  float fnr = nr.f - 12582912.0f;
   float r = xc - fnr * 0.693359375f + fnr * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -324,7 +326,7 @@ static inline float vexpf(float x) {
   p = p * r * r + r + 1.0f;
   /* 2^n in two halves, so that n near the ends of the range (denormal results, results near
    * FLT_MAX) never needs an exponent that a float cannot hold */
-  int32_t n1 = n / 2, n2 = n - n1;
+  int32_t n1 = n >> 1, n2 = n - n1;
   union { int32_t i; float f; } a = {.i = (n1 + 127) << 23}, b = {.i = (n2 + 127) << 23};
   float y = p * a.f * b.f;
   y = x > 88.7228391f ? INFINITY : y;
@@ -340,7 +342,7 @@ static inline float vexpf(float x) {
   static inline T gelu_##S(T x) { return (T)0.5 * x * (1 + erf##S(x * (T)0.70710678118654752440)); } \
   static inline T rsqrt_##S(T x) { return 1 / sqrt##S(x); }                              \
   static inline T recip_##S(T x) { return 1 / x; }                                        \
-  static void unary_##S(int op, char **p, const int64_t *st, int64_t n) {                  \
+  AI_CLONES static void unary_##S(int op, char **p, const int64_t *st, int64_t n) {        \
     switch (op) {                                                                         \
     case AI_NEG: UNLOOP(T, T, U_NEG); return;                                             \
     case AI_ABS: UNLOOP(T, T, fabs##S); return;                                           \
@@ -478,7 +480,7 @@ typedef struct { ai_dtype dt; bool silu; } actgrad_ctx;
     return;                                                                                  \
   }
 
-static void actgrad_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+AI_CLONES static void actgrad_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   actgrad_ctx *c = ctx;
   if (c->dt == AI_F32) ACTGRAD_BODY(float, f)
   ACTGRAD_BODY(double, )

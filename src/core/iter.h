@@ -25,6 +25,15 @@ void ai_iter_add(ai_iter *it, const ai_tensor *t);
 /* Runs fn over all rows; with OpenMP when the work is large enough. Coalesces first. */
 void ai_iter_run(ai_iter *it, ai_rowfn fn, void *ctx);
 
+/* Hot row kernels get an AVX2+FMA clone next to the baseline x86-64 one, picked at load time
+ * (the build targets baseline x86-64, where exp and friends vectorise only 4-wide, badly). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(AI_NO_CLONES)
+#define AI_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define AI_CLONES
+#endif
+
 /* Elements below which kernels stay on one thread. */
 #define AI_PAR_MIN 32768
 
