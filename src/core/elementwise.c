@@ -457,25 +457,33 @@ ai_tensor *ai_unary(ai_unop op, ai_tensor *a) {
 
 /* ---------------------------------------------------------------- fused activation gradients */
 
-/* g * silu'(x) = g s (1 + x (1 - s)) and g * sigmoid'(x) = g s (1 - s), s = sigmoid(x), in one
- * pass (the composed form takes six); used by the rules when no graph is being recorded. */
-typedef struct { ai_dtype dt; bool silu; } actgrad_ctx;
+/* The fused activation gradients (graph.h): one pass instead of the composed rule's three to
+ * six. */
+typedef struct { ai_dtype dt; ai_actgrad_kind kind; double slope; } actgrad_ctx;
+
+#define ACTGRAD_LOOP(T, EXPR)                                                                \
+  do {                                                                                       \
+    if (st[0] == (int64_t)sizeof(T) && st[1] == (int64_t)sizeof(T) && st[2] == (int64_t)sizeof(T)) { \
+      T *o = (T *)p[0];                                                                      \
+      const T *gp = (const T *)p[1], *vp = (const T *)p[2];                                  \
+      for (int64_t i = 0; i < n; i++) { const T g = gp[i], v = vp[i]; o[i] = (EXPR); }       \
+    } else {                                                                                 \
+      for (int64_t i = 0; i < n; i++) {                                                      \
+        const T g = *(const T *)(p[1] + i * st[1]), v = *(const T *)(p[2] + i * st[2]);      \
+        *(T *)(p[0] + i * st[0]) = (EXPR);                                                   \
+      }                                                                                      \
+    }                                                                                        \
+  } while (0)
 
 #define ACTGRAD_BODY(T, S)                                                                   \
   {                                                                                          \
-    if (st[0] == (int64_t)sizeof(T) && st[1] == (int64_t)sizeof(T) && st[2] == (int64_t)sizeof(T)) { \
-      T *o = (T *)p[0];                                                                      \
-      const T *g = (const T *)p[1], *x = (const T *)p[2];                                    \
-      if (c->silu)                                                                           \
-        for (int64_t i = 0; i < n; i++) { T sg = sigmoid_##S(x[i]); o[i] = g[i] * sg * (1 + x[i] * (1 - sg)); } \
-      else                                                                                   \
-        for (int64_t i = 0; i < n; i++) { T sg = sigmoid_##S(x[i]); o[i] = g[i] * sg * (1 - sg); } \
-    } else {                                                                                 \
-      for (int64_t i = 0; i < n; i++) {                                                      \
-        T xv = *(const T *)(p[2] + i * st[2]), gv = *(const T *)(p[1] + i * st[1]);          \
-        T sg = sigmoid_##S(xv);                                                              \
-        *(T *)(p[0] + i * st[0]) = c->silu ? gv * sg * (1 + xv * (1 - sg)) : gv * sg * (1 - sg); \
-      }                                                                                      \
+    const T slope = (T)c->slope;                                                             \
+    switch (c->kind) {                                                                       \
+    case AI_ACTGRAD_SILU: ACTGRAD_LOOP(T, g * sigmoid_##S(v) * (1 + v * (1 - sigmoid_##S(v)))); return; \
+    case AI_ACTGRAD_SIGMOID_Y: ACTGRAD_LOOP(T, g * v * (1 - v)); return;                    \
+    case AI_ACTGRAD_TANH_Y: ACTGRAD_LOOP(T, g * (1 - v * v)); return;                       \
+    case AI_ACTGRAD_RELU: ACTGRAD_LOOP(T, v > 0 ? g : 0); return;                           \
+    case AI_ACTGRAD_LEAKY: ACTGRAD_LOOP(T, v > 0 ? g : g * slope); return;                  \
     }                                                                                        \
     return;                                                                                  \
   }
@@ -486,17 +494,17 @@ AI_CLONES static void actgrad_row(char **p, const int64_t *st, int64_t n, void *
   ACTGRAD_BODY(double, )
 }
 
-ai_tensor *ai_activation_grad(ai_tensor *g, ai_tensor *x, bool silu) {
-  if (!ai_same_shape(g, x) || g->dtype != x->dtype || !ai_is_float(x->dtype))
+ai_tensor *ai_activation_grad(ai_tensor *g, ai_tensor *v, ai_actgrad_kind kind, double slope) {
+  if (!ai_same_shape(g, v) || g->dtype != v->dtype || !ai_is_float(v->dtype))
     return AI_ERRNULL("internal: activation gradient of mismatched tensors");
-  ai_tensor *out = ai_empty(x->dtype, x->ndim, x->shape);
+  ai_tensor *out = ai_empty(v->dtype, v->ndim, v->shape);
   if (!out) return NULL;
   ai_iter it;
-  ai_iter_init(&it, x->ndim, x->shape);
+  ai_iter_init(&it, v->ndim, v->shape);
   ai_iter_add(&it, out);
   ai_iter_add(&it, g);
-  ai_iter_add(&it, x);
-  actgrad_ctx c = {x->dtype, silu};
+  ai_iter_add(&it, v);
+  actgrad_ctx c = {v->dtype, kind, slope};
   ai_iter_run(&it, actgrad_row, &c);
   return out;
 }
@@ -506,22 +514,34 @@ ai_tensor *ai_activation_grad(ai_tensor *g, ai_tensor *x, bool silu) {
 typedef struct { int kind; double p0, p1; ai_dtype dt; } act_ctx;
 enum { ACT_LEAKY, ACT_SOFTPLUS, ACT_CLAMP };
 
+/* one loop per kind, with a contiguous fast path, so that the common cases vectorise */
+#define ACT_LOOP(T, EXPR)                                                                   \
+  do {                                                                                      \
+    if (st[0] == (int64_t)sizeof(T) && st[1] == (int64_t)sizeof(T)) {                      \
+      T *o = (T *)p[0];                                                                     \
+      const T *a = (const T *)p[1];                                                         \
+      for (int64_t i = 0; i < n; i++) { const T x = a[i]; o[i] = (EXPR); }                  \
+    } else {                                                                                \
+      for (int64_t i = 0; i < n; i++) {                                                     \
+        const T x = *(const T *)(p[1] + i * st[1]);                                         \
+        *(T *)(p[0] + i * st[0]) = (EXPR);                                                  \
+      }                                                                                     \
+    }                                                                                       \
+  } while (0)
+
 #define ACT_BODY(T)                                                                         \
   {                                                                                         \
     const T p0 = (T)c->p0, p1 = (T)c->p1;                                                   \
-    for (int64_t i = 0; i < n; i++) {                                                       \
-      T x = *(const T *)(p[1] + i * st[1]), y;                                             \
-      switch (c->kind) {                                                                    \
-      case ACT_LEAKY: y = x > 0 ? x : x * p0; break;                                       \
-      case ACT_SOFTPLUS: y = x * p0 > p1 ? x : (T)(log1p(exp((double)(x * p0))) / (double)p0); break; \
-      default: y = x < p0 ? p0 : (x > p1 ? p1 : x); break;                                  \
-      }                                                                                     \
-      *(T *)(p[0] + i * st[0]) = y;                                                         \
+    switch (c->kind) {                                                                      \
+    case ACT_LEAKY: ACT_LOOP(T, x > 0 ? x : x * p0); return;                                \
+    case ACT_SOFTPLUS:                                                                      \
+      ACT_LOOP(T, x * p0 > p1 ? x : (T)(log1p(exp((double)(x * p0))) / (double)p0));        \
+      return;                                                                               \
+    default: ACT_LOOP(T, x < p0 ? p0 : (x > p1 ? p1 : x)); return;                          \
     }                                                                                       \
-    return;                                                                                 \
   }
 
-static void act_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+AI_CLONES static void act_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   act_ctx *c = ctx;
   switch (c->dt) {
   case AI_F32: ACT_BODY(float)

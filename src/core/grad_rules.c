@@ -114,31 +114,38 @@ RULE(RSQRT) {
 }
 RULE(SIN) { BEGIN; out(s, gin, 0, mul(s, g, un(s, AI_COS, saved(s, n, 0)))); END; }
 RULE(COS) { BEGIN; out(s, gin, 0, un(s, AI_NEG, mul(s, g, un(s, AI_SIN, saved(s, n, 0))))); END; }
+/* When no graph is being recorded, an activation's gradient is one fused pass (ACTGRAD);
+ * with create_graph the composed form below it records what double backward needs. */
+#define ACTGRAD(kind, slope)                                                                 \
+  if (!ai_create_graph_active()) {                                                           \
+    ai_tensor *v = saved(s, n, 0);                                                           \
+    out(s, gin, 0, v ? K(s, ai_activation_grad(g, v, kind, slope)) : NULL);                  \
+    END;                                                                                     \
+  }
 RULE(TANH) {
   BEGIN;
+  ACTGRAD(AI_ACTGRAD_TANH_Y, 0)
   ai_tensor *y = saved(s, n, 0);
   out(s, gin, 0, mul(s, g, one_minus(s, mul(s, y, y))));
   END;
 }
 RULE(SIGMOID) {
   BEGIN;
+  ACTGRAD(AI_ACTGRAD_SIGMOID_Y, 0)
   ai_tensor *y = saved(s, n, 0);
   out(s, gin, 0, mul(s, g, mul(s, y, one_minus(s, y))));
   END;
 }
 RULE(RELU) {
   BEGIN;
+  ACTGRAD(AI_ACTGRAD_RELU, 0)
   ai_tensor *x = saved(s, n, 0);
   out(s, gin, 0, mul(s, g, x ? K(s, ai_binary_scalar(AI_GT, x, 0, false)) : NULL));
   END;
 }
 RULE(SILU) { /* silu' = s (1 + x (1 - s)) */
   BEGIN;
-  if (!ai_create_graph_active()) { /* one fused pass when nothing is recorded */
-    ai_tensor *x = saved(s, n, 0);
-    out(s, gin, 0, x ? K(s, ai_activation_grad(g, x, true)) : NULL);
-    END;
-  }
+  ACTGRAD(AI_ACTGRAD_SILU, 0)
   ai_tensor *x = saved(s, n, 0), *sg = un(s, AI_SIGMOID, x);
   out(s, gin, 0, mul(s, g, mul(s, sg, adds(s, mul(s, x, one_minus(s, sg)), 1))));
   END;
@@ -167,6 +174,7 @@ RULE(ERF) {
 }
 RULE(LEAKY_RELU) {
   BEGIN;
+  ACTGRAD(AI_ACTGRAD_LEAKY, n->f[0])
   ai_tensor *x = saved(s, n, 0);
   ai_tensor *m = x ? K(s, ai_binary_scalar(AI_GT, x, 0, false)) : NULL;
   ai_tensor *f = m ? adds(s, muls(s, m, 1 - n->f[0]), n->f[0]) : NULL;

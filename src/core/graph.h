@@ -99,8 +99,16 @@ void ai_gemm(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, con
 /* The linear geometric maps of nn.c (pooling, upsampling, padding) and their adjoints. */
 ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const int64_t *gi, const double *gf);
 
-/* g * silu'(x) (silu) or g * sigmoid'(x), fused and not recorded (elementwise.c). */
-ai_tensor *ai_activation_grad(ai_tensor *g, ai_tensor *x, bool silu);
+/* g times an activation's derivative in one pass, not recorded (elementwise.c); used by the
+ * rules when no graph is being recorded. v is the activation's input x or its output y. */
+typedef enum {
+  AI_ACTGRAD_SILU,       /* v = x: g s (1 + x (1 - s)), s = sigmoid(x) */
+  AI_ACTGRAD_SIGMOID_Y,  /* v = y: g y (1 - y) */
+  AI_ACTGRAD_TANH_Y,     /* v = y: g (1 - y^2) */
+  AI_ACTGRAD_RELU,       /* v = x: x > 0 ? g : 0 */
+  AI_ACTGRAD_LEAKY,      /* v = x: x > 0 ? g : g slope */
+} ai_actgrad_kind;
+ai_tensor *ai_activation_grad(ai_tensor *g, ai_tensor *v, ai_actgrad_kind kind, double slope);
 
 /* Op dispatch helpers for the unary math ops (elementwise.c). */
 ai_tensor *ai_unary_nograd(ai_unop op, ai_tensor *a);
