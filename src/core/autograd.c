@@ -28,13 +28,48 @@ const char *ai_grad_fn_name(const ai_tensor *t) { return t->grad_fn ? ai_op_name
 
 /* ---------------------------------------------------------------- nodes */
 
+/* A free list of node blocks with room for NODE_POOL_NIN inputs (almost every op): recording
+ * allocates a node per op, and malloc/free were the largest part of a small op's cost. Only
+ * the Lua thread records. */
+#define NODE_POOL_NIN 3
+#define NODE_POOL_MAX 4096
+static const size_t node_pool_bytes = sizeof(ai_node) + sizeof(ai_input) * NODE_POOL_NIN;
+typedef struct free_node { struct free_node *next; } free_node;
+static free_node *node_pool;
+static size_t node_pool_len;
+
+static ai_node *node_alloc(int nin) {
+  if (nin <= NODE_POOL_NIN && node_pool) {
+    free_node *f = node_pool;
+    node_pool = f->next;
+    node_pool_len--;
+    memset(f, 0, sizeof(ai_node) + sizeof(ai_input) * (size_t)nin);
+    return (ai_node *)f;
+  }
+  size_t bytes = nin <= NODE_POOL_NIN ? node_pool_bytes : sizeof(ai_node) + sizeof(ai_input) * (size_t)nin;
+  return calloc(1, bytes);
+}
+
+static void node_free(ai_node *n) {
+#ifndef AI_NO_CACHE
+  if (n->nin <= NODE_POOL_NIN && node_pool_len < NODE_POOL_MAX) {
+    free_node *f = (free_node *)n;
+    f->next = node_pool;
+    node_pool = f;
+    node_pool_len++;
+    return;
+  }
+#endif
+  free(n);
+}
+
 int ai_record(ai_node **node, ai_opid op, ai_tensor *out, int nin, ai_tensor **ins) {
   *node = NULL;
   if (!grad_mode) return 0;
   bool any = false;
   for (int i = 0; i < nin; i++) if (ins[i] && ins[i]->requires_grad) any = true;
   if (!any) return 0;
-  ai_node *n = calloc(1, sizeof *n + sizeof(ai_input) * (size_t)nin);
+  ai_node *n = node_alloc(nin);
   if (!n) return ai_seterror("not enough memory");
   n->refs = 1;
   n->op = op;
@@ -97,30 +132,33 @@ static void release_saved(ai_node *n) {
 /* Frees nodes iteratively: a long chain must not overflow the C stack. */
 void ai_node_unref(ai_node *n) {
   if (!n || --n->refs > 0) return;
-  size_t cap = 16, len = 0;
-  ai_node **stack = malloc(cap * sizeof *stack);
+  ai_node *local[16]; /* the stack lives on the C stack until a wide graph needs more */
+  size_t cap = sizeof local / sizeof *local, len = 0;
+  ai_node **stack = local;
   ai_node *cur = n;
   for (;;) {
     for (int i = 0; i < cur->nin; i++) {
       ai_input *in = &cur->in[i];
       if (in->leaf) ai_unref(in->leaf);
       if (in->fn && --in->fn->refs == 0) {
-        if (stack && len == cap) {
-          ai_node **s2 = realloc(stack, 2 * cap * sizeof *stack);
+        if (len == cap) {
+          ai_node **s2 = stack == local ? malloc(2 * cap * sizeof *stack)
+                                        : realloc(stack, 2 * cap * sizeof *stack);
+          if (s2 && stack == local) memcpy(s2, local, sizeof local);
           if (s2) { stack = s2; cap *= 2; }
         }
-        if (stack && len < cap) stack[len++] = in->fn;
+        if (len < cap) stack[len++] = in->fn;
         else ai_node_unref((in->fn->refs++, in->fn)); /* no memory for the stack: recurse */
       }
     }
     release_saved(cur);
     if (cur->gbuf) ai_unref(cur->gbuf);
     free(cur->extra);
-    free(cur);
-    if (!stack || len == 0) break;
+    node_free(cur);
+    if (len == 0) break;
     cur = stack[--len];
   }
-  free(stack);
+  if (stack != local) free(stack);
 }
 
 /* ---------------------------------------------------------------- the engine */

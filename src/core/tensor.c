@@ -18,7 +18,7 @@ const size_t ai_dtype_sizes[AI_NDTYPES] = {1, 8, 4, 8};
 typedef union pooled { union pooled *next; ai_tensor t; ai_storage s; } pooled;
 static pooled *pool;
 static size_t pool_len;
-#define POOL_MAX 4096
+#define POOL_MAX 16384
 
 static void *pool_get(void) {
   if (pool) {

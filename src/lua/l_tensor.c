@@ -7,8 +7,41 @@
 
 /* ---------------------------------------------------------------- boxes and errors */
 
+/* The metatable is also kept in the registry under this address: looking it up by a light
+ * userdata key is a plain table read, where luaL_testudata's lookup by name goes through Lua's
+ * C-string cache (a strcmp) on every argument of every op. */
+static const char tensor_mt_key = 0;
+
+static void push_tensor_mt(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &tensor_mt_key); }
+
+/* The tensor metatable of the state that opened the module last: comparing pointers is the
+ * fast path of every type check (other states take the registry lookup). A sentinel's __gc
+ * clears it when that state closes, so that a later state's unrelated table at the same
+ * address is never taken for it. */
+static const void *known_mt;
+
+static int forget_mt(lua_State *L) {
+  const void **mt = lua_touserdata(L, 1);
+  if (mt && *mt == known_mt) known_mt = NULL;
+  return 0;
+}
+
+static lai_box *test_box(lua_State *L, int i) {
+  void *p = lua_touserdata(L, i);
+  if (!p || !lua_getmetatable(L, i)) return NULL;
+  const void *mt = lua_topointer(L, -1);
+  if (mt == known_mt) {
+    lua_pop(L, 1);
+    return p;
+  }
+  push_tensor_mt(L);
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : NULL;
+}
+
 ai_tensor *lai_test(lua_State *L, int i) {
-  lai_box *b = luaL_testudata(L, i, LAI_TENSOR_MT);
+  lai_box *b = test_box(L, i);
   if (!b) return NULL;
   if (!b->t) luaL_error(L, "tensor was closed (used after <close> or ai.free)");
   return b->t;
@@ -50,7 +83,8 @@ int lai_error(lua_State *L) {
 static int new_box(lua_State *L) {
   lai_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->t = NULL;
-  luaL_setmetatable(L, LAI_TENSOR_MT);
+  push_tensor_mt(L);
+  lua_setmetatable(L, -2);
   return 1;
 }
 
@@ -835,14 +869,15 @@ static int m_len(lua_State *L) {
 }
 
 static int m_gc(lua_State *L) {
-  lai_box *b = luaL_checkudata(L, 1, LAI_TENSOR_MT);
+  lai_box *b = test_box(L, 1);
+  if (!b) return luaL_argerror(L, 1, "tensor expected");
   ai_unref(b->t);
   b->t = NULL;
   return 0;
 }
 
 static int m_eq(lua_State *L) {
-  lai_box *a = luaL_testudata(L, 1, LAI_TENSOR_MT), *b = luaL_testudata(L, 2, LAI_TENSOR_MT);
+  lai_box *a = test_box(L, 1), *b = test_box(L, 2);
   lua_pushboolean(L, a && b && a->t == b->t);
   return 1;
 }
@@ -885,6 +920,15 @@ void lai_open_tensor(lua_State *L) {
   lai_register(L, methods);
   /* the metatable: __index reads the method table (upvalue) first */
   luaL_newmetatable(L, LAI_TENSOR_MT);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &tensor_mt_key);
+  known_mt = lua_topointer(L, -1);
+  *(const void **)lua_newuserdatauv(L, sizeof known_mt, 0) = known_mt; /* the sentinel */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, forget_mt);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &known_mt);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, m_index, 1);
   lua_setfield(L, -2, "__index");
