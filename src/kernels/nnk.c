@@ -63,6 +63,10 @@ static int omp_get_num_threads(void) { return 1; }
 #endif
 /* minimum gemm width (columns) a row block should have */
 #define NNK_MIN_COLS 256
+/* gemm width that a unit of several samples aims at, when one sample's plane is smaller */
+#ifndef NNK_BATCH_COLS
+#define NNK_BATCH_COLS 512
+#endif
 
 static int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t imax64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -257,9 +261,12 @@ typedef struct {
   int direct;  /* 1x1, stride 1, pad 0: no im2col */
   int64_t rows;  /* output rows per block */
   int64_t nblk;  /* row blocks per sample (forward, backward_weight) */
+  int64_t nb;    /* most samples in one unit (> 1 only when rows == P) */
+  int64_t nsb;   /* sample blocks: block i holds samples [i*N/nsb, (i+1)*N/nsb) */
   int64_t cc;    /* input channels per chunk (backward_input) */
-  int64_t nchunk; /* chunks per (sample, group) (backward_input) */
-  size_t col_bytes; /* per-thread column buffer, rounded to 64 */
+  int64_t nchunk; /* chunks per (sample block, group) (backward_input) */
+  size_t col_bytes; /* per-thread column buffer (+ the gemm's other block when nb > 1), rounded */
+  size_t tmp_off;   /* offset of that other block (gemm result / gathered dout) in it */
   size_t dw_bytes;  /* per-thread partial dweight (backward_weight), rounded to 64 */
 } conv_plan;
 
@@ -280,6 +287,16 @@ static int64_t conv_rows_bound(const nnk_conv *g, int64_t m) {
   return imax64(1, imin64(rows, g->P));
 }
 
+/* samples per unit for a column buffer of m rows: several when a whole output plane gives
+ * fewer than NNK_BATCH_COLS gemm columns, as many as fill NNK_BATCH_COLS columns within the
+ * column buffer's budget */
+static int64_t conv_batch_bound(const nnk_conv *g, int64_t m) {
+  const int64_t PQ = (int64_t)g->P * g->Q;
+  if (PQ >= NNK_BATCH_COLS || g->N <= 1) return 1;
+  int64_t nb = imin64(ceil_div64(NNK_BATCH_COLS, PQ), NNK_COL_TARGET / (m * PQ));
+  return imax64(1, imin64(nb, g->N));
+}
+
 /* More parts per item when there are few units that do not split evenly over nt threads:
  * returns the number of parts (<= maxparts) to cut each of `items` items into. */
 static int64_t balance_parts(int64_t items, int64_t parts, int64_t maxparts, int nt) {
@@ -292,27 +309,42 @@ static int64_t balance_parts(int64_t items, int64_t parts, int64_t maxparts, int
 /* kind: 0 forward, 1 backward_input, 2 backward_weight. Sizes are independent of the thread
  * count (only the split for balancing depends on it, and it only makes blocks smaller). */
 static void conv_plan_make(conv_plan *pl, const nnk_conv *g, int kind, size_t esize, int nt) {
-  const int64_t Cg = g->C / g->groups, RS = (int64_t)g->R * g->S;
+  const int64_t Cg = g->C / g->groups, Kg = g->K / g->groups, RS = (int64_t)g->R * g->S;
   memset(pl, 0, sizeof *pl);
   pl->direct = conv_is_direct(g);
-  pl->rows = conv_rows_bound(g, Cg * RS);
-  if (pl->direct) pl->rows = g->P;
+  pl->rows = pl->direct ? g->P : conv_rows_bound(g, Cg * RS);
+  pl->nb = pl->rows == g->P ? conv_batch_bound(g, Cg * RS) : 1;
   pl->nblk = ceil_div64(g->P, pl->rows);
+  pl->nsb = g->N;
   pl->cc = Cg;
   pl->nchunk = 1;
-  if (!pl->direct) pl->col_bytes = round64((size_t)(Cg * RS * pl->rows * g->Q) * esize);
+  const int64_t cols = pl->nb * pl->rows * g->Q;
+  if (!pl->direct || pl->nb > 1) pl->col_bytes = round64((size_t)(Cg * RS * cols) * esize);
+  pl->tmp_off = pl->col_bytes;
+  if (pl->nb > 1) pl->col_bytes += round64((size_t)(Kg * cols) * esize);
   if (kind == 2) pl->dw_bytes = round64((size_t)((int64_t)g->K * Cg * RS) * esize);
+  if (pl->nb > 1) { /* a multiple of nt sample blocks, of sizes that differ by at most one */
+    pl->nsb = ceil_div64(g->N, pl->nb);
+    if (nt > 1 && pl->nsb < 8 * (int64_t)nt) pl->nsb = imin64(g->N, ceil_div64(pl->nsb, nt) * nt);
+  }
   if (kind == 1) {
-    int64_t ch = balance_parts((int64_t)g->N * g->groups, 1, Cg, nt);
+    int64_t ch = balance_parts(pl->nsb * g->groups, 1, Cg, nt);
     pl->cc = ceil_div64(Cg, ch);
     pl->nchunk = ceil_div64(Cg, pl->cc);
-  } else {
+  } else if (pl->nb == 1) {
     int64_t nb = balance_parts(g->N, pl->nblk, g->P, nt);
     if (nb != pl->nblk) {
       pl->rows = ceil_div64(g->P, nb);
       pl->nblk = ceil_div64(g->P, pl->rows);
     }
   }
+}
+
+/* samples [*n0, *n0 + *ns) of sample block i */
+static void conv_block_samples(const conv_plan *pl, int64_t N, int64_t i, int64_t *n0,
+                               int64_t *ns) {
+  *n0 = i * N / pl->nsb;
+  *ns = (i + 1) * N / pl->nsb - *n0;
 }
 
 static size_t conv_ws_bytes(const conv_plan *pl, int nt) {

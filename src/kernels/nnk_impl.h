@@ -3,8 +3,9 @@
  * static helpers of nnk.c. Not a public header. */
 
 /* ---- im2col / col2im ---------------------------------------------------------------------
- * col: (cc*R*S) x (rows*Q) = the patches of output rows [p0, p0+rows) over input channels
- * [0, cc) of x (cc x H x W). col2im_acc adds such a matrix back into x. */
+ * col: (cc*R*S) x (rows*Q), leading dimension ld >= rows*Q, = the patches of output rows
+ * [p0, p0+rows) over input channels [0, cc) of x (cc x H x W). col2im_acc adds such a matrix
+ * back into x. A unit of several samples puts their matrices side by side (ld = samples*rows*Q). */
 
 /* valid output columns [*qlo, *qhi) for kernel column s: 0 <= q*stride_w + s*dil_w - pad_w < W */
 static inline void FN(qrange)(const nnk_conv *g, int64_t s, int64_t *qlo, int64_t *qhi) {
@@ -21,7 +22,7 @@ static inline void FN(qrange)(const nnk_conv *g, int64_t s, int64_t *qlo, int64_
 /* stride 1 and Q == W (a "same" convolution): a kernel tap's rows are one shifted block of the
  * input plane, copied at once; the wrapped edge columns are zeroed afterwards */
 static void FN(im2col_same)(T *col, const T *x, const nnk_conv *g, int64_t cc, int64_t p0,
-                            int64_t rows) {
+                            int64_t rows, int64_t ld) {
   const int64_t H = g->H, W = g->W, Q = g->Q, HW = H * W, ncols = rows * Q;
   for (int64_t c = 0; c < cc; c++) {
     const T *xc = x + c * HW;
@@ -29,7 +30,7 @@ static void FN(im2col_same)(T *col, const T *x, const nnk_conv *g, int64_t cc, i
       const int64_t sh = g->pad_h - r * g->dil_h; /* ih = p - sh */
       const int64_t pa = imax64(p0, sh), pb = imin64(p0 + rows, H + sh);
       for (int64_t s = 0; s < g->S; s++) {
-        T *dst = col + ((c * g->R + r) * g->S + s) * ncols;
+        T *dst = col + ((c * g->R + r) * g->S + s) * ld;
         if (pa >= pb) {
           memset(dst, 0, (size_t)ncols * sizeof(T));
           continue;
@@ -54,18 +55,18 @@ static void FN(im2col_same)(T *col, const T *x, const nnk_conv *g, int64_t cc, i
 }
 
 static void FN(im2col)(T *col, const T *x, const nnk_conv *g, int64_t cc, int64_t p0,
-                       int64_t rows) {
+                       int64_t rows, int64_t ld) {
   const int64_t H = g->H, W = g->W, Q = g->Q, sw = g->stride_w;
-  const int64_t HW = H * W, ncols = rows * Q;
+  const int64_t HW = H * W;
   if (sw == 1 && g->stride_h == 1 && Q == W) {
-    FN(im2col_same)(col, x, g, cc, p0, rows);
+    FN(im2col_same)(col, x, g, cc, p0, rows, ld);
     return;
   }
   for (int64_t c = 0; c < cc; c++) {
     const T *xc = x + c * HW;
     for (int64_t r = 0; r < g->R; r++) {
       for (int64_t s = 0; s < g->S; s++) {
-        T *dst = col + ((c * g->R + r) * g->S + s) * ncols;
+        T *dst = col + ((c * g->R + r) * g->S + s) * ld;
         int64_t qlo, qhi, off = s * g->dil_w - g->pad_w;
         FN(qrange)(g, s, &qlo, &qhi);
         for (int64_t p = p0; p < p0 + rows; p++, dst += Q) {
@@ -92,14 +93,14 @@ static void FN(im2col)(T *col, const T *x, const nnk_conv *g, int64_t cc, int64_
 }
 
 static void FN(col2im_acc)(T *x, const T *col, const nnk_conv *g, int64_t cc, int64_t p0,
-                           int64_t rows) {
+                           int64_t rows, int64_t ld) {
   const int64_t H = g->H, W = g->W, Q = g->Q, sw = g->stride_w;
-  const int64_t HW = H * W, ncols = rows * Q;
+  const int64_t HW = H * W;
   for (int64_t c = 0; c < cc; c++) {
     T *xc = x + c * HW;
     for (int64_t r = 0; r < g->R; r++) {
       for (int64_t s = 0; s < g->S; s++) {
-        const T *src = col + ((c * g->R + r) * g->S + s) * ncols;
+        const T *src = col + ((c * g->R + r) * g->S + s) * ld;
         int64_t qlo, qhi, off = s * g->dil_w - g->pad_w;
         FN(qrange)(g, s, &qlo, &qhi);
         for (int64_t p = p0; p < p0 + rows; p++, src += Q) {
@@ -360,7 +361,7 @@ static int FN(conv_begin)(conv_plan *pl, int *nt, void **wsp, int *owned, const 
   double macs = (double)g->N * (double)g->K * (double)(Cg * g->R * g->S) * (double)g->P * (double)g->Q;
   if (macs < 65536.0) *nt = 1;
   conv_plan_make(pl, g, kind, sizeof(T), *nt);
-  if (units < 0) units = kind == 1 ? (int64_t)g->N * g->groups * pl->nchunk : g->N * pl->nblk;
+  if (units < 0) units = kind == 1 ? pl->nsb * g->groups * pl->nchunk : pl->nsb * pl->nblk;
   if (kind != 2 && units < *nt) *nt = units < 1 ? 1 : (int)units;
   *wsp = ws;
   if (alloc) {
@@ -374,27 +375,66 @@ static int FN(conv_begin)(conv_plan *pl, int *nt, void **wsp, int *owned, const 
   return 0;
 }
 
-/* one forward unit: sample n, output rows [p0, p0+nr), all groups */
+/* the column matrix of samples [n0, n0+ns), output rows [p0, p0+nr), group gi, side by side
+ * in col (leading dimension ns*nr*Q); for one sample of a 1x1 convolution the input itself.
+ * Returns the matrix and sets *ld. */
+static const T *FN(conv_cols)(T *col, const T *inp, const nnk_conv *g, const conv_plan *pl,
+                              int64_t n0, int64_t ns, int64_t gi, int64_t p0, int64_t nr,
+                              int64_t *ld) {
+  const int64_t Cg = g->C / g->groups, HW = (int64_t)g->H * g->W, ncols = nr * g->Q;
+  const T *x = inp + (n0 * g->C + gi * Cg) * HW;
+  if (pl->direct && ns == 1) {
+    *ld = HW;
+    return x + p0 * g->Q;
+  }
+  *ld = ns * ncols;
+  for (int64_t s = 0; s < ns; s++) FN(im2col)(col + s * ncols, x + s * g->C * HW, g, Cg, p0, nr, *ld);
+  return col;
+}
+
+/* dout of samples [n0, n0+ns), output rows [p0, p0+nr), group gi as one matrix
+ * Kg x (ns*nr*Q): dout itself for one sample, else gathered into buf. Sets *ld. */
+static const T *FN(conv_dout_block)(T *buf, const T *dout, const nnk_conv *g, int64_t n0,
+                                    int64_t ns, int64_t gi, int64_t p0, int64_t nr, int64_t *ld) {
+  const int64_t Kg = g->K / g->groups, PQ = (int64_t)g->P * g->Q, ncols = nr * g->Q;
+  const T *dy = dout + (n0 * g->K + gi * Kg) * PQ + p0 * g->Q;
+  if (ns == 1) {
+    *ld = PQ;
+    return dy;
+  }
+  *ld = ns * ncols;
+  for (int64_t k = 0; k < Kg; k++)
+    for (int64_t s = 0; s < ns; s++)
+      memcpy(buf + k * *ld + s * ncols, dy + (s * g->K + k) * PQ, (size_t)ncols * sizeof(T));
+  return buf;
+}
+
+/* one forward unit: a block of samples (or one sample's output rows [p0, p0+nr)), all groups */
 static void FN(conv_fwd_unit)(T *out, const T *inp, const T *weight, const T *bias,
-                              const nnk_conv *g, const conv_plan *pl, T *col, int64_t u) {
+                              const nnk_conv *g, const conv_plan *pl, T *col, T *tmp,
+                              int64_t u) {
   const int64_t G = g->groups, Cg = g->C / G, Kg = g->K / G;
-  const int64_t HW = (int64_t)g->H * g->W, PQ = (int64_t)g->P * g->Q;
-  const int64_t CRSg = Cg * g->R * g->S;
-  const int64_t n = u / pl->nblk, p0 = (u % pl->nblk) * pl->rows;
-  const int64_t nr = imin64(pl->rows, g->P - p0), ncols = nr * g->Q;
+  const int64_t PQ = (int64_t)g->P * g->Q, CRSg = Cg * g->R * g->S;
+  const int64_t p0 = (u % pl->nblk) * pl->rows, nr = imin64(pl->rows, g->P - p0);
+  const int64_t ncols = nr * g->Q;
+  int64_t n0, ns, ldb;
+  conv_block_samples(pl, g->N, u / pl->nblk, &n0, &ns);
   for (int64_t gi = 0; gi < G; gi++) {
-    const T *xg = inp + (n * g->C + gi * Cg) * HW;
-    const T *b;
-    int64_t ldb;
-    if (pl->direct) {
-      b = xg + p0 * g->Q;
-      ldb = HW;
-    } else {
-      FN(im2col)(col, xg, g, Cg, p0, nr);
-      b = col;
-      ldb = ncols;
+    const T *b = FN(conv_cols)(col, inp, g, pl, n0, ns, gi, p0, nr, &ldb);
+    const T *wg = weight + gi * Kg * CRSg;
+    T *o = out + (n0 * g->K + gi * Kg) * PQ + p0 * g->Q;
+    if (ns > 1) { /* one gemm for the block, then each sample's rows to its place (+ bias) */
+      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Kg, (int)ldb, (int)CRSg, (T)1, wg,
+           (int)CRSg, b, (int)ldb, (T)0, tmp, (int)ldb);
+      for (int64_t s = 0; s < ns; s++)
+        for (int64_t k = 0; k < Kg; k++) {
+          const T bk = bias ? bias[gi * Kg + k] : (T)0, *src = tmp + k * ldb + s * ncols;
+          T *ok = o + (s * g->K + k) * PQ;
+          NNK_SIMD
+          for (int64_t j = 0; j < ncols; j++) ok[j] = src[j] + bk;
+        }
+      continue;
     }
-    T *o = out + (n * g->K + gi * Kg) * PQ + p0 * g->Q;
     if (bias) { /* start from the bias and accumulate (saves gemm's separate beta = 0 pass) */
       for (int64_t k = 0; k < Kg; k++) {
         const T bk = bias[gi * Kg + k];
@@ -403,9 +443,17 @@ static void FN(conv_fwd_unit)(T *out, const T *inp, const T *weight, const T *bi
         for (int64_t j = 0; j < ncols; j++) ok[j] = bk;
       }
     }
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Kg, (int)ncols, (int)CRSg, (T)1,
-         weight + gi * Kg * CRSg, (int)CRSg, b, (int)ldb, bias ? (T)1 : (T)0, o, (int)PQ);
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Kg, (int)ncols, (int)CRSg, (T)1, wg,
+         (int)CRSg, b, (int)ldb, bias ? (T)1 : (T)0, o, (int)PQ);
   }
+}
+
+/* thread tid's column buffer and second block (the gemm result or gathered dout of a unit of
+ * several samples) in the workspace w */
+static void FN(conv_bufs)(const conv_plan *pl, void *w, int tid, T **col, T **tmp) {
+  char *base = w ? (char *)w + (size_t)tid * pl->col_bytes : NULL;
+  *col = (T *)base;
+  *tmp = base && pl->nb > 1 ? (T *)(base + pl->tmp_off) : NULL;
 }
 
 /* out: (N,K,P,Q), inp: (N,C,H,W), weight: (K,C/groups,R,S), bias: (K) or NULL */
@@ -420,27 +468,49 @@ int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
   int nt, owned;
   void *w;
   if (FN(conv_begin)(&pl, &nt, &w, &owned, g, 0, ws, ws_bytes, -1)) return -1;
-  const int64_t units = (int64_t)g->N * pl.nblk;
+  const int64_t units = pl.nsb * pl.nblk;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
-    T *col = w ? (T *)((char *)w + (size_t)omp_get_thread_num() * pl.col_bytes) : NULL;
+    T *col, *tmp;
+    FN(conv_bufs)(&pl, w, omp_get_thread_num(), &col, &tmp);
     NNK_OMP(for schedule(static))
-    for (int64_t u = 0; u < units; u++) FN(conv_fwd_unit)(out, inp, weight, bias, g, &pl, col, u);
+    for (int64_t u = 0; u < units; u++)
+      FN(conv_fwd_unit)(out, inp, weight, bias, g, &pl, col, tmp, u);
   }
   if (owned) free(w);
   return 0;
 }
 
-/* one backward_input unit: sample n, group gi, input channels [c0, c0+cc) of the group */
+/* one backward_input unit: a block of samples, group gi, input channels [c0, c0+cc) of the
+ * group */
 static void FN(conv_bwi_unit)(T *dinp, const T *dout, const T *weight, const nnk_conv *g,
-                              const conv_plan *pl, T *col, int64_t u) {
+                              const conv_plan *pl, T *col, T *tmp, int64_t u) {
   const int64_t G = g->groups, Cg = g->C / G, Kg = g->K / G, RS = (int64_t)g->R * g->S;
   const int64_t HW = (int64_t)g->H * g->W, PQ = (int64_t)g->P * g->Q, CRSg = Cg * RS;
-  const int64_t n = u / (G * pl->nchunk), gi = (u / pl->nchunk) % G;
+  const int64_t gi = (u / pl->nchunk) % G;
   const int64_t c0 = (u % pl->nchunk) * pl->cc, ncc = imin64(pl->cc, Cg - c0);
-  T *dx = dinp + (n * g->C + gi * Cg + c0) * HW;
+  int64_t n0, ns;
+  conv_block_samples(pl, g->N, u / (G * pl->nchunk), &n0, &ns);
+  T *dx = dinp + (n0 * g->C + gi * Cg + c0) * HW;
   const T *a = weight + gi * Kg * CRSg + c0 * RS; /* used transposed: (ncc*RS) x Kg */
-  const T *dy = dout + (n * g->K + gi * Kg) * PQ;
+  if (ns > 1) { /* one gemm for the block (rows == P), then col2im sample by sample */
+    int64_t ld;
+    const T *dy = FN(conv_dout_block)(tmp, dout, g, n0, ns, gi, 0, g->P, &ld);
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(ncc * RS), (int)ld, (int)Kg, (T)1, a,
+         (int)CRSg, dy, (int)ld, (T)0, col, (int)ld);
+    for (int64_t s = 0; s < ns; s++) {
+      T *dxs = dx + s * g->C * HW;
+      if (pl->direct) {
+        for (int64_t c = 0; c < ncc; c++)
+          memcpy(dxs + c * HW, col + c * ld + s * PQ, (size_t)PQ * sizeof(T));
+        continue;
+      }
+      memset(dxs, 0, (size_t)(ncc * HW) * sizeof(T));
+      FN(col2im_acc)(dxs, col + s * PQ, g, ncc, 0, g->P, ld);
+    }
+    return;
+  }
+  const T *dy = dout + (n0 * g->K + gi * Kg) * PQ;
   if (pl->direct) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ncc, (int)PQ, (int)Kg, (T)1, a,
          (int)CRSg, dy, (int)PQ, (T)0, dx, (int)HW);
@@ -451,7 +521,7 @@ static void FN(conv_bwi_unit)(T *dinp, const T *dout, const T *weight, const nnk
     const int64_t nr = imin64(pl->rows, g->P - p0), ncols = nr * g->Q;
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(ncc * RS), (int)ncols, (int)Kg, (T)1, a,
          (int)CRSg, dy + p0 * g->Q, (int)PQ, (T)0, col, (int)ncols);
-    FN(col2im_acc)(dx, col, g, ncc, p0, nr);
+    FN(col2im_acc)(dx, col, g, ncc, p0, nr, ncols);
   }
 }
 
@@ -498,40 +568,33 @@ int FN(nnk_conv2d_backward_input)(T *dinp, const T *dout, const T *weight, const
   int nt, owned;
   void *w;
   if (FN(conv_begin)(&pl, &nt, &w, &owned, g, 1, ws, ws_bytes, -1)) return -1;
-  const int64_t units = (int64_t)g->N * g->groups * pl.nchunk;
+  const int64_t units = pl.nsb * g->groups * pl.nchunk;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
-    T *col = w ? (T *)((char *)w + (size_t)omp_get_thread_num() * pl.col_bytes) : NULL;
+    T *col, *tmp;
+    FN(conv_bufs)(&pl, w, omp_get_thread_num(), &col, &tmp);
     NNK_OMP(for schedule(static))
-    for (int64_t u = 0; u < units; u++) FN(conv_bwi_unit)(dinp, dout, weight, g, &pl, col, u);
+    for (int64_t u = 0; u < units; u++)
+      FN(conv_bwi_unit)(dinp, dout, weight, g, &pl, col, tmp, u);
   }
   if (owned) free(w);
   return 0;
 }
 
-/* one backward_weight unit: sample n, output rows [p0, p0+nr), all groups, into dw */
+/* one backward_weight unit: a block of samples (or one sample's output rows [p0, p0+nr)), all
+ * groups, into dw: dw += dout block * col^T, whose inner dimension spans the block */
 static void FN(conv_bww_unit)(T *dw, const T *inp, const T *dout, const nnk_conv *g,
-                              const conv_plan *pl, T *col, int64_t u) {
+                              const conv_plan *pl, T *col, T *tmp, int64_t u) {
   const int64_t G = g->groups, Cg = g->C / G, Kg = g->K / G;
-  const int64_t HW = (int64_t)g->H * g->W, PQ = (int64_t)g->P * g->Q;
   const int64_t CRSg = Cg * g->R * g->S;
-  const int64_t n = u / pl->nblk, p0 = (u % pl->nblk) * pl->rows;
-  const int64_t nr = imin64(pl->rows, g->P - p0), ncols = nr * g->Q;
+  const int64_t p0 = (u % pl->nblk) * pl->rows, nr = imin64(pl->rows, g->P - p0);
+  int64_t n0, ns, ldb, ldy;
+  conv_block_samples(pl, g->N, u / pl->nblk, &n0, &ns);
   for (int64_t gi = 0; gi < G; gi++) {
-    const T *xg = inp + (n * g->C + gi * Cg) * HW;
-    const T *b;
-    int64_t ldb;
-    if (pl->direct) {
-      b = xg + p0 * g->Q;
-      ldb = HW;
-    } else {
-      FN(im2col)(col, xg, g, Cg, p0, nr);
-      b = col;
-      ldb = ncols;
-    }
-    const T *dy = dout + (n * g->K + gi * Kg) * PQ + p0 * g->Q;
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Kg, (int)CRSg, (int)ncols, (T)1, dy,
-         (int)PQ, b, (int)ldb, (T)1, dw + gi * Kg * CRSg, (int)CRSg);
+    const T *b = FN(conv_cols)(col, inp, g, pl, n0, ns, gi, p0, nr, &ldb);
+    const T *dy = FN(conv_dout_block)(tmp, dout, g, n0, ns, gi, p0, nr, &ldy);
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Kg, (int)CRSg, (int)(ns * nr * g->Q),
+         (T)1, dy, (int)ldy, b, (int)ldb, (T)1, dw + gi * Kg * CRSg, (int)CRSg);
   }
 }
 
@@ -547,19 +610,20 @@ int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, cons
   int nt, owned;
   void *w;
   if (FN(conv_begin)(&pl, &nt, &w, &owned, g, 2, ws, ws_bytes, -1)) return -1;
-  const int64_t units = (int64_t)g->N * pl.nblk;
+  const int64_t units = pl.nsb * pl.nblk;
   const int64_t wsize = (int64_t)g->K * (g->C / g->groups) * g->R * g->S;
   if (units < nt) nt = units < 1 ? 1 : (int)units;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
     char *base = (char *)w;
-    T *col = w ? (T *)(base + (size_t)tid * pl.col_bytes) : NULL;
+    T *col, *tmp;
+    FN(conv_bufs)(&pl, w, tid, &col, &tmp);
     T *dw = tid == 0 ? dweight
                      : (T *)(base + (size_t)nt * pl.col_bytes + (size_t)(tid - 1) * pl.dw_bytes);
     memset(dw, 0, (size_t)wsize * sizeof(T));
     NNK_OMP(for schedule(static))
-    for (int64_t u = 0; u < units; u++) FN(conv_bww_unit)(dw, inp, dout, g, &pl, col, u);
+    for (int64_t u = 0; u < units; u++) FN(conv_bww_unit)(dw, inp, dout, g, &pl, col, tmp, u);
     if (nth > 1) {
       const T *part = (const T *)(base + (size_t)nt * pl.col_bytes);
       const size_t pstride = pl.dw_bytes / sizeof(T);
