@@ -55,6 +55,13 @@ static int omp_get_num_threads(void) { return 1; }
 #define NNK_CLONES
 #endif
 
+/* helpers of NNK_CLONES functions must be inlined to be compiled for each clone's target */
+#if defined(__GNUC__)
+#define NNK_INLINE static inline __attribute__((always_inline))
+#else
+#define NNK_INLINE static inline
+#endif
+
 /* below this many elements of work a kernel runs on one thread */
 #define NNK_PAR_MIN 32768
 /* target size (elements) of one thread's im2col column buffer */
@@ -255,6 +262,43 @@ static int max_threads(void) {
   return nt < 1 ? 1 : nt;
 }
 
+/* Kernel taps as shifted planes. With stride st along an axis of n inputs, stride phase ph
+ * holds the inputs ph, ph + st, ... (phase_len of them); a channel's phase planes are stored
+ * in its own H*W elements, column phase major, then row phase (for stride 1, the one phase is
+ * the channel). Tap
+ * (r, s) reads, for output (p, q), element (p + oh, q + ow) of the Hp x Wp plane at `base`. */
+typedef struct {
+  int64_t Hp, Wp, oh, ow, base;
+} conv_tap;
+
+static int64_t phase_len(int64_t n, int64_t st, int64_t ph) {
+  return ph < n ? (n - ph + st - 1) / st : 0;
+}
+
+/* inputs of the phases before ph */
+static int64_t phase_start(int64_t n, int64_t st, int64_t ph) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < ph; i++) k += phase_len(n, st, i);
+  return k;
+}
+
+static void conv_tap_make(conv_tap *t, const nnk_conv *g, int64_t r, int64_t s) {
+  const int64_t a = r * g->dil_h - g->pad_h, b = s * g->dil_w - g->pad_w;
+  t->oh = floor_div64(a, g->stride_h);
+  t->ow = floor_div64(b, g->stride_w);
+  const int64_t ph = a - t->oh * g->stride_h, pw = b - t->ow * g->stride_w;
+  t->Hp = phase_len(g->H, g->stride_h, ph);
+  t->Wp = phase_len(g->W, g->stride_w, pw);
+  t->base = phase_start(g->W, g->stride_w, pw) * g->H + t->Wp * phase_start(g->H, g->stride_h, ph);
+}
+
+/* strided convolutions whose units cover whole planes split their input into stride phases
+ * (when every phase is read: kernel >= stride) */
+static int conv_uses_phases(const nnk_conv *g, int64_t rows) {
+  return (g->stride_h > 1 || g->stride_w > 1) && rows == g->P && g->R >= g->stride_h &&
+         g->S >= g->stride_w;
+}
+
 /* ---- convolution work planning ------------------------------------------------------------ */
 
 typedef struct {
@@ -267,6 +311,7 @@ typedef struct {
   int64_t nchunk; /* chunks per (sample block, group) (backward_input) */
   size_t col_bytes; /* per-thread column buffer (+ the gemm's other block when nb > 1), rounded */
   size_t tmp_off;   /* offset of that other block (gemm result / gathered dout) in it */
+  size_t ph_off;    /* offset of the stride-phase buffer in it (0: no phases) */
   size_t dw_bytes;  /* per-thread partial dweight (backward_weight), rounded to 64 */
 } conv_plan;
 
@@ -293,6 +338,9 @@ static int64_t conv_rows_bound(const nnk_conv *g, int64_t m) {
 static int64_t conv_batch_bound(const nnk_conv *g, int64_t m) {
   const int64_t PQ = (int64_t)g->P * g->Q;
   if (PQ >= NNK_BATCH_COLS || g->N <= 1) return 1;
+#ifdef NNK_BENCH_TOGGLE
+  if (nnk_bench_nobatch) return 1;
+#endif
   int64_t nb = imin64(ceil_div64(NNK_BATCH_COLS, PQ), NNK_COL_TARGET / (m * PQ));
   return imax64(1, imin64(nb, g->N));
 }
@@ -322,6 +370,10 @@ static void conv_plan_make(conv_plan *pl, const nnk_conv *g, int kind, size_t es
   if (!pl->direct || pl->nb > 1) pl->col_bytes = round64((size_t)(Cg * RS * cols) * esize);
   pl->tmp_off = pl->col_bytes;
   if (pl->nb > 1) pl->col_bytes += round64((size_t)(Kg * cols) * esize);
+  if (!pl->direct && conv_uses_phases(g, pl->rows)) {
+    pl->ph_off = pl->col_bytes;
+    pl->col_bytes += round64((size_t)(Cg * g->H * g->W) * esize);
+  }
   if (kind == 2) pl->dw_bytes = round64((size_t)((int64_t)g->K * Cg * RS) * esize);
   if (pl->nb > 1) { /* a multiple of nt sample blocks, of sizes that differ by at most one */
     pl->nsb = ceil_div64(g->N, pl->nb);

@@ -54,10 +54,15 @@ static void FN(im2col_same)(T *col, const T *x, const nnk_conv *g, int64_t cc, i
   }
 }
 
+NNK_CLONES static int FN(im2col_taps)(T *col, const T *x, const nnk_conv *g, int64_t cc,
+                                      int64_t p0, int64_t rows, int64_t ld, T *phbuf);
+
+/* phbuf: room for the stride phases of cc channels, or NULL */
 static void FN(im2col)(T *col, const T *x, const nnk_conv *g, int64_t cc, int64_t p0,
-                       int64_t rows, int64_t ld) {
+                       int64_t rows, int64_t ld, T *phbuf) {
   const int64_t H = g->H, W = g->W, Q = g->Q, sw = g->stride_w;
   const int64_t HW = H * W;
+  if (!FN(im2col_taps)(col, x, g, cc, p0, rows, ld, phbuf)) return;
   if (sw == 1 && g->stride_h == 1 && Q == W) {
     FN(im2col_same)(col, x, g, cc, p0, rows, ld);
     return;
@@ -117,6 +122,222 @@ static void FN(col2im_acc)(T *x, const T *col, const nnk_conv *g, int64_t cc, in
       }
     }
   }
+}
+
+/* ---- im2col / col2im by shifted planes (conv_tap) ------------------------------------------
+ * When a plane is as wide as the output (Wp == Q), a tap's rows x Q block and the plane are
+ * contiguous alike: one vector loop per tap, with the columns that would wrap into the
+ * neighbouring row masked out (m[d] = 0). Other widths go row by row. */
+
+#define NNK_MASK_MAX 1024 /* largest rows*Q whose taps use a column mask */
+
+NNK_INLINE void FN(tap_mask)(T *m, const conv_tap *t, int64_t Q, int64_t rows) {
+  for (int64_t q = 0; q < Q; q++) m[q] = (q + t->ow >= 0 && q + t->ow < t->Wp) ? (T)1 : (T)0;
+  for (int64_t p = 1; p < rows; p++) memcpy(m + p * Q, m, (size_t)Q * sizeof(T));
+}
+
+/* block [*d0, *d1) of the rows x Q block (output rows p0...) whose rows are inside the plane and
+ * whose source index d + *off is too; Wp == Q */
+NNK_INLINE void FN(tap_block)(const conv_tap *t, int64_t Q, int64_t p0, int64_t rows, int64_t *d0,
+                          int64_t *d1, int64_t *off) {
+  const int64_t pa = imax64(p0, -t->oh), pb = imin64(p0 + rows, t->Hp - t->oh);
+  *off = (p0 + t->oh) * Q + t->ow;
+  *d0 = imax64((pa - p0) * Q, -*off);
+  *d1 = imin64((pb - p0) * Q, t->Hp * Q - *off);
+  if (*d1 < *d0) *d1 = *d0;
+}
+
+/* valid output columns [*qlo, *qhi) of a tap */
+NNK_INLINE void FN(tap_cols)(const conv_tap *t, int64_t Q, int64_t *qlo, int64_t *qhi) {
+  *qlo = imin64(imax64(-t->ow, 0), Q);
+  *qhi = imax64(*qlo, imin64(t->Wp - t->ow, Q));
+}
+
+/* dst (rows x Q) = the tap's view of plane for output rows [p0, p0+rows), zero outside it;
+ * m: the tap's mask, or NULL to go row by row */
+NNK_INLINE void FN(tap_copy)(T *dst, const T *plane, const conv_tap *t, const T *m, int64_t Q,
+                         int64_t p0, int64_t rows) {
+  if (m) {
+    int64_t d0, d1, off;
+    FN(tap_block)(t, Q, p0, rows, &d0, &d1, &off);
+    for (int64_t d = 0; d < d0; d++) dst[d] = 0;
+    NNK_SIMD
+    for (int64_t d = d0; d < d1; d++) { /* loads outside the branch: the loop vectorises */
+      const T v = plane[d + off];
+      dst[d] = m[d] != (T)0 ? v : (T)0;
+    }
+    for (int64_t d = d1; d < rows * Q; d++) dst[d] = 0;
+    return;
+  }
+  int64_t qlo, qhi;
+  FN(tap_cols)(t, Q, &qlo, &qhi);
+  for (int64_t p = p0; p < p0 + rows; p++, dst += Q) {
+    const int64_t i = p + t->oh;
+    if (i < 0 || i >= t->Hp || qlo == qhi) {
+      memset(dst, 0, (size_t)Q * sizeof(T));
+      continue;
+    }
+    const T *src = plane + i * t->Wp + t->ow + qlo;
+    for (int64_t q = 0; q < qlo; q++) dst[q] = 0;
+    NNK_SIMD
+    for (int64_t q = qlo; q < qhi; q++) dst[q] = src[q - qlo];
+    for (int64_t q = qhi; q < Q; q++) dst[q] = 0;
+  }
+}
+
+/* plane += the tap's part of src (P x Q, all output rows); m as for tap_copy */
+NNK_INLINE void FN(tap_add)(T *plane, const T *src, const conv_tap *t, const T *m, int64_t Q,
+                        int64_t P) {
+  if (m) {
+    int64_t d0, d1, off;
+    FN(tap_block)(t, Q, 0, P, &d0, &d1, &off);
+    NNK_SIMD
+    for (int64_t d = d0; d < d1; d++) {
+      const T v = src[d];
+      plane[d + off] += m[d] != (T)0 ? v : (T)0;
+    }
+    return;
+  }
+  int64_t qlo, qhi;
+  FN(tap_cols)(t, Q, &qlo, &qhi);
+  for (int64_t p = imax64(0, -t->oh); p < imin64(P, t->Hp - t->oh); p++) {
+    T *dst = plane + (p + t->oh) * t->Wp + t->ow + qlo;
+    const T *s = src + p * Q + qlo;
+    NNK_SIMD
+    for (int64_t q = 0; q < qhi - qlo; q++) dst[q] += s[q];
+  }
+}
+
+#define NNK_PHASE_TMP 4096 /* largest plane split through a stack buffer */
+
+/* the stride phases of one H x W plane x into ph, or back (merge: x = ph) */
+NNK_INLINE void FN(phase_move)(T *ph, T *x, const nnk_conv *g, int merge) {
+  const int64_t H = g->H, W = g->W, sh = g->stride_h, sw = g->stride_w;
+  if (W % sw == 0 && H * W <= NNK_PHASE_TMP) {
+    /* whole-plane passes: columns split by stride (long loops that vectorise), then rows
+     * regrouped by phase with row copies */
+    T tmp[NNK_PHASE_TMP];
+    const int64_t Wp = W / sw, n = H * Wp;
+    if (!merge) {
+      if (sw == 2) {
+        NNK_SIMD
+        for (int64_t k = 0; k < n; k++) {
+          tmp[k] = x[2 * k];
+          tmp[n + k] = x[2 * k + 1];
+        }
+      } else {
+        for (int64_t b = 0; b < sw; b++)
+          for (int64_t k = 0; k < n; k++) tmp[b * n + k] = x[sw * k + b];
+      }
+    }
+    for (int64_t b = 0; b < sw; b++)
+      for (int64_t a = 0, r0 = 0; a < sh; a++) {
+        const int64_t Hp = phase_len(H, sh, a);
+        for (int64_t i = 0; i < Hp; i++) {
+          T *pr = ph + b * n + (r0 + i) * Wp, *tr = tmp + b * n + (i * sh + a) * Wp;
+          if (merge) /* short rows: loops, not memcpy calls */
+            for (int64_t j = 0; j < Wp; j++) tr[j] = pr[j];
+          else
+            for (int64_t j = 0; j < Wp; j++) pr[j] = tr[j];
+        }
+        r0 += Hp;
+      }
+    if (merge) {
+      if (sw == 2) {
+        NNK_SIMD
+        for (int64_t k = 0; k < n; k++) {
+          x[2 * k] = tmp[k];
+          x[2 * k + 1] = tmp[n + k];
+        }
+      } else {
+        for (int64_t b = 0; b < sw; b++)
+          for (int64_t k = 0; k < n; k++) x[sw * k + b] = tmp[b * n + k];
+      }
+    }
+    return;
+  }
+  for (int64_t b = 0, c0 = 0; b < sw; b++) {
+    const int64_t Wp = phase_len(W, sw, b);
+    T *pr = ph + c0 * H, *xb = x + b;
+    for (int64_t a = 0; a < sh; a++) {
+      const int64_t Hp = phase_len(H, sh, a);
+      for (int64_t i = 0; i < Hp; i++, pr += Wp) {
+        T *xr = xb + (i * sh + a) * W;
+        if (merge)
+          for (int64_t j = 0; j < Wp; j++) xr[j * sw] = pr[j];
+        else
+          for (int64_t j = 0; j < Wp; j++) pr[j] = xr[j * sw];
+      }
+    }
+    c0 += Wp;
+  }
+}
+
+/* im2col by taps: for stride 1 with Q == W and small blocks, or with the phases in phbuf;
+ * returns 1 when not applicable */
+NNK_CLONES static int FN(im2col_taps)(T *col, const T *x, const nnk_conv *g, int64_t cc,
+                                      int64_t p0, int64_t rows, int64_t ld, T *phbuf) {
+  const int64_t Q = g->Q, HW = (int64_t)g->H * g->W, n = rows * Q;
+  const int strided = g->stride_h > 1 || g->stride_w > 1;
+  if (strided ? !phbuf || p0 != 0 || !conv_uses_phases(g, rows) : Q != g->W || n > NNK_MASK_MAX)
+    return 1;
+#ifdef NNK_BENCH_TOGGLE
+  if (nnk_bench_old) return 1;
+#endif
+  const T *src = x;
+  if (strided) {
+    for (int64_t c = 0; c < cc; c++) /* reads x only */
+      FN(phase_move)(phbuf + c * HW, (T *)x + c * HW, g, 0);
+    src = phbuf;
+  }
+  T m[NNK_MASK_MAX];
+  for (int64_t s = 0; s < g->S; s++) {
+    conv_tap t;
+    conv_tap_make(&t, g, 0, s);
+    const int block = n <= NNK_MASK_MAX && t.Wp == Q;
+    if (block) FN(tap_mask)(m, &t, Q, rows);
+    for (int64_t r = 0; r < g->R; r++) {
+      conv_tap_make(&t, g, r, s);
+      for (int64_t c = 0; c < cc; c++)
+        FN(tap_copy)(col + ((c * g->R + r) * g->S + s) * ld, src + c * HW + t.base, &t,
+                     block ? m : NULL, Q, p0, rows);
+    }
+  }
+  return 0;
+}
+
+/* x (cc x H x W) = col2im of col (all P output rows, leading dimension ld); phbuf: room for
+ * the stride phases of cc channels, or NULL */
+NNK_CLONES static void FN(col2im)(T *x, const T *col, const nnk_conv *g, int64_t cc,
+                                  int64_t ld, T *phbuf) {
+  const int64_t P = g->P, Q = g->Q, HW = (int64_t)g->H * g->W, n = P * Q;
+  const int strided = g->stride_h > 1 || g->stride_w > 1;
+  if ((strided ? !phbuf || !conv_uses_phases(g, P) : Q != g->W || n > NNK_MASK_MAX)
+#ifdef NNK_BENCH_TOGGLE
+      || nnk_bench_old
+#endif
+  ) {
+    memset(x, 0, (size_t)(cc * HW) * sizeof(T));
+    FN(col2im_acc)(x, col, g, cc, 0, P, ld);
+    return;
+  }
+  T *dst = strided ? phbuf : x;
+  memset(dst, 0, (size_t)(cc * HW) * sizeof(T));
+  T m[NNK_MASK_MAX];
+  for (int64_t s = 0; s < g->S; s++) {
+    conv_tap t;
+    conv_tap_make(&t, g, 0, s);
+    const int block = n <= NNK_MASK_MAX && t.Wp == Q;
+    if (block) FN(tap_mask)(m, &t, Q, P);
+    for (int64_t r = 0; r < g->R; r++) {
+      conv_tap_make(&t, g, r, s);
+      for (int64_t c = 0; c < cc; c++)
+        FN(tap_add)(dst + c * HW + t.base, col + ((c * g->R + r) * g->S + s) * ld, &t,
+                    block ? m : NULL, Q, P);
+    }
+  }
+  if (strided)
+    for (int64_t c = 0; c < cc; c++) FN(phase_move)(phbuf + c * HW, x + c * HW, g, 1);
 }
 
 static void *FN(ws_alloc)(size_t n) {
@@ -375,12 +596,26 @@ static int FN(conv_begin)(conv_plan *pl, int *nt, void **wsp, int *owned, const 
   return 0;
 }
 
+/* one thread's buffers in the workspace: the column matrix, the gemm's other block for a unit
+ * of several samples (its result, or the gathered dout), the stride phases (NULL if unused) */
+typedef struct {
+  T *col, *tmp, *ph;
+} FN(conv_buf);
+
+static FN(conv_buf) FN(conv_bufs)(const conv_plan *pl, void *w, int tid) {
+  char *base = w ? (char *)w + (size_t)tid * pl->col_bytes : NULL;
+  FN(conv_buf) b = {(T *)base, NULL, NULL};
+  if (base && pl->nb > 1) b.tmp = (T *)(base + pl->tmp_off);
+  if (base && pl->ph_off) b.ph = (T *)(base + pl->ph_off);
+  return b;
+}
+
 /* the column matrix of samples [n0, n0+ns), output rows [p0, p0+nr), group gi, side by side
  * in col (leading dimension ns*nr*Q); for one sample of a 1x1 convolution the input itself.
  * Returns the matrix and sets *ld. */
-static const T *FN(conv_cols)(T *col, const T *inp, const nnk_conv *g, const conv_plan *pl,
-                              int64_t n0, int64_t ns, int64_t gi, int64_t p0, int64_t nr,
-                              int64_t *ld) {
+static const T *FN(conv_cols)(const FN(conv_buf) *bf, const T *inp, const nnk_conv *g,
+                              const conv_plan *pl, int64_t n0, int64_t ns, int64_t gi, int64_t p0,
+                              int64_t nr, int64_t *ld) {
   const int64_t Cg = g->C / g->groups, HW = (int64_t)g->H * g->W, ncols = nr * g->Q;
   const T *x = inp + (n0 * g->C + gi * Cg) * HW;
   if (pl->direct && ns == 1) {
@@ -388,8 +623,9 @@ static const T *FN(conv_cols)(T *col, const T *inp, const nnk_conv *g, const con
     return x + p0 * g->Q;
   }
   *ld = ns * ncols;
-  for (int64_t s = 0; s < ns; s++) FN(im2col)(col + s * ncols, x + s * g->C * HW, g, Cg, p0, nr, *ld);
-  return col;
+  for (int64_t s = 0; s < ns; s++)
+    FN(im2col)(bf->col + s * ncols, x + s * g->C * HW, g, Cg, p0, nr, *ld, bf->ph);
+  return bf->col;
 }
 
 /* dout of samples [n0, n0+ns), output rows [p0, p0+nr), group gi as one matrix
@@ -411,16 +647,17 @@ static const T *FN(conv_dout_block)(T *buf, const T *dout, const nnk_conv *g, in
 
 /* one forward unit: a block of samples (or one sample's output rows [p0, p0+nr)), all groups */
 static void FN(conv_fwd_unit)(T *out, const T *inp, const T *weight, const T *bias,
-                              const nnk_conv *g, const conv_plan *pl, T *col, T *tmp,
+                              const nnk_conv *g, const conv_plan *pl, const FN(conv_buf) *bf,
                               int64_t u) {
   const int64_t G = g->groups, Cg = g->C / G, Kg = g->K / G;
   const int64_t PQ = (int64_t)g->P * g->Q, CRSg = Cg * g->R * g->S;
+  T *tmp = bf->tmp;
   const int64_t p0 = (u % pl->nblk) * pl->rows, nr = imin64(pl->rows, g->P - p0);
   const int64_t ncols = nr * g->Q;
   int64_t n0, ns, ldb;
   conv_block_samples(pl, g->N, u / pl->nblk, &n0, &ns);
   for (int64_t gi = 0; gi < G; gi++) {
-    const T *b = FN(conv_cols)(col, inp, g, pl, n0, ns, gi, p0, nr, &ldb);
+    const T *b = FN(conv_cols)(bf, inp, g, pl, n0, ns, gi, p0, nr, &ldb);
     const T *wg = weight + gi * Kg * CRSg;
     T *o = out + (n0 * g->K + gi * Kg) * PQ + p0 * g->Q;
     if (ns > 1) { /* one gemm for the block, then each sample's rows to its place (+ bias) */
@@ -448,14 +685,6 @@ static void FN(conv_fwd_unit)(T *out, const T *inp, const T *weight, const T *bi
   }
 }
 
-/* thread tid's column buffer and second block (the gemm result or gathered dout of a unit of
- * several samples) in the workspace w */
-static void FN(conv_bufs)(const conv_plan *pl, void *w, int tid, T **col, T **tmp) {
-  char *base = w ? (char *)w + (size_t)tid * pl->col_bytes : NULL;
-  *col = (T *)base;
-  *tmp = base && pl->nb > 1 ? (T *)(base + pl->tmp_off) : NULL;
-}
-
 /* out: (N,K,P,Q), inp: (N,C,H,W), weight: (K,C/groups,R,S), bias: (K) or NULL */
 int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
                            const nnk_conv *g, void *ws, size_t ws_bytes) {
@@ -471,11 +700,9 @@ int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
   const int64_t units = pl.nsb * pl.nblk;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
-    T *col, *tmp;
-    FN(conv_bufs)(&pl, w, omp_get_thread_num(), &col, &tmp);
+    const FN(conv_buf) bf = FN(conv_bufs)(&pl, w, omp_get_thread_num());
     NNK_OMP(for schedule(static))
-    for (int64_t u = 0; u < units; u++)
-      FN(conv_fwd_unit)(out, inp, weight, bias, g, &pl, col, tmp, u);
+    for (int64_t u = 0; u < units; u++) FN(conv_fwd_unit)(out, inp, weight, bias, g, &pl, &bf, u);
   }
   if (owned) free(w);
   return 0;
@@ -484,7 +711,7 @@ int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
 /* one backward_input unit: a block of samples, group gi, input channels [c0, c0+cc) of the
  * group */
 static void FN(conv_bwi_unit)(T *dinp, const T *dout, const T *weight, const nnk_conv *g,
-                              const conv_plan *pl, T *col, T *tmp, int64_t u) {
+                              const conv_plan *pl, const FN(conv_buf) *bf, int64_t u) {
   const int64_t G = g->groups, Cg = g->C / G, Kg = g->K / G, RS = (int64_t)g->R * g->S;
   const int64_t HW = (int64_t)g->H * g->W, PQ = (int64_t)g->P * g->Q, CRSg = Cg * RS;
   const int64_t gi = (u / pl->nchunk) % G;
@@ -495,25 +722,31 @@ static void FN(conv_bwi_unit)(T *dinp, const T *dout, const T *weight, const nnk
   const T *a = weight + gi * Kg * CRSg + c0 * RS; /* used transposed: (ncc*RS) x Kg */
   if (ns > 1) { /* one gemm for the block (rows == P), then col2im sample by sample */
     int64_t ld;
-    const T *dy = FN(conv_dout_block)(tmp, dout, g, n0, ns, gi, 0, g->P, &ld);
+    const T *dy = FN(conv_dout_block)(bf->tmp, dout, g, n0, ns, gi, 0, g->P, &ld);
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(ncc * RS), (int)ld, (int)Kg, (T)1, a,
-         (int)CRSg, dy, (int)ld, (T)0, col, (int)ld);
+         (int)CRSg, dy, (int)ld, (T)0, bf->col, (int)ld);
     for (int64_t s = 0; s < ns; s++) {
       T *dxs = dx + s * g->C * HW;
       if (pl->direct) {
         for (int64_t c = 0; c < ncc; c++)
-          memcpy(dxs + c * HW, col + c * ld + s * PQ, (size_t)PQ * sizeof(T));
+          memcpy(dxs + c * HW, bf->col + c * ld + s * PQ, (size_t)PQ * sizeof(T));
         continue;
       }
-      memset(dxs, 0, (size_t)(ncc * HW) * sizeof(T));
-      FN(col2im_acc)(dxs, col + s * PQ, g, ncc, 0, g->P, ld);
+      FN(col2im)(dxs, bf->col + s * PQ, g, ncc, ld, bf->ph);
     }
     return;
   }
+  T *col = bf->col;
   const T *dy = dout + (n0 * g->K + gi * Kg) * PQ;
   if (pl->direct) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ncc, (int)PQ, (int)Kg, (T)1, a,
          (int)CRSg, dy, (int)PQ, (T)0, dx, (int)HW);
+    return;
+  }
+  if (pl->rows == g->P) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(ncc * RS), (int)PQ, (int)Kg, (T)1, a,
+         (int)CRSg, dy, (int)PQ, (T)0, col, (int)PQ);
+    FN(col2im)(dx, col, g, ncc, PQ, bf->ph);
     return;
   }
   memset(dx, 0, (size_t)(ncc * HW) * sizeof(T));
@@ -571,11 +804,9 @@ int FN(nnk_conv2d_backward_input)(T *dinp, const T *dout, const T *weight, const
   const int64_t units = pl.nsb * g->groups * pl.nchunk;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
-    T *col, *tmp;
-    FN(conv_bufs)(&pl, w, omp_get_thread_num(), &col, &tmp);
+    const FN(conv_buf) bf = FN(conv_bufs)(&pl, w, omp_get_thread_num());
     NNK_OMP(for schedule(static))
-    for (int64_t u = 0; u < units; u++)
-      FN(conv_bwi_unit)(dinp, dout, weight, g, &pl, col, tmp, u);
+    for (int64_t u = 0; u < units; u++) FN(conv_bwi_unit)(dinp, dout, weight, g, &pl, &bf, u);
   }
   if (owned) free(w);
   return 0;
@@ -584,15 +815,15 @@ int FN(nnk_conv2d_backward_input)(T *dinp, const T *dout, const T *weight, const
 /* one backward_weight unit: a block of samples (or one sample's output rows [p0, p0+nr)), all
  * groups, into dw: dw += dout block * col^T, whose inner dimension spans the block */
 static void FN(conv_bww_unit)(T *dw, const T *inp, const T *dout, const nnk_conv *g,
-                              const conv_plan *pl, T *col, T *tmp, int64_t u) {
+                              const conv_plan *pl, const FN(conv_buf) *bf, int64_t u) {
   const int64_t G = g->groups, Cg = g->C / G, Kg = g->K / G;
   const int64_t CRSg = Cg * g->R * g->S;
   const int64_t p0 = (u % pl->nblk) * pl->rows, nr = imin64(pl->rows, g->P - p0);
   int64_t n0, ns, ldb, ldy;
   conv_block_samples(pl, g->N, u / pl->nblk, &n0, &ns);
   for (int64_t gi = 0; gi < G; gi++) {
-    const T *b = FN(conv_cols)(col, inp, g, pl, n0, ns, gi, p0, nr, &ldb);
-    const T *dy = FN(conv_dout_block)(tmp, dout, g, n0, ns, gi, p0, nr, &ldy);
+    const T *b = FN(conv_cols)(bf, inp, g, pl, n0, ns, gi, p0, nr, &ldb);
+    const T *dy = FN(conv_dout_block)(bf->tmp, dout, g, n0, ns, gi, p0, nr, &ldy);
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Kg, (int)CRSg, (int)(ns * nr * g->Q),
          (T)1, dy, (int)ldy, b, (int)ldb, (T)1, dw + gi * Kg * CRSg, (int)CRSg);
   }
@@ -617,13 +848,12 @@ int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, cons
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
     char *base = (char *)w;
-    T *col, *tmp;
-    FN(conv_bufs)(&pl, w, tid, &col, &tmp);
+    const FN(conv_buf) bf = FN(conv_bufs)(&pl, w, tid);
     T *dw = tid == 0 ? dweight
                      : (T *)(base + (size_t)nt * pl.col_bytes + (size_t)(tid - 1) * pl.dw_bytes);
     memset(dw, 0, (size_t)wsize * sizeof(T));
     NNK_OMP(for schedule(static))
-    for (int64_t u = 0; u < units; u++) FN(conv_bww_unit)(dw, inp, dout, g, &pl, col, tmp, u);
+    for (int64_t u = 0; u < units; u++) FN(conv_bww_unit)(dw, inp, dout, g, &pl, &bf, u);
     if (nth > 1) {
       const T *part = (const T *)(base + (size_t)nt * pl.col_bytes);
       const size_t pstride = pl.dw_bytes / sizeof(T);
@@ -1130,11 +1360,126 @@ static inline void FN(affine)(T *y, const T *x, int64_t n, T a, T b) {
 
 /* ---- batch_norm ------------------------------------------------------------------------- */
 
+/* BatchNorm1d (HW == 1): a channel's values are strided by C, so the statistics are gathered
+ * row by row for a block of channels at once (vector loops over the channels) */
+#define NNK_BN_BLOCK 256
+
+static void FN(bn1d_forward)(T *out, T *save_mean, T *save_invstd, T *running_mean,
+                             T *running_var, const T *inp, const T *weight, const T *bias,
+                             int training, double momentum, double eps, int64_t N, int64_t C) {
+  const int batch = training || !running_mean || !running_var;
+  NNK_OMP(parallel for schedule(static) if (N * C > NNK_PAR_MIN))
+  for (int64_t c0 = 0; c0 < C; c0 += NNK_BN_BLOCK) {
+    const int64_t nc = imin64(NNK_BN_BLOCK, C - c0);
+    double mean[NNK_BN_BLOCK], ss[NNK_BN_BLOCK];
+    T a[NNK_BN_BLOCK], b[NNK_BN_BLOCK];
+    if (batch) {
+      for (int64_t j = 0; j < nc; j++) mean[j] = ss[j] = 0;
+      for (int64_t n = 0; n < N; n++) {
+        const T *x = inp + n * C + c0;
+        NNK_SIMD
+        for (int64_t j = 0; j < nc; j++) mean[j] += (double)x[j];
+      }
+      for (int64_t j = 0; j < nc; j++) mean[j] = N > 0 ? mean[j] / (double)N : 0.0;
+      for (int64_t n = 0; n < N; n++) {
+        const T *x = inp + n * C + c0;
+        NNK_SIMD
+        for (int64_t j = 0; j < nc; j++) {
+          const double d = (double)x[j] - mean[j];
+          ss[j] += d * d;
+        }
+      }
+    }
+    for (int64_t j = 0; j < nc; j++) {
+      const int64_t c = c0 + j;
+      double mu, invstd;
+      if (batch) {
+        mu = mean[j];
+        const double var = N > 0 ? ss[j] / (double)N : 0.0;
+        invstd = 1.0 / sqrt(var + eps);
+        if (training && running_mean)
+          running_mean[c] = (T)((1.0 - momentum) * (double)running_mean[c] + momentum * mu);
+        if (training && running_var) {
+          const double uvar = N > 1 ? ss[j] / (double)(N - 1) : var;
+          running_var[c] = (T)((1.0 - momentum) * (double)running_var[c] + momentum * uvar);
+        }
+      } else {
+        mu = (double)running_mean[c];
+        invstd = 1.0 / sqrt((double)running_var[c] + eps);
+      }
+      if (save_mean) save_mean[c] = (T)mu;
+      if (save_invstd) save_invstd[c] = (T)invstd;
+      const double ac = weight ? (double)weight[c] * invstd : invstd;
+      a[j] = (T)ac;
+      b[j] = (T)((bias ? (double)bias[c] : 0.0) - mu * ac);
+    }
+    for (int64_t n = 0; n < N; n++) {
+      const T *x = inp + n * C + c0;
+      T *y = out + n * C + c0;
+      NNK_SIMD
+      for (int64_t j = 0; j < nc; j++) y[j] = x[j] * a[j] + b[j];
+    }
+  }
+}
+
+static void FN(bn1d_backward)(T *dinp, T *dweight, T *dbias, const T *dout, const T *inp,
+                              const T *weight, const T *save_mean, const T *save_invstd,
+                              int training, int64_t N, int64_t C) {
+  const int sums = dweight || dbias || (dinp && training);
+  NNK_OMP(parallel for schedule(static) if (N * C > NNK_PAR_MIN))
+  for (int64_t c0 = 0; c0 < C; c0 += NNK_BN_BLOCK) {
+    const int64_t nc = imin64(NNK_BN_BLOCK, C - c0);
+    double sdy[NNK_BN_BLOCK], sdyx[NNK_BN_BLOCK], mean[NNK_BN_BLOCK];
+    T k[NNK_BN_BLOCK], kx[NNK_BN_BLOCK], k0[NNK_BN_BLOCK];
+    for (int64_t j = 0; j < nc; j++) {
+      mean[j] = (double)save_mean[c0 + j];
+      sdy[j] = sdyx[j] = 0;
+    }
+    if (sums) {
+      for (int64_t n = 0; n < N; n++) {
+        const T *dy = dout + n * C + c0, *x = inp + n * C + c0;
+        NNK_SIMD
+        for (int64_t j = 0; j < nc; j++) {
+          sdy[j] += (double)dy[j];
+          sdyx[j] += (double)dy[j] * ((double)x[j] - mean[j]);
+        }
+      }
+    }
+    for (int64_t j = 0; j < nc; j++) {
+      const int64_t c = c0 + j;
+      const double invstd = (double)save_invstd[c], w = weight ? (double)weight[c] : 1.0;
+      if (dbias) dbias[c] = (T)sdy[j];
+      if (dweight) dweight[c] = (T)(sdyx[j] * invstd);
+      /* dinp = dy*k + x*kx + k0 */
+      double kk = invstd * w, kkx = 0, kk0 = 0;
+      if (training && N > 0) {
+        kkx = -sdyx[j] / (double)N * invstd * invstd * kk;
+        kk0 = -sdy[j] / (double)N * kk - mean[j] * kkx;
+      }
+      k[j] = (T)kk;
+      kx[j] = (T)kkx;
+      k0[j] = (T)kk0;
+    }
+    if (!dinp) continue;
+    for (int64_t n = 0; n < N; n++) {
+      const T *dy = dout + n * C + c0, *x = inp + n * C + c0;
+      T *dx = dinp + n * C + c0;
+      NNK_SIMD
+      for (int64_t j = 0; j < nc; j++) dx[j] = dy[j] * k[j] + x[j] * kx[j] + k0[j];
+    }
+  }
+}
+
 /* out: (N,C,HW), inp: (N,C,HW), weight, bias, save_*, running_*: (C) */
 void FN(nnk_batch_norm_forward)(T *out, T *save_mean, T *save_invstd, T *running_mean,
                                 T *running_var, const T *inp, const T *weight, const T *bias,
                                 int training, double momentum, double eps, int64_t N, int64_t C,
                                 int64_t HW) {
+  if (HW == 1) {
+    FN(bn1d_forward)(out, save_mean, save_invstd, running_mean, running_var, inp, weight, bias,
+                     training, momentum, eps, N, C);
+    return;
+  }
   const int64_t cnt = N * HW;
   NNK_OMP(parallel for schedule(static) if (N * C * HW > NNK_PAR_MIN))
   for (int64_t c = 0; c < C; c++) {
@@ -1169,6 +1514,11 @@ void FN(nnk_batch_norm_forward)(T *out, T *save_mean, T *save_invstd, T *running
 void FN(nnk_batch_norm_backward)(T *dinp, T *dweight, T *dbias, const T *dout, const T *inp,
                                  const T *weight, const T *save_mean, const T *save_invstd,
                                  int training, int64_t N, int64_t C, int64_t HW) {
+  if (HW == 1) {
+    FN(bn1d_backward)(dinp, dweight, dbias, dout, inp, weight, save_mean, save_invstd, training,
+                      N, C);
+    return;
+  }
   const int64_t cnt = N * HW;
   NNK_OMP(parallel for schedule(static) if (N * C * HW > NNK_PAR_MIN))
   for (int64_t c = 0; c < C; c++) {

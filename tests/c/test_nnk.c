@@ -798,6 +798,9 @@ static void FN(run_all)(void) {
     FN(test_batch_norm)(2, 4, 30, 0, tr, 3);
     FN(test_batch_norm)(16, 32, 64, 1, tr, 0);
     FN(test_batch_norm)(1, 2, 7, 1, tr, 100);
+    FN(test_batch_norm)(64, 600, 1, 1, tr, 0);  /* 2-D, several channel blocks */
+    FN(test_batch_norm)(3, 257, 1, 0, tr, 20);  /* 2-D, a block plus one channel */
+    FN(test_batch_norm)(1, 300, 1, 1, tr, 0);   /* 2-D, one sample */
   }
   /* group_norm: N C HW G affine shift */
   FN(test_group_norm)(2, 6, 10, 3, 1, 0);
