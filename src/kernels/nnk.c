@@ -70,10 +70,15 @@ static int omp_get_num_threads(void) { return 1; }
 #endif
 /* minimum gemm width (columns) a row block should have */
 #define NNK_MIN_COLS 256
-/* gemm width that a unit of several samples aims at, when one sample's plane is smaller */
+/* units of several samples (conv_batch_bound): the gemm width they aim at, their column
+ * buffer's size (elements), the smallest gemm inner dimension (C/groups*R*S) worth it */
 #ifndef NNK_BATCH_COLS
 #define NNK_BATCH_COLS 512
 #endif
+#ifndef NNK_BATCH_COL_TARGET
+#define NNK_BATCH_COL_TARGET (1 << 17)
+#endif
+#define NNK_BATCH_MIN_INNER 64
 
 static int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t imax64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -332,16 +337,20 @@ static int64_t conv_rows_bound(const nnk_conv *g, int64_t m) {
   return imax64(1, imin64(rows, g->P));
 }
 
-/* samples per unit for a column buffer of m rows: several when a whole output plane gives
- * fewer than NNK_BATCH_COLS gemm columns, as many as fill NNK_BATCH_COLS columns within the
- * column buffer's budget */
-static int64_t conv_batch_bound(const nnk_conv *g, int64_t m) {
+/* Samples per unit for a column buffer of m rows: several when an output plane is small
+ * (<= NNK_BATCH_COLS/4 gemm columns), as many as fill NNK_BATCH_COLS columns within
+ * NNK_BATCH_COL_TARGET elements of column buffer (half of a 1 MB L2). Measured (1 thread,
+ * f32, N=64): C=64->128 k4 s2 14->7 forward 14.2 -> 13.3 ms, backward_input 16.3 -> 14.4,
+ * backward_weight 12.9 -> 12.4; but 14x14 planes (C=32->64 3x3) lost 6% in the forward, tiny
+ * inner dimensions (C=1: m=16) up to 50% (the copy to NCHW costs as much as their gemm), and
+ * 1x1 convolutions, whose gemm reads the input in place, lost 5-15%: those stay per sample. */
+static int64_t conv_batch_bound(const nnk_conv *g, int64_t m, int direct) {
   const int64_t PQ = (int64_t)g->P * g->Q;
-  if (PQ >= NNK_BATCH_COLS || g->N <= 1) return 1;
+  if (4 * PQ > NNK_BATCH_COLS || g->N <= 1 || direct || m < NNK_BATCH_MIN_INNER) return 1;
 #ifdef NNK_BENCH_TOGGLE
   if (nnk_bench_nobatch) return 1;
 #endif
-  int64_t nb = imin64(ceil_div64(NNK_BATCH_COLS, PQ), NNK_COL_TARGET / (m * PQ));
+  int64_t nb = imin64(ceil_div64(NNK_BATCH_COLS, PQ), NNK_BATCH_COL_TARGET / (m * PQ));
   return imax64(1, imin64(nb, g->N));
 }
 
@@ -361,13 +370,13 @@ static void conv_plan_make(conv_plan *pl, const nnk_conv *g, int kind, size_t es
   memset(pl, 0, sizeof *pl);
   pl->direct = conv_is_direct(g);
   pl->rows = pl->direct ? g->P : conv_rows_bound(g, Cg * RS);
-  pl->nb = pl->rows == g->P ? conv_batch_bound(g, Cg * RS) : 1;
+  pl->nb = pl->rows == g->P ? conv_batch_bound(g, Cg * RS, pl->direct) : 1;
   pl->nblk = ceil_div64(g->P, pl->rows);
   pl->nsb = g->N;
   pl->cc = Cg;
   pl->nchunk = 1;
   const int64_t cols = pl->nb * pl->rows * g->Q;
-  if (!pl->direct || pl->nb > 1) pl->col_bytes = round64((size_t)(Cg * RS * cols) * esize);
+  if (!pl->direct) pl->col_bytes = round64((size_t)(Cg * RS * cols) * esize);
   pl->tmp_off = pl->col_bytes;
   if (pl->nb > 1) pl->col_bytes += round64((size_t)(Kg * cols) * esize);
   if (!pl->direct && conv_uses_phases(g, pl->rows)) {

@@ -138,13 +138,14 @@ NNK_INLINE void FN(tap_mask)(T *m, const conv_tap *t, int64_t Q, int64_t rows) {
 
 /* block [*d0, *d1) of the rows x Q block (output rows p0...) whose rows are inside the plane and
  * whose source index d + *off is too; Wp == Q */
-NNK_INLINE void FN(tap_block)(const conv_tap *t, int64_t Q, int64_t p0, int64_t rows, int64_t *d0,
-                          int64_t *d1, int64_t *off) {
+NNK_INLINE void FN(tap_block)(const conv_tap *t, int64_t Q, int64_t p0, int64_t rows,
+                              int64_t *d0, int64_t *d1, int64_t *off) {
   const int64_t pa = imax64(p0, -t->oh), pb = imin64(p0 + rows, t->Hp - t->oh);
   *off = (p0 + t->oh) * Q + t->ow;
-  *d0 = imax64((pa - p0) * Q, -*off);
-  *d1 = imin64((pb - p0) * Q, t->Hp * Q - *off);
-  if (*d1 < *d0) *d1 = *d0;
+  *d0 = *d1 = 0;
+  if (pa >= pb) return;
+  *d0 = imin64(imax64((pa - p0) * Q, -*off), rows * Q);
+  *d1 = imax64(*d0, imin64((pb - p0) * Q, t->Hp * Q - *off));
 }
 
 /* valid output columns [*qlo, *qhi) of a tap */
@@ -618,7 +619,7 @@ static const T *FN(conv_cols)(const FN(conv_buf) *bf, const T *inp, const nnk_co
                               int64_t nr, int64_t *ld) {
   const int64_t Cg = g->C / g->groups, HW = (int64_t)g->H * g->W, ncols = nr * g->Q;
   const T *x = inp + (n0 * g->C + gi * Cg) * HW;
-  if (pl->direct && ns == 1) {
+  if (pl->direct) { /* one sample (conv_batch_bound) */
     *ld = HW;
     return x + p0 * g->Q;
   }
@@ -725,15 +726,8 @@ static void FN(conv_bwi_unit)(T *dinp, const T *dout, const T *weight, const nnk
     const T *dy = FN(conv_dout_block)(bf->tmp, dout, g, n0, ns, gi, 0, g->P, &ld);
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(ncc * RS), (int)ld, (int)Kg, (T)1, a,
          (int)CRSg, dy, (int)ld, (T)0, bf->col, (int)ld);
-    for (int64_t s = 0; s < ns; s++) {
-      T *dxs = dx + s * g->C * HW;
-      if (pl->direct) {
-        for (int64_t c = 0; c < ncc; c++)
-          memcpy(dxs + c * HW, bf->col + c * ld + s * PQ, (size_t)PQ * sizeof(T));
-        continue;
-      }
-      FN(col2im)(dxs, bf->col + s * PQ, g, ncc, ld, bf->ph);
-    }
+    for (int64_t s = 0; s < ns; s++)
+      FN(col2im)(dx + s * g->C * HW, bf->col + s * PQ, g, ncc, ld, bf->ph);
     return;
   }
   T *col = bf->col;

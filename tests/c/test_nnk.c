@@ -749,6 +749,20 @@ static void FN(run_all)(void) {
   FN(test_conv)(2, 8, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2);   /* flipped bwd_input, groups */
   FN(test_conv)(1, 6, 7, 12, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1);    /* flipped, even kernel */
   FN(test_conv)(7, 3, 17, 15, 5, 7, 7, 2, 2, 3, 3, 1, 1, 1);   /* stem-like */
+  /* units of several samples (output plane <= 128, C/groups*R*S >= 64), N not a multiple of
+   * the block */
+  FN(test_conv)(5, 16, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1);     /* 3x3 same, 7x7 */
+  FN(test_conv)(3, 32, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1, 1, 2);    /* groups */
+  FN(test_conv)(7, 16, 14, 14, 24, 4, 4, 2, 2, 1, 1, 1, 1, 1);  /* DCGAN-like k4 s2 */
+  FN(test_conv)(4, 8, 9, 9, 6, 3, 3, 1, 1, 2, 2, 2, 2, 1);      /* dilated */
+  FN(test_conv)(3, 8, 9, 11, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1);     /* s2, phases of two widths */
+  FN(test_conv)(40, 8, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);     /* several blocks */
+  FN(test_conv)(2, 8, 2, 7, 8, 3, 3, 3, 2, 1, 1, 1, 1, 1);      /* an empty stride phase */
+  FN(test_conv)(2, 8, 2, 2, 8, 5, 5, 1, 1, 2, 2, 1, 1, 1);      /* taps wholly outside */
+  FN(test_conv)(3, 12, 8, 8, 10, 2, 3, 2, 1, 0, 1, 1, 1, 1);    /* stride 2 x 1, pad 0 x 1 */
+  FN(test_conv)(2, 24, 9, 9, 6, 3, 3, 1, 1, 0, 0, 1, 1, 3);     /* valid conv, groups 3 */
+  FN(test_conv)(1, 32, 64, 64, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1);   /* strided, row blocks */
+  FN(test_conv)(6, 64, 7, 7, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1);    /* 1x1 small plane */
   /* conv_transpose2d: N C H W K R S sh sw ph pw oph opw dh dw groups */
   FN(test_convt)(2, 4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1);
   FN(test_convt)(1, 6, 7, 6, 4, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 2);
@@ -759,6 +773,9 @@ static void FN(run_all)(void) {
   FN(test_convt)(3, 8, 8, 8, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);  /* 1x1 */
   FN(test_convt)(2, 4, 3, 3, 6, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 2);  /* k = stride */
   FN(test_convt)(1, 4, 5, 5, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4);  /* depthwise */
+  FN(test_convt)(5, 24, 7, 7, 12, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1); /* DCGAN-like, batched */
+  FN(test_convt)(4, 32, 5, 5, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2); /* batched, groups */
+  FN(test_convt)(3, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1, 0, 0, 2, 2, 1); /* dilated */
   /* pooling: N C H W kh kw sh sw ph pw dh dw ceil cip divisor ties nan */
   FN(test_pool)(2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1, 0, 1, 0, 0, 0);
   FN(test_pool)(1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0);
