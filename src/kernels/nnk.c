@@ -6,17 +6,31 @@
  * Convolutions are im2col + one single-threaded gemm per work unit, the units spread over
  * OpenMP threads:
  *  - forward / backward_weight: a unit is (sample, block of output rows); the block size keeps
- *    the column buffer around 1M elements; for small batches the blocks are shrunk so every
- *    thread gets work. backward_weight accumulates into per-thread copies of dweight that are
- *    summed at the end (thread 0 accumulates into dweight itself).
- *  - backward_input: a unit is (sample, group, chunk of input channels): gemm to a block of
- *    columns, then col2im into that unit's own input channels (no write races); chunks are
+ *    the column buffer around 1 MB; for small batches the blocks are shrunk so every thread
+ *    gets work. backward_weight accumulates into per-thread copies of dweight that are summed
+ *    at the end (thread 0 accumulates into dweight itself).
+ *  - small output planes (<= 128 outputs, e.g. 7x7) make units of several samples: their
+ *    column matrices side by side (up to 512 columns, 512 KB of buffer), one gemm, then the
+ *    result copied to each sample's NCHW planes (forward), or dout gathered the same way first
+ *    (backward_weight: a longer inner dimension; backward_input: col2im sample by sample).
+ *    Blocks are a multiple of the thread count and differ by at most one sample. Not for 1x1
+ *    convolutions nor inner dimensions C/g*R*S < 64 (measured slower: see conv_batch_bound).
+ *  - backward_input: a unit is (sample block, group, chunk of input channels): gemm to a block
+ *    of columns, then col2im into that unit's own input channels (no write races); chunks are
  *    split only when there are too few samples for the threads.
+ *  - im2col / col2im go kernel tap by kernel tap: a tap's rows x Q block is one shifted copy
+ *    of a plane (conv_tap), one vector loop with a column mask when the plane is as wide as
+ *    the output. Strided convolutions first split each input channel into its stride phases
+ *    (a 4x4 stride-2 tap reads one 7x7 phase of a 14x14 plane), and col2im adds into the
+ *    phases and merges them back. 1.4-2.4x faster im2col, 1.3-3.4x faster col2im than row by
+ *    row (N=1, 14x14 and 28x28 planes).
  *  - 1x1 stride-1 pad-0 convolutions use the input/output planes directly as gemm operands.
  *  - stride-1 backward_input becomes conv2d_forward of dout with the flipped, transposed kernel
  *    when that gemm (C/g x K/g*R*S inner) is better shaped than (C/g*R*S x K/g inner) + col2im.
  *  - depthwise convolutions (groups == C, <= 4 outputs per group) use direct loops (a gemm per
  *    group would have one row), with AVX2/AVX-512 clones chosen at load time.
+ *  - conv_transpose2d is the adjoint of the conv2d of nnk_convt_as_conv: its forward is that
+ *    conv's backward_input, its backward_input that conv's forward.
  * Measured on the 2-core AVX-512 dev machine (f32, 2 threads, best of several runs, the machine
  * being shared): N=64 C=32->64 14x14 3x3 pad 1: forward ~130 GFLOP/s, backward ~120-135,
  * against ~158 for one 2-thread sgemm of the same flops and ~80 for 1-thread sgemm.
