@@ -361,9 +361,6 @@ static int64_t conv_rows_bound(const nnk_conv *g, int64_t m) {
 static int64_t conv_batch_bound(const nnk_conv *g, int64_t m, int direct) {
   const int64_t PQ = (int64_t)g->P * g->Q;
   if (4 * PQ > NNK_BATCH_COLS || g->N <= 1 || direct || m < NNK_BATCH_MIN_INNER) return 1;
-#ifdef NNK_BENCH_TOGGLE
-  if (nnk_bench_nobatch) return 1;
-#endif
   int64_t nb = imin64(ceil_div64(NNK_BATCH_COLS, PQ), NNK_BATCH_COL_TARGET / (m * PQ));
   return imax64(1, imin64(nb, g->N));
 }

@@ -277,36 +277,43 @@ NNK_INLINE void FN(phase_move)(T *ph, T *x, const nnk_conv *g, int merge) {
   }
 }
 
-/* im2col by taps: for stride 1 with Q == W and small blocks, or with the phases in phbuf;
- * returns 1 when not applicable */
-NNK_CLONES static int FN(im2col_taps)(T *col, const T *x, const nnk_conv *g, int64_t cc,
-                                      int64_t p0, int64_t rows, int64_t ld, T *phbuf) {
+/* every tap of cc channels between col (leading dimension ld) and their planes: col rows =
+ * the planes' shifted views for output rows [p0, p0+rows) (add = 0), or planes += col rows
+ * (add = 1, p0 = 0, rows = P) */
+NNK_INLINE void FN(taps)(T *col, T *planes, const nnk_conv *g, int64_t cc, int64_t p0,
+                         int64_t rows, int64_t ld, int add) {
   const int64_t Q = g->Q, HW = (int64_t)g->H * g->W, n = rows * Q;
-  const int strided = g->stride_h > 1 || g->stride_w > 1;
-  if (strided ? !phbuf || p0 != 0 || !conv_uses_phases(g, rows) : !NNK_TAPS_SAME(g, n))
-    return 1;
-#ifdef NNK_BENCH_TOGGLE
-  if (nnk_bench_old) return 1;
-#endif
-  const T *src = x;
-  if (strided) {
-    for (int64_t c = 0; c < cc; c++) /* reads x only */
-      FN(phase_move)(phbuf + c * HW, (T *)x + c * HW, g, 0);
-    src = phbuf;
-  }
   T m[NNK_MASK_MAX];
   for (int64_t s = 0; s < g->S; s++) {
     conv_tap t;
     conv_tap_make(&t, g, 0, s);
-    const int block = n <= NNK_MASK_MAX && t.Wp == Q;
-    if (block) FN(tap_mask)(m, &t, Q, rows);
+    const T *mask = n <= NNK_MASK_MAX && t.Wp == Q ? m : NULL;
+    if (mask) FN(tap_mask)(m, &t, Q, rows);
     for (int64_t r = 0; r < g->R; r++) {
       conv_tap_make(&t, g, r, s);
-      for (int64_t c = 0; c < cc; c++)
-        FN(tap_copy)(col + ((c * g->R + r) * g->S + s) * ld, src + c * HW + t.base, &t,
-                     block ? m : NULL, Q, p0, rows);
+      for (int64_t c = 0; c < cc; c++) {
+        T *row = col + ((c * g->R + r) * g->S + s) * ld, *plane = planes + c * HW + t.base;
+        if (add)
+          FN(tap_add)(plane, row, &t, mask, Q, rows);
+        else
+          FN(tap_copy)(row, plane, &t, mask, Q, p0, rows);
+      }
     }
   }
+}
+
+/* im2col by taps: for stride 1 with Q == W and small blocks, or with the phases in phbuf;
+ * returns 1 when not applicable */
+NNK_CLONES static int FN(im2col_taps)(T *col, const T *x, const nnk_conv *g, int64_t cc,
+                                      int64_t p0, int64_t rows, int64_t ld, T *phbuf) {
+  const int64_t HW = (int64_t)g->H * g->W;
+  const int strided = g->stride_h > 1 || g->stride_w > 1;
+  if (strided ? !phbuf || p0 != 0 || !conv_uses_phases(g, rows) : !NNK_TAPS_SAME(g, rows * g->Q))
+    return 1;
+  if (strided)
+    for (int64_t c = 0; c < cc; c++) /* reads x only */
+      FN(phase_move)(phbuf + c * HW, (T *)x + c * HW, g, 0);
+  FN(taps)(col, strided ? phbuf : (T *)x, g, cc, p0, rows, ld, 0); /* reads the planes only */
   return 0;
 }
 
@@ -314,32 +321,16 @@ NNK_CLONES static int FN(im2col_taps)(T *col, const T *x, const nnk_conv *g, int
  * the stride phases of cc channels, or NULL */
 NNK_CLONES static void FN(col2im)(T *x, const T *col, const nnk_conv *g, int64_t cc,
                                   int64_t ld, T *phbuf) {
-  const int64_t P = g->P, Q = g->Q, HW = (int64_t)g->H * g->W, n = P * Q;
+  const int64_t HW = (int64_t)g->H * g->W;
   const int strided = g->stride_h > 1 || g->stride_w > 1;
-  if ((strided ? !phbuf || !conv_uses_phases(g, P) : !NNK_TAPS_SAME(g, n))
-#ifdef NNK_BENCH_TOGGLE
-      || nnk_bench_old
-#endif
-  ) {
+  if (strided ? !phbuf || !conv_uses_phases(g, g->P) : !NNK_TAPS_SAME(g, g->P * g->Q)) {
     memset(x, 0, (size_t)(cc * HW) * sizeof(T));
-    FN(col2im_acc)(x, col, g, cc, 0, P, ld);
+    FN(col2im_acc)(x, col, g, cc, 0, g->P, ld);
     return;
   }
-  T *dst = strided ? phbuf : x;
-  memset(dst, 0, (size_t)(cc * HW) * sizeof(T));
-  T m[NNK_MASK_MAX];
-  for (int64_t s = 0; s < g->S; s++) {
-    conv_tap t;
-    conv_tap_make(&t, g, 0, s);
-    const int block = n <= NNK_MASK_MAX && t.Wp == Q;
-    if (block) FN(tap_mask)(m, &t, Q, P);
-    for (int64_t r = 0; r < g->R; r++) {
-      conv_tap_make(&t, g, r, s);
-      for (int64_t c = 0; c < cc; c++)
-        FN(tap_add)(dst + c * HW + t.base, col + ((c * g->R + r) * g->S + s) * ld, &t,
-                    block ? m : NULL, Q, P);
-    }
-  }
+  T *planes = strided ? phbuf : x;
+  memset(planes, 0, (size_t)(cc * HW) * sizeof(T));
+  FN(taps)((T *)col, planes, g, cc, 0, g->P, ld, 1); /* reads col only */
   if (strided)
     for (int64_t c = 0; c < cc; c++) FN(phase_move)(phbuf + c * HW, x + c * HW, g, 1);
 }
@@ -1357,6 +1348,34 @@ static inline void FN(affine)(T *y, const T *x, int64_t n, T a, T b) {
 
 /* ---- batch_norm ------------------------------------------------------------------------- */
 
+/* channel c of batch_norm forward: y = x*(*a) + *b, from the batch statistics (mean and the
+ * sum ss of squared deviations over cnt values) when batch, else from the running ones;
+ * updates the running statistics (training) and writes save_mean/save_invstd */
+static inline void FN(bn_channel)(T *a, T *b, int64_t c, int batch, double mean, double ss,
+                                  int64_t cnt, T *save_mean, T *save_invstd, T *running_mean,
+                                  T *running_var, const T *weight, const T *bias, int training,
+                                  double momentum, double eps) {
+  double invstd;
+  if (batch) {
+    const double var = cnt > 0 ? ss / (double)cnt : 0.0;
+    invstd = 1.0 / sqrt(var + eps);
+    if (training && running_mean)
+      running_mean[c] = (T)((1.0 - momentum) * (double)running_mean[c] + momentum * mean);
+    if (training && running_var) {
+      const double uvar = cnt > 1 ? ss / (double)(cnt - 1) : var;
+      running_var[c] = (T)((1.0 - momentum) * (double)running_var[c] + momentum * uvar);
+    }
+  } else {
+    mean = (double)running_mean[c];
+    invstd = 1.0 / sqrt((double)running_var[c] + eps);
+  }
+  if (save_mean) save_mean[c] = (T)mean;
+  if (save_invstd) save_invstd[c] = (T)invstd;
+  const double ac = weight ? (double)weight[c] * invstd : invstd;
+  *a = (T)ac;
+  *b = (T)((bias ? (double)bias[c] : 0.0) - mean * ac);
+}
+
 /* BatchNorm1d (HW == 1): a channel's values are strided by C, so the statistics are gathered
  * row by row for a block of channels at once (vector loops over the channels) */
 #define NNK_BN_BLOCK 256
@@ -1370,8 +1389,8 @@ static void FN(bn1d_forward)(T *out, T *save_mean, T *save_invstd, T *running_me
     const int64_t nc = imin64(NNK_BN_BLOCK, C - c0);
     double mean[NNK_BN_BLOCK], ss[NNK_BN_BLOCK];
     T a[NNK_BN_BLOCK], b[NNK_BN_BLOCK];
+    for (int64_t j = 0; j < nc; j++) mean[j] = ss[j] = 0;
     if (batch) {
-      for (int64_t j = 0; j < nc; j++) mean[j] = ss[j] = 0;
       for (int64_t n = 0; n < N; n++) {
         const T *x = inp + n * C + c0;
         NNK_SIMD
@@ -1387,29 +1406,9 @@ static void FN(bn1d_forward)(T *out, T *save_mean, T *save_invstd, T *running_me
         }
       }
     }
-    for (int64_t j = 0; j < nc; j++) {
-      const int64_t c = c0 + j;
-      double mu, invstd;
-      if (batch) {
-        mu = mean[j];
-        const double var = N > 0 ? ss[j] / (double)N : 0.0;
-        invstd = 1.0 / sqrt(var + eps);
-        if (training && running_mean)
-          running_mean[c] = (T)((1.0 - momentum) * (double)running_mean[c] + momentum * mu);
-        if (training && running_var) {
-          const double uvar = N > 1 ? ss[j] / (double)(N - 1) : var;
-          running_var[c] = (T)((1.0 - momentum) * (double)running_var[c] + momentum * uvar);
-        }
-      } else {
-        mu = (double)running_mean[c];
-        invstd = 1.0 / sqrt((double)running_var[c] + eps);
-      }
-      if (save_mean) save_mean[c] = (T)mu;
-      if (save_invstd) save_invstd[c] = (T)invstd;
-      const double ac = weight ? (double)weight[c] * invstd : invstd;
-      a[j] = (T)ac;
-      b[j] = (T)((bias ? (double)bias[c] : 0.0) - mu * ac);
-    }
+    for (int64_t j = 0; j < nc; j++)
+      FN(bn_channel)(&a[j], &b[j], c0 + j, batch, mean[j], ss[j], N, save_mean, save_invstd,
+                     running_mean, running_var, weight, bias, training, momentum, eps);
     for (int64_t n = 0; n < N; n++) {
       const T *x = inp + n * C + c0;
       T *y = out + n * C + c0;
@@ -1478,32 +1477,20 @@ void FN(nnk_batch_norm_forward)(T *out, T *save_mean, T *save_invstd, T *running
     return;
   }
   const int64_t cnt = N * HW;
+  const int batch = training || !running_mean || !running_var;
   NNK_OMP(parallel for schedule(static) if (N * C * HW > NNK_PAR_MIN))
   for (int64_t c = 0; c < C; c++) {
-    double mean, invstd;
-    if (training || !running_mean || !running_var) { /* batch statistics */
-      double s = 0, ss = 0;
-      for (int64_t n = 0; n < N; n++) s += FN(sum)(inp + (n * C + c) * HW, HW);
-      mean = cnt > 0 ? s / (double)cnt : 0.0;
+    double mean = 0, ss = 0;
+    if (batch) {
+      for (int64_t n = 0; n < N; n++) mean += FN(sum)(inp + (n * C + c) * HW, HW);
+      mean = cnt > 0 ? mean / (double)cnt : 0.0;
       for (int64_t n = 0; n < N; n++) ss += FN(sumsqdev)(inp + (n * C + c) * HW, HW, mean);
-      const double var = cnt > 0 ? ss / (double)cnt : 0.0;
-      invstd = 1.0 / sqrt(var + eps);
-      if (training && running_mean)
-        running_mean[c] = (T)((1.0 - momentum) * (double)running_mean[c] + momentum * mean);
-      if (training && running_var) {
-        const double uvar = cnt > 1 ? ss / (double)(cnt - 1) : var;
-        running_var[c] = (T)((1.0 - momentum) * (double)running_var[c] + momentum * uvar);
-      }
-    } else {
-      mean = (double)running_mean[c];
-      invstd = 1.0 / sqrt((double)running_var[c] + eps);
     }
-    if (save_mean) save_mean[c] = (T)mean;
-    if (save_invstd) save_invstd[c] = (T)invstd;
-    const double a = weight ? (double)weight[c] * invstd : invstd;
-    const double b = (bias ? (double)bias[c] : 0.0) - mean * a;
+    T a, b;
+    FN(bn_channel)(&a, &b, c, batch, mean, ss, cnt, save_mean, save_invstd, running_mean,
+                   running_var, weight, bias, training, momentum, eps);
     for (int64_t n = 0; n < N; n++)
-      FN(affine)(out + (n * C + c) * HW, inp + (n * C + c) * HW, HW, (T)a, (T)b);
+      FN(affine)(out + (n * C + c) * HW, inp + (n * C + c) * HW, HW, a, b);
   }
 }
 
