@@ -9,28 +9,31 @@
  *    the column buffer around 1 MB; for small batches the blocks are shrunk so every thread
  *    gets work. backward_weight accumulates into per-thread copies of dweight that are summed
  *    at the end (thread 0 accumulates into dweight itself).
+ *  - backward_input: a unit is (sample block, group, chunk of input channels): gemm to a block
+ *    of columns, then col2im into that unit's own input channels (no write races); chunks are
+ *    split only when there are too few samples for the threads.
  *  - small output planes (<= 128 outputs, e.g. 7x7) make units of several samples: their
  *    column matrices side by side (up to 512 columns, 512 KB of buffer), one gemm, then the
  *    result copied to each sample's NCHW planes (forward), or dout gathered the same way first
  *    (backward_weight: a longer inner dimension; backward_input: col2im sample by sample).
  *    Blocks are a multiple of the thread count and differ by at most one sample. Not for 1x1
  *    convolutions nor inner dimensions C/g*R*S < 64 (measured slower: see conv_batch_bound).
- *  - backward_input: a unit is (sample block, group, chunk of input channels): gemm to a block
- *    of columns, then col2im into that unit's own input channels (no write races); chunks are
- *    split only when there are too few samples for the threads.
  *  - im2col / col2im go kernel tap by kernel tap: a tap's rows x Q block is one shifted copy
  *    of a plane (conv_tap), one vector loop with a column mask when the plane is as wide as
  *    the output. Strided convolutions first split each input channel into its stride phases
  *    (a 4x4 stride-2 tap reads one 7x7 phase of a 14x14 plane), and col2im adds into the
  *    phases and merges them back. 1.4-2.4x faster im2col, 1.3-3.4x faster col2im than row by
- *    row (N=1, 14x14 and 28x28 planes).
+ *    row (14x14 and 28x28 planes).
+ *  - conv_transpose2d is the adjoint of the conv2d of nnk_convt_as_conv: its forward is that
+ *    conv's backward_input, its backward_input that conv's forward.
+ *    Together, on the 2-core AMD EPYC (AVX2; f32, 1 thread, N=64, in-process A/B on a shared
+ *    machine): C=64->128 k4 s2 14->7 forward 15.6 -> 12.9 ms, backward_input 17.6 -> 14.2,
+ *    backward_weight 14.4 -> 12.3; 64->64 3x3 7x7 4.6-4.9 -> 3.8 ms each.
  *  - 1x1 stride-1 pad-0 convolutions use the input/output planes directly as gemm operands.
  *  - stride-1 backward_input becomes conv2d_forward of dout with the flipped, transposed kernel
  *    when that gemm (C/g x K/g*R*S inner) is better shaped than (C/g*R*S x K/g inner) + col2im.
  *  - depthwise convolutions (groups == C, <= 4 outputs per group) use direct loops (a gemm per
  *    group would have one row), with AVX2/AVX-512 clones chosen at load time.
- *  - conv_transpose2d is the adjoint of the conv2d of nnk_convt_as_conv: its forward is that
- *    conv's backward_input, its backward_input that conv's forward.
  * Measured on the 2-core AVX-512 dev machine (f32, 2 threads, best of several runs, the machine
  * being shared): N=64 C=32->64 14x14 3x3 pad 1: forward ~130 GFLOP/s, backward ~120-135,
  * against ~158 for one 2-thread sgemm of the same flops and ~80 for 1-thread sgemm.
@@ -281,6 +284,33 @@ static int max_threads(void) {
   return nt < 1 ? 1 : nt;
 }
 
+/* ---- convolution work planning ------------------------------------------------------------ */
+
+typedef struct {
+  int direct;  /* 1x1, stride 1, pad 0: no im2col */
+  int64_t rows;  /* output rows per block */
+  int64_t nblk;  /* row blocks per sample (forward, backward_weight) */
+  int64_t nb;    /* most samples in one unit (> 1 only when rows == P) */
+  int64_t nsb;   /* sample blocks: block i holds samples [i*N/nsb, (i+1)*N/nsb) */
+  int64_t cc;    /* input channels per chunk (backward_input) */
+  int64_t nchunk; /* chunks per (sample block, group) (backward_input) */
+  size_t col_bytes; /* per-thread column buffer (+ the gemm's other block when nb > 1), rounded */
+  size_t tmp_off;   /* offset of that other block (gemm result / gathered dout) in it */
+  size_t ph_off;    /* offset of the stride-phase buffer in it (0: no phases) */
+  size_t dw_bytes;  /* per-thread partial dweight (backward_weight), rounded to 64 */
+} conv_plan;
+
+static int conv_is_direct(const nnk_conv *g) {
+  return g->R == 1 && g->S == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
+         g->pad_w == 0 && g->P == g->H && g->Q == g->W;
+}
+
+/* depthwise (one input channel per group, at most 4 outputs per group, kernel width <= 32):
+ * direct loops instead of a gemm per group, whose inner dimension would be only R*S */
+static int conv_is_depthwise(const nnk_conv *g) {
+  return g->C == g->groups && g->K / g->groups <= 4 && g->S <= 32;
+}
+
 /* Kernel taps as shifted planes. With stride st along an axis of n inputs, stride phase ph
  * holds the inputs ph, ph + st, ... (phase_len of them); a channel's phase planes are stored
  * in its own H*W elements, column phase major, then row phase (for stride 1, the one phase is
@@ -316,33 +346,6 @@ static void conv_tap_make(conv_tap *t, const nnk_conv *g, int64_t r, int64_t s) 
 static int conv_uses_phases(const nnk_conv *g, int64_t rows) {
   return (g->stride_h > 1 || g->stride_w > 1) && rows == g->P && g->R >= g->stride_h &&
          g->S >= g->stride_w;
-}
-
-/* ---- convolution work planning ------------------------------------------------------------ */
-
-typedef struct {
-  int direct;  /* 1x1, stride 1, pad 0: no im2col */
-  int64_t rows;  /* output rows per block */
-  int64_t nblk;  /* row blocks per sample (forward, backward_weight) */
-  int64_t nb;    /* most samples in one unit (> 1 only when rows == P) */
-  int64_t nsb;   /* sample blocks: block i holds samples [i*N/nsb, (i+1)*N/nsb) */
-  int64_t cc;    /* input channels per chunk (backward_input) */
-  int64_t nchunk; /* chunks per (sample block, group) (backward_input) */
-  size_t col_bytes; /* per-thread column buffer (+ the gemm's other block when nb > 1), rounded */
-  size_t tmp_off;   /* offset of that other block (gemm result / gathered dout) in it */
-  size_t ph_off;    /* offset of the stride-phase buffer in it (0: no phases) */
-  size_t dw_bytes;  /* per-thread partial dweight (backward_weight), rounded to 64 */
-} conv_plan;
-
-static int conv_is_direct(const nnk_conv *g) {
-  return g->R == 1 && g->S == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
-         g->pad_w == 0 && g->P == g->H && g->Q == g->W;
-}
-
-/* depthwise (one input channel per group, at most 4 outputs per group, kernel width <= 32):
- * direct loops instead of a gemm per group, whose inner dimension would be only R*S */
-static int conv_is_depthwise(const nnk_conv *g) {
-  return g->C == g->groups && g->K / g->groups <= 4 && g->S <= 32;
 }
 
 /* rows per block for a column buffer of m rows (m = channels*R*S) */
