@@ -749,6 +749,19 @@ static void FN(run_all)(void) {
   FN(test_conv)(2, 8, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2);   /* flipped bwd_input, groups */
   FN(test_conv)(1, 6, 7, 12, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1);    /* flipped, even kernel */
   FN(test_conv)(7, 3, 17, 15, 5, 7, 7, 2, 2, 3, 3, 1, 1, 1);   /* stem-like */
+  /* conv_transpose2d: N C H W K R S sh sw ph pw oph opw dh dw groups */
+  FN(test_convt)(2, 4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1);
+  FN(test_convt)(1, 6, 7, 6, 4, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 2);
+  FN(test_convt)(2, 3, 4, 5, 6, 3, 2, 1, 1, 0, 1, 0, 0, 1, 1, 1);
+  FN(test_convt)(1, 4, 6, 6, 4, 3, 3, 3, 2, 1, 0, 2, 1, 2, 1, 1);
+  FN(test_convt)(1, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, 1); /* out_pad >= stride */
+  FN(test_convt)(1, 16, 32, 32, 8, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1);
+  FN(test_convt)(3, 8, 8, 8, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);  /* 1x1 */
+  FN(test_convt)(2, 4, 3, 3, 6, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 2);  /* k = stride */
+  FN(test_convt)(1, 4, 5, 5, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4);  /* depthwise */
+  FN(test_convt)(5, 24, 7, 7, 12, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1); /* DCGAN-like, batched */
+  FN(test_convt)(4, 32, 5, 5, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2); /* batched, groups */
+  FN(test_convt)(3, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1, 0, 0, 2, 2, 1); /* dilated */
   /* units of several samples (output plane <= 128, C/groups*R*S >= 64), N not a multiple of
    * the block */
   FN(test_conv)(5, 16, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1);     /* 3x3 same, 7x7 */
@@ -763,19 +776,6 @@ static void FN(run_all)(void) {
   FN(test_conv)(2, 24, 9, 9, 6, 3, 3, 1, 1, 0, 0, 1, 1, 3);     /* valid conv, groups 3 */
   FN(test_conv)(1, 32, 64, 64, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1);   /* strided, row blocks */
   FN(test_conv)(6, 64, 7, 7, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1);    /* 1x1 small plane */
-  /* conv_transpose2d: N C H W K R S sh sw ph pw oph opw dh dw groups */
-  FN(test_convt)(2, 4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1);
-  FN(test_convt)(1, 6, 7, 6, 4, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 2);
-  FN(test_convt)(2, 3, 4, 5, 6, 3, 2, 1, 1, 0, 1, 0, 0, 1, 1, 1);
-  FN(test_convt)(1, 4, 6, 6, 4, 3, 3, 3, 2, 1, 0, 2, 1, 2, 1, 1);
-  FN(test_convt)(1, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, 1); /* out_pad >= stride */
-  FN(test_convt)(1, 16, 32, 32, 8, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1);
-  FN(test_convt)(3, 8, 8, 8, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);  /* 1x1 */
-  FN(test_convt)(2, 4, 3, 3, 6, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 2);  /* k = stride */
-  FN(test_convt)(1, 4, 5, 5, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4);  /* depthwise */
-  FN(test_convt)(5, 24, 7, 7, 12, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1); /* DCGAN-like, batched */
-  FN(test_convt)(4, 32, 5, 5, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2); /* batched, groups */
-  FN(test_convt)(3, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1, 0, 0, 2, 2, 1); /* dilated */
   /* pooling: N C H W kh kw sh sw ph pw dh dw ceil cip divisor ties nan */
   FN(test_pool)(2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1, 0, 1, 0, 0, 0);
   FN(test_pool)(1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0);
