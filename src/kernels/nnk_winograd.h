@@ -160,7 +160,7 @@ static void wino_plan_make(wino_plan *pl, const nnk_conv *g, int nt, int bww) {
     pl->m_off = round64((size_t)(WINO_PTS * pl->vs) * sizeof(float));
     pl->s_off = pl->m_off + round64((size_t)(WINO_PTS * pl->ys) * sizeof(float));
     pl->r_off = pl->s_off + round64((size_t)(WINO_PTS * pl->kp * pl->cp) * sizeof(float));
-    pl->t_off = pl->r_off + round64((size_t)(8 * pl->rbs) * sizeof(float));
+    pl->t_off = pl->r_off + round64((size_t)(8 * pl->rbs + pl->nseg * 4 * pl->wp) * sizeof(float));
   } else { /* V[36][tb/WINO_L][C][WINO_L], M[kb][tb/WINO_L][36][WINO_L], a row buffer */
     pl->us = wino_stride(pl->KG * WINO_KR * C);
     pl->vs = wino_stride(pl->tb * C);
@@ -330,46 +330,35 @@ static int64_t wino_tiles(wino_seg *seg, int32_t *off_in, int32_t *off_d, wino_o
   return ns;
 }
 
-/* d[0..n) = s[0..n), or zeros if s is NULL, for the short rows here without a library call:
- * 8 floats at a time and an overlapping last move (4 below 8 floats) */
+/* d[0..n) = s[0..n) for the short rows here, without a library call: 8 floats at a time and
+ * an overlapping last move (4 below 8 floats) */
 static inline void wino_copy(float *d, const float *s, int64_t n) {
-  static const float zeros[8];
-  const int64_t z = s == NULL;
-  if (z) s = zeros;
   if (n >= 8) {
-    for (int64_t i = 0; i + 8 <= n; i += 8) memcpy(d + i, s + (z ? 0 : i), 8 * sizeof(float));
-    memcpy(d + n - 8, s + (z ? 0 : n - 8), 8 * sizeof(float));
+    for (int64_t i = 0; i + 8 <= n; i += 8) memcpy(d + i, s + i, 8 * sizeof(float));
+    memcpy(d + n - 8, s + n - 8, 8 * sizeof(float));
   } else if (n >= 4) {
     memcpy(d, s, 4 * sizeof(float));
-    memcpy(d + n - 4, s + (z ? 0 : n - 4), 4 * sizeof(float));
+    memcpy(d + n - 4, s + n - 4, 4 * sizeof(float));
   } else {
-    if (n > 0) d[0] = s[0];
-    if (n > 1) d[1] = s[z ? 0 : 1];
-    if (n > 2) d[2] = s[z ? 0 : 2];
+    for (int64_t i = 0; i < n; i++) d[i] = s[i];
   }
 }
 
-/* dst[p] for p in [a, b) = row[p - pad] (0 outside [0, W), or everywhere if row is NULL) */
-static void wino_pad_row(float *dst, const float *row, int64_t a, int64_t b, int64_t pad,
-                         int64_t W) {
-  int64_t lo = row ? imin64(imax64(a, pad), b) : b, hi = row ? imax64(lo, imin64(b, pad + W)) : b;
-  wino_copy(dst + a, NULL, lo - a);
-  if (hi > lo) wino_copy(dst + lo, row + (lo - pad), hi - lo);
-  wino_copy(dst + hi, NULL, b - hi);
-}
+/* rows of the row buffer that the block uses (segments of one image share rows) */
+static int64_t wino_rows(const wino_seg *seg, int64_t nseg) { return seg[nseg - 1].row + 6; }
 
-/* the row buffer rb: the padded input rows of channel c that the block's tiles read */
+/* The row buffer rb holds the padded input rows of channel c that the block's tiles read. It
+ * is zeroed once per block (the padding stays zero); this copies the rows of channel c in. */
 static void wino_fill(float *rb, const float *inp, int64_t c, const nnk_conv *g,
                       const wino_plan *pl, const wino_seg *seg, int64_t nseg) {
-  const int64_t H = g->H, W = g->W;
+  const int64_t H = g->H, W = g->W, pw = imin64(g->pad_w, pl->wp);
+  const int64_t ncol = imin64(W, pl->wp - pw);
   for (int64_t s = 0; s < nseg; s++) { /* each image's rows once */
     const int64_t r0 = s > 0 && seg[s - 1].n == seg[s].n ? seg[s].row + 2 : seg[s].row;
-    const int64_t r1 = seg[s].row + 6;
+    const int64_t y0 = 4 * (int64_t)seg[s].ty - g->pad_h - seg[s].row;
+    const int64_t ra = imax64(r0, -y0), rz = imin64(seg[s].row + 6, H - y0);
     const float *x = inp + ((int64_t)seg[s].n * g->C + c) * H * W;
-    for (int64_t r = r0; r < r1; r++) {
-      const int64_t y = 4 * (int64_t)seg[s].ty - g->pad_h + (r - seg[s].row);
-      wino_pad_row(rb + r * pl->wp, (y >= 0 && y < H) ? x + y * W : NULL, 0, pl->wp, g->pad_w, W);
-    }
+    for (int64_t r = ra; r < rz; r++) wino_copy(rb + r * pl->wp + pw, x + (y0 + r) * W, ncol);
   }
 }
 
@@ -521,6 +510,7 @@ static int wino_forward(float *out, const float *inp, const float *weight, const
       const int64_t ntg = ceil_div64(nb, WINO_L), ms = pl.tb * WINO_PTS;
       if (have != blk) {
         nseg = wino_tiles(seg, off_in, NULL, to, g, &pl, t0, nb);
+        memset(rb, 0, (size_t)(wino_rows(seg, nseg) * pl.wp) * sizeof(float));
         wino_input(V, rb, inp, g, &pl, seg, nseg, off_in, nb);
         have = blk;
       }
@@ -600,19 +590,18 @@ NNK_CLONES static void wino_input_t(float *V, float *rb, const float *inp, const
   } while (0)
 
 /* Y[xi][tg][k][l] = (A y A^T)[xi] of the 4x4 dout window y of tile tg*WINO_L + l of the block
- * (zero outside the plane); rb: the row buffer */
+ * (zero outside the plane); rb: the dout row buffer (4 rows per segment, zeroed per block) */
 NNK_CLONES static void wino_dout(float *Y, float *rb, const float *dout, const nnk_conv *g,
                                  const wino_plan *pl, const wino_seg *seg, int64_t nseg,
                                  const int32_t *off, int64_t nb) {
   const int64_t K = g->K, P = g->P, Q = g->Q, PQ = P * Q, ys = pl->ys, wp = pl->wp;
+  memset(rb, 0, (size_t)(nseg * 4 * wp) * sizeof(float));
   for (int64_t k = 0; k < K; k++) {
     for (int64_t s = 0; s < nseg; s++) {
-      const float *y = dout + ((int64_t)seg[s].n * K + k) * PQ;
-      for (int i = 0; i < 4; i++) {
-        const int64_t py = 4 * (int64_t)seg[s].ty + i;
-        wino_pad_row(rb + (s * 4 + i) * wp, py < P ? y + py * Q : NULL, 4 * (int64_t)seg[s].tx0,
-                     4 * (int64_t)seg[s].tx1 + 4, 0, Q);
-      }
+      const int64_t q0 = 4 * (int64_t)seg[s].tx0, q1 = imin64(4 * (int64_t)seg[s].tx1, Q);
+      const int64_t ni = imin64(4, P - 4 * (int64_t)seg[s].ty);
+      const float *y = dout + ((int64_t)seg[s].n * K + k) * PQ + 4 * (int64_t)seg[s].ty * Q;
+      for (int64_t i = 0; i < ni; i++) wino_copy(rb + (s * 4 + i) * wp + q0, y + i * Q + q0, q1 - q0);
     }
     for (int64_t t0 = 0; t0 < nb; t0 += 8) {
       const float *p[8];
@@ -743,8 +732,10 @@ static int wino_backward_weight(float *dweight, const float *inp, const float *d
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
       const int64_t t0 = blk * pl.tb, nb = imin64(pl.tb, pl.NT - t0);
       const int64_t nseg = wino_tiles(seg, off_in, off_d, to, g, &pl, t0, nb);
+      for (int l = 0; l < 8; l++)
+        memset(rb + l * pl.rbs, 0, (size_t)(wino_rows(seg, nseg) * pl.wp) * sizeof(float));
       wino_input_t(V, rb, inp, g, &pl, seg, nseg, off_in, nb);
-      wino_dout(Y, rb, dout, g, &pl, seg, nseg, off_d, nb);
+      wino_dout(Y, rb + 8 * pl.rbs, dout, g, &pl, seg, nseg, off_d, nb);
       /* a V panel (nb x 16 channels) stays in L1 while it meets every row group of Y[xi] */
       for (int xi = 0; xi < WINO_PTS; xi++)
         for (int64_t c = 0; c < cp; c += WINO_L)
