@@ -60,7 +60,7 @@ $(BUILD)/test_loader: tests/c/test_loader.c src/core/loader.c src/core/loader.h
 $(BUILD)/test_io: tests/c/test_io.c $(IO_SRC) src/io/fmt.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ tests/c/test_io.c $(IO_SRC) $(LIBS)
-$(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h
+$(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h src/kernels/nnk_winograd.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c $(LIBS)
 

@@ -34,6 +34,12 @@
  *    when that gemm (C/g x K/g*R*S inner) is better shaped than (C/g*R*S x K/g inner) + col2im.
  *  - depthwise convolutions (groups == C, <= 4 outputs per group) use direct loops (a gemm per
  *    group would have one row), with AVX2/AVX-512 clones chosen at load time.
+ *  - f32 3x3 stride-1 undilated ungrouped convolutions use Winograd F(4x4,3x3)
+ *    (nnk_winograd.h: 2.25x fewer multiplies after the transforms' cost) for forward, hence
+ *    for the flipped backward_input and conv_transpose2d forward, and for backward_weight,
+ *    where measured faster on the 2-core AVX2 machine: >= 6 input channels and >= 32 tiles of
+ *    4x4 outputs (backward_weight: >= 12 and >= 128, and K*C <= 116K), with the AVX2 clone.
+ *    AIART_WINOGRAD=0 in the environment (or nnk_set_winograd(0)) keeps im2col everywhere.
  * Measured on the 2-core AVX-512 dev machine (f32, 2 threads, best of several runs, the machine
  * being shared): N=64 C=32->64 14x14 3x3 pad 1: forward ~130 GFLOP/s, backward ~120-135,
  * against ~158 for one 2-thread sgemm of the same flops and ~80 for 1-thread sgemm.
@@ -284,6 +290,8 @@ static int max_threads(void) {
   return nt < 1 ? 1 : nt;
 }
 
+#include "nnk_winograd.h"
+
 /* ---- convolution work planning ------------------------------------------------------------ */
 
 typedef struct {
@@ -447,18 +455,19 @@ static int conv_threads(const conv_plan *pl, const void *ws, size_t ws_bytes, in
  * K/groups*R*S instead of a gemm with inner dimension K/groups + col2im. Fills *f and returns 1
  * when that applies and is expected to be faster (not for 1x1 pad-0, which needs no im2col
  * either way). */
-static int conv_bwi_flip(const nnk_conv *g, nnk_conv *f) {
+static int conv_bwi_flip(const nnk_conv *g, nnk_conv *f, size_t esize) {
   if (g->stride_h != 1 || g->stride_w != 1 || conv_is_direct(g) || conv_is_depthwise(g)) return 0;
-  /* the gemm with the larger smaller side wins: flip (Cg x Kg*R*S inner) vs (Cg*R*S x Kg inner);
-   * measured: C=32,K=3,9x9: 61 vs 9 GFLOP/s; C=3,K=32,9x9: 11 vs 45; C=64,K=16: 63 vs 29 */
-  const int64_t Cg = g->C / g->groups, Kg = g->K / g->groups, RS = (int64_t)g->R * g->S;
-  if (imin64(Cg, Kg * RS) < imin64(Cg * RS, Kg)) return 0;
   const int ph = g->dil_h * (g->R - 1) - g->pad_h, pw = g->dil_w * (g->S - 1) - g->pad_w;
   if (ph < 0 || pw < 0) return 0;
   if (nnk_conv_setup(f, g->N, g->K, g->P, g->Q, g->C, g->R, g->S, 1, 1, ph, pw, g->dil_h, g->dil_w,
-                     g->groups))
+                     g->groups) ||
+      f->P != g->H || f->Q != g->W)
     return 0;
-  return f->P == g->H && f->Q == g->W;
+  if (wino_use(f, esize)) return 1; /* the flipped convolution runs Winograd */
+  /* the gemm with the larger smaller side wins: flip (Cg x Kg*R*S inner) vs (Cg*R*S x Kg inner);
+   * measured: C=32,K=3,9x9: 61 vs 9 GFLOP/s; C=3,K=32,9x9: 11 vs 45; C=64,K=16: 63 vs 29 */
+  const int64_t Cg = g->C / g->groups, Kg = g->K / g->groups, RS = (int64_t)g->R * g->S;
+  return imin64(Cg, Kg * RS) >= imin64(Cg * RS, Kg);
 }
 
 /* bytes of the flipped weight of conv_bwi_flip, rounded to 64 */
@@ -469,7 +478,10 @@ static size_t conv_flip_bytes(const nnk_conv *g, size_t esize) {
 static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
   if (conv_check(g) || conv_is_depthwise(g)) return 0;
   nnk_conv f;
-  if (kind == 1 && conv_bwi_flip(g, &f)) return conv_flip_bytes(g, esize) + conv_ws_query(&f, 0, esize);
+  if (kind == 1 && conv_bwi_flip(g, &f, esize))
+    return conv_flip_bytes(g, esize) + conv_ws_query(&f, 0, esize);
+  if (kind == 0 && wino_use(g, esize)) return wino_ws_query(g, 0);
+  if (kind == 2 && wino_use_bww(g, esize)) return wino_ws_query(g, 1);
   conv_plan pl;
   int nt = omp_get_max_threads();
   conv_plan_make(&pl, g, kind, esize, nt);
@@ -480,6 +492,8 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 
 #define T float
 #define FN(name) name##_f32
+#define WINO_FORWARD wino_forward
+#define WINO_BACKWARD_WEIGHT wino_backward_weight
 #define GEMM cblas_sgemm
 #define EXP expf
 #define LOG logf
@@ -491,9 +505,13 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #undef EXP
 #undef LOG
 #undef FLOOR
+#undef WINO_FORWARD
+#undef WINO_BACKWARD_WEIGHT
 
 #define T double
 #define FN(name) name##_f64
+#define WINO_FORWARD(...) 1
+#define WINO_BACKWARD_WEIGHT(...) 1
 #define GEMM cblas_dgemm
 #define EXP exp
 #define LOG log
@@ -505,3 +523,5 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #undef EXP
 #undef LOG
 #undef FLOOR
+#undef WINO_FORWARD
+#undef WINO_BACKWARD_WEIGHT

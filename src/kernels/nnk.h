@@ -21,6 +21,9 @@
  *    operands directly; depthwise convolutions (groups == C, <= 4 outputs per group) use
  *    direct loops; stride-1 backward_input runs as a forward convolution with the flipped
  *    kernel when that gives the better-shaped gemm. conv_transpose2d is the adjoint of conv2d.
+ *    f32 3x3 stride-1 convolutions (groups 1, dilation 1) run Winograd F(4x4,3x3) where it
+ *    was measured faster (nnk_set_winograd below); its error is ~10x that of im2col (see
+ *    src/kernels/nnk_winograd.h).
  *  - Statistics (norm means/variances, softmax sums) are accumulated in double.
  *  - nnk_ref_* (bottom) are naive reference kernels for the tests (src/kernels/nnk_ref.c).
  */
@@ -65,6 +68,13 @@ int nnk_convt_setup(nnk_convt *g, int N, int C, int H, int W, int K, int R, int 
  * and output sizes swapped). The nnk_conv_transpose2d_* wrappers use it; exposed for callers
  * that want the conv2d kernels directly. */
 void nnk_convt_as_conv(const nnk_convt *t, nnk_conv *c);
+
+/* Winograd F(4x4,3x3) for f32 3x3 stride-1 undilated ungrouped convolutions (forward, and so
+ * stride-1 backward_input): 0 never (im2col), 1 where it was measured faster (the default),
+ * 2 wherever it applies (for tests). The start value comes from the environment variable
+ * AIART_WINOGRAD (0, 1 or 2). Returns the previous mode; a mode outside 0..2 only reads it.
+ * Not to be changed while a kernel runs; query workspace sizes under the same mode. */
+int nnk_set_winograd(int mode);
 
 /* ---- pooling geometry ---------------------------------------------------------------------
  * input N x C x H x W, output N x C x P x Q; PyTorch's output size rule (ceil_mode included:

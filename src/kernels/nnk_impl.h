@@ -688,6 +688,8 @@ int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
     FN(dw_forward)(out, inp, weight, bias, g);
     return 0;
   }
+  const int wrc = WINO_FORWARD(out, inp, weight, bias, g, ws, ws_bytes); /* nnk_winograd.h */
+  if (wrc <= 0) return wrc;
   conv_plan pl;
   int nt, owned;
   void *w;
@@ -784,7 +786,7 @@ int FN(nnk_conv2d_backward_input)(T *dinp, const T *dout, const T *weight, const
     return 0;
   }
   nnk_conv f;
-  if (conv_bwi_flip(g, &f)) return FN(conv_bwi_flipped)(dinp, dout, weight, g, &f, ws, ws_bytes);
+  if (conv_bwi_flip(g, &f, sizeof(T))) return FN(conv_bwi_flipped)(dinp, dout, weight, g, &f, ws, ws_bytes);
   conv_plan pl;
   int nt, owned;
   void *w;
@@ -825,6 +827,8 @@ int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, cons
     FN(dw_backward_weight)(dweight, inp, dout, g);
     return 0;
   }
+  const int wrc = WINO_BACKWARD_WEIGHT(dweight, inp, dout, g, ws, ws_bytes); /* nnk_winograd.h */
+  if (wrc <= 0) return wrc;
   conv_plan pl;
   int nt, owned;
   void *w;

@@ -135,8 +135,55 @@ static void test_empty_batch(void) {
   result(ok, "conv2d with N = 0");
 }
 
+/* Winograd at VGG-like channel counts, where its f32 error is largest (it grows with C):
+ * relu-like inputs, Kaiming-scaled weights, against the f64 reference of the same numbers.
+ * Measured max error / max |ref|: ~1e-5 (im2col: ~3e-7); the bound is what training needs. */
+static void test_wino_accuracy(void) {
+  static const int shapes[][5] = {{1, 256, 16, 16, 40}, {1, 512, 8, 8, 24}, {2, 64, 20, 18, 96}};
+  const int old = nnk_set_winograd(2);
+  set_threads(2);
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    const int *v = shapes[si];
+    nnk_conv g;
+    nnk_conv_setup(&g, v[0], v[1], v[2], v[3], v[4], 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    const int64_t ni = (int64_t)g.N * g.C * g.H * g.W, nw = (int64_t)g.K * g.C * 9;
+    const int64_t no = (int64_t)g.N * g.K * g.P * g.Q;
+    float *x = xmalloc((size_t)ni * 4), *w = xmalloc((size_t)nw * 4), *dy = xmalloc((size_t)no * 4);
+    float *y = xmalloc((size_t)no * 4), *dx = xmalloc((size_t)ni * 4), *dw = xmalloc((size_t)nw * 4);
+    double *xd = xmalloc((size_t)ni * 8), *wd = xmalloc((size_t)nw * 8), *dyd = xmalloc((size_t)no * 8);
+    double *yd = xmalloc((size_t)no * 8), *dxd = xmalloc((size_t)ni * 8), *dwd = xmalloc((size_t)nw * 8);
+    for (int64_t i = 0; i < ni; i++) xd[i] = x[i] = (float)fmax(0, urand() * 2 - 1);
+    for (int64_t i = 0; i < nw; i++) wd[i] = w[i] = (float)((urand() * 2 - 1) * sqrt(6.0 / (9 * g.C)));
+    for (int64_t i = 0; i < no; i++) dyd[i] = dy[i] = (float)(urand() * 2 - 1);
+    nnk_ref_conv2d_forward_f64(yd, xd, wd, NULL, &g);
+    nnk_ref_conv2d_backward_input_f64(dxd, dyd, wd, &g);
+    nnk_ref_conv2d_backward_weight_f64(dwd, xd, dyd, &g);
+    char label[80];
+    snprintf(label, sizeof label, "N=%d C=%d H=%d W=%d K=%d", g.N, g.C, g.H, g.W, g.K);
+    const int rc = nnk_conv2d_forward_f32(y, x, w, NULL, &g, NULL, 0) |
+                   nnk_conv2d_backward_input_f32(dx, dy, w, &g, NULL, 0) |
+                   nnk_conv2d_backward_weight_f32(dw, x, dy, &g, NULL, 0);
+    double e[3] = {0, 0, 0}, m[3] = {0, 0, 0};
+    const float *got[3] = {y, dx, dw};
+    const double *ref[3] = {yd, dxd, dwd};
+    const int64_t n[3] = {no, ni, nw};
+    for (int k = 0; k < 3; k++)
+      for (int64_t i = 0; i < n[k]; i++) {
+        e[k] = fmax(e[k], fabs(got[k][i] - ref[k][i]));
+        m[k] = fmax(m[k], fabs(ref[k][i]));
+      }
+    result(rc == 0 && e[0] <= 1e-4 * m[0] && e[1] <= 1e-4 * m[1] && e[2] <= 1e-4 * m[2],
+           "winograd accuracy %s: rc %d, max err / max |ref| %.2g %.2g %.2g", label, rc,
+           e[0] / m[0], e[1] / m[1], e[2] / m[2]);
+    free(x), free(w), free(dy), free(y), free(dx), free(dw);
+    free(xd), free(wd), free(dyd), free(yd), free(dxd), free(dwd);
+  }
+  nnk_set_winograd(old);
+}
+
 int main(void) {
   test_empty_batch();
+  test_wino_accuracy();
   test_geometry();
   run_all_f32();
   run_all_f64();
@@ -319,6 +366,33 @@ static void FN(test_convt)(int N, int C, int H, int W, int K, int R, int S, int 
   }
   free(x), free(w), free(b), free(dy), free(y), free(yr), free(dx), free(dxr), free(dw_);
   free(dwr);
+}
+
+/* Winograd F(4x4,3x3) (f32 3x3 stride-1 convolutions, forward and so the flipped backward
+ * input) forced on wherever it applies, over edge tiles (sizes not multiples of 4, narrower
+ * than a tile), pads 0..2, blocks of output channels that are not multiples of the kernel's 6
+ * rows, tile blocks spread over images, the K split (one image, few tiles) and bias or not.
+ * Its error grows with C; these sizes stay within TOL (the VGG-sized check is in the notes of
+ * src/kernels/nnk_winograd.h). */
+static void FN(test_wino)(void) {
+  const int old = nnk_set_winograd(2);
+  static const int shapes[][6] = {
+      /* N C H W K pad */
+      {1, 1, 1, 1, 1, 1},    {2, 3, 7, 7, 4, 1},    {1, 5, 4, 4, 7, 0},   {3, 2, 5, 9, 5, 1},
+      {2, 6, 13, 11, 13, 2}, {1, 17, 8, 8, 19, 1},  {4, 9, 6, 5, 6, 0},   {5, 16, 7, 7, 16, 1},
+      {1, 32, 34, 33, 20, 1}, {2, 20, 14, 14, 40, 1}, {1, 40, 9, 10, 37, 1}, {9, 4, 3, 3, 3, 2},
+      {1, 64, 16, 16, 64, 1}, {16, 8, 7, 7, 12, 1}, {1, 3, 2, 30, 5, 2},  {2, 12, 30, 2, 9, 1},
+  };
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    const int *v = shapes[i];
+    FN(test_conv)(v[0], v[1], v[2], v[3], v[4], 3, 3, 1, 1, v[5], v[5], 1, 1, 1);
+  }
+  /* transposed stride-1 3x3 convolutions run it too (their input gradient is a conv2d) */
+  FN(test_convt)(2, 7, 6, 9, 5, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+  FN(test_convt)(1, 16, 11, 11, 24, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+  nnk_set_winograd(0); /* and the im2col path on a shape that would use Winograd */
+  FN(test_conv)(1, 32, 20, 20, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+  nnk_set_winograd(old);
 }
 
 /* ---- pooling ---- */
@@ -749,6 +823,7 @@ static void FN(run_all)(void) {
   FN(test_conv)(2, 8, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2);   /* flipped bwd_input, groups */
   FN(test_conv)(1, 6, 7, 12, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1);    /* flipped, even kernel */
   FN(test_conv)(7, 3, 17, 15, 5, 7, 7, 2, 2, 3, 3, 1, 1, 1);   /* stem-like */
+  FN(test_wino)();
   /* conv_transpose2d: N C H W K R S sh sw ph pw oph opw dh dw groups */
   FN(test_convt)(2, 4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1);
   FN(test_convt)(1, 6, 7, 6, 4, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 2);
