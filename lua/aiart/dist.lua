@@ -398,6 +398,9 @@ function dist.load_checkpoint(path, targets)
   local fn = "dist.load_checkpoint"
   if type(path) ~= "string" then error(fn .. ": path must be a string, got " .. type(path), 2) end
   if not multi(fn) then
+    local f = io.open(path, "rb")
+    if not f then error(("%s: no checkpoint at %s"):format(fn, path), 2) end
+    f:close()
     local ok, info = pcall(ai.checkpoint.load, path, targets)
     if not ok then error(info, 2) end
     return info
