@@ -286,8 +286,9 @@ function dist.sync_grads(params, opts)
   local o = check_opts(fn, opts, {values = true, bucket_mb = true}, 2)
   local list = tensors_of(fn, params)
   local keys, vals = pack(fn, o.values)
+  local bytes = bucket_bytes(fn, o)
   if not multi(fn) then return unpack_means(keys, vals) end
-  local b <close> = C.buckets(list, bucket_bytes(fn, o))
+  local b <close> = C.buckets(list, bytes, false)
   b:start(vals)
   return unpack_means(keys, b:finish())
 end
@@ -312,10 +313,11 @@ function dist.DataParallel(module, opts)
   local fn = "DataParallel"
   local o = check_opts(fn, opts, BUCKET_OPTS, 2)
   local params = tensors_of(fn, module)
+  local bytes = bucket_bytes(fn, o)
   local self = setmetatable({module = module, params = params, overlap = o.overlap ~= false}, DataParallel)
   if multi(fn) then
     if o.broadcast ~= false then dist.broadcast_params(module) end
-    local ok, b = pcall(C.buckets, params, bucket_bytes(fn, o))
+    local ok, b = pcall(C.buckets, params, bytes, true)
     if not ok then error(b, 2) end
     self._buckets = b
   end
@@ -356,12 +358,13 @@ function DataParallel:sync_grads(values)
   return unpack_means(keys, means)
 end
 
---- ddp:info() -> {buckets=, parameters=, elements=, bytes={...}}
+--- ddp:info() -> {buckets=, parameters=, elements=, bytes={...}, overlapped=}: overlapped counts
+-- the buckets of the last step whose all_reduce started while backward was still running
 function DataParallel:info()
   if self._buckets then return self._buckets:info() end
   local n = 0
   for _, p in ipairs(self.params) do n = n + p:numel() end
-  return {buckets = 0, parameters = #self.params, elements = n, bytes = {}}
+  return {buckets = 0, parameters = #self.params, elements = n, bytes = {}, overlapped = 0}
 end
 
 -- ---------------------------------------------------------------- randomness and files

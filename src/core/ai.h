@@ -256,5 +256,8 @@ const char *ai_grad_fn_name(const ai_tensor *t); /* NULL for leaves */
 typedef void (*ai_grad_hook_fn)(void *ctx, ai_tensor *leaf);
 int ai_set_grad_hook(ai_tensor *leaf, ai_grad_hook_fn fn, void *ctx);
 void ai_clear_grad_hook(ai_tensor *leaf, void *ctx);
+/* Inside a hook: whether the running backward reaches this hooked leaf at all (a leaf it does
+ * not reach gets no hook call in that pass). */
+bool ai_grad_hook_reached(const ai_tensor *leaf);
 
 #endif

@@ -40,6 +40,8 @@ void ai_clear_grad_hook(ai_tensor *leaf, void *ctx) {
   if (leaf->hook && leaf->hook->ctx == ctx) { free(leaf->hook); leaf->hook = NULL; }
 }
 
+bool ai_grad_hook_reached(const ai_tensor *leaf) { return leaf->hook && leaf->hook->mark == generation; }
+
 /* ---------------------------------------------------------------- nodes */
 
 /* A free list of node blocks with room for NODE_POOL_NIN inputs (almost every op): recording

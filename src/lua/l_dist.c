@@ -8,12 +8,14 @@
  *   _dist.all_reduce(t, "sum"|"mean"|"max"|"min")  in place;  _dist.broadcast(t, root)  in place
  *   _dist.all_gather(t) -> size x t's shape;  _dist.barrier();  _dist.broadcast_string(s|nil, root)
  *   _dist.library() -> MPI's version line;  _dist.comm_seconds();  _dist.wtime();  _dist.cpus()
- *   _dist.buckets(params, bucket_bytes) -> a bucket set (see below)
+ *   _dist.buckets(params, bucket_bytes, hooks) -> a bucket set (see below; hooks=false: no
+ *     overlap with backward, and the parameters may belong to another set too)
  *
  * A bucket set flattens the gradients of a parameter list into a few contiguous buffers and
  * reduces each with one all_reduce (mean over ranks). Buckets hold the parameters in reverse
  * order, the order in which backward produces their gradients. Between set:start(values) and
- * set:finish(), every parameter's gradient-ready hook (ai_set_grad_hook) marks it ready; as soon
+ * set:finish(), every parameter's gradient-ready hook (ai_set_grad_hook) marks it ready (and
+ * the first such call marks those that the backward does not reach at all); as soon
  * as bucket k and all buckets before it are complete, bucket k is copied and its all_reduce
  * starts on the communication thread while backward goes on. finish() starts what is left,
  * waits, writes the means into the .grad tensors and returns the means of the values given to
@@ -237,7 +239,8 @@ struct buckets {
   bucket *b;
   int nb;
   int next;             /* the next bucket to start */
-  bool armed;
+  int early, last_early; /* buckets started during backward (this step, the last one) */
+  bool armed, swept;
   int nvalues;
   double values[MAX_VALUES];
   char err[256];
@@ -289,13 +292,24 @@ static void start_ready(buckets *u) {
   while (u->next < u->nb && u->b[u->next].nready == u->b[u->next].nslots) start_bucket(u, u->next++);
 }
 
+static void mark_ready(buckets *u, slot *s) {
+  s->ready = true;
+  u->b[s->bucket].nready++;
+}
+
 static void on_grad_ready(void *ctx, ai_tensor *leaf) {
   slot *s = ctx;
   buckets *u = s->owner;
   if (!u->armed || s->ready) return;
-  s->ready = true;
-  u->b[s->bucket].nready++;
+  if (!u->swept) { /* parameters this backward does not reach are ready at once */
+    u->swept = true;
+    for (int i = 0; i < u->nslots; i++)
+      if (!u->slots[i].ready && !ai_grad_hook_reached(u->slots[i].p)) mark_ready(u, &u->slots[i]);
+  }
+  mark_ready(u, s);
+  int before = u->next;
   start_ready(u);
+  u->early += u->next - before;
 }
 
 /* Waits for every started bucket (buffers must outlive their operations). */
@@ -308,7 +322,9 @@ static void wait_all(buckets *u) {
 
 static void reset(buckets *u) {
   u->armed = false;
+  u->swept = false;
   u->next = 0;
+  u->early = 0;
   for (int k = 0; k < u->nb; k++) u->b[k].nready = 0;
   for (int i = 0; i < u->nslots; i++) u->slots[i].ready = false;
 }
@@ -340,10 +356,11 @@ static int buckets_gc(lua_State *L) {
   return 0;
 }
 
-/* _dist.buckets(params, bucket_bytes) */
+/* _dist.buckets(params, bucket_bytes, hooks) */
 static int l_buckets(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer cap = luaL_checkinteger(L, 2);
+  bool hooks = lua_toboolean(L, 3);
   if (cap < 1) return luaL_argerror(L, 2, "bucket size must be positive");
   int n = (int)luaL_len(L, 1);
   buckets *u = lua_newuserdatauv(L, sizeof *u, 0);
@@ -367,7 +384,7 @@ static int l_buckets(lua_State *L) {
     slot *s = &u->slots[u->nslots];
     s->owner = u;
     s->numel = ai_numel(p);
-    if (ai_set_grad_hook(p, on_grad_ready, s)) return luaL_error(L, "DataParallel: parameter %d: %s", i, ai_error());
+    if (hooks && ai_set_grad_hook(p, on_grad_ready, s)) return luaL_error(L, "DataParallel: parameter %d: %s", i, ai_error());
     s->p = ai_ref(p);
     u->nslots++;
     /* a new bucket when this one is full or the dtype changes */
@@ -425,6 +442,7 @@ static int buckets_start(lua_State *L) {
 static int buckets_finish(lua_State *L) {
   buckets *u = check_buckets(L);
   if (!u->armed) return luaL_error(L, "DataParallel: finish() without start()");
+  u->last_early = u->early;
   while (u->next < u->nb) start_bucket(u, u->next++);
   wait_all(u);
   u->armed = false;
@@ -463,11 +481,12 @@ static int buckets_finish(lua_State *L) {
   return 1;
 }
 
-/* set:info() -> {buckets = n, parameters = n, elements = n, bytes = {per bucket}} */
+/* set:info() -> {buckets = n, parameters = n, elements = n, bytes = {per bucket}, overlapped = n}
+ * (overlapped: the buckets of the last finish() that started during backward) */
 static int buckets_info(lua_State *L) {
   buckets *u = check_buckets(L);
   int64_t elems = 0;
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_createtable(L, u->nb, 0);
   for (int k = 0; k < u->nb; k++) {
     elems += u->b[k].ngrad;
@@ -481,6 +500,8 @@ static int buckets_info(lua_State *L) {
   lua_setfield(L, -2, "parameters");
   lua_pushinteger(L, (lua_Integer)elems);
   lua_setfield(L, -2, "elements");
+  lua_pushinteger(L, u->last_early);
+  lua_setfield(L, -2, "overlapped");
   return 1;
 }
 
