@@ -5,7 +5,7 @@ PKGS := lua5.4 openblas libcjson libpng zlib readline
 OPT ?= -O2
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS_ALL = -std=gnu11 $(OPT) -g -fPIC -fopenmp -pthread -fno-math-errno -fno-trapping-math $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS)) $(CFLAGS) $(EXTRA_CFLAGS) $(DIST_CFLAGS)
-LIBS = $(shell pkg-config --libs $(PKGS)) -lm $(MPI_LIBS)
+LIBS = $(shell pkg-config --libs $(PKGS)) -lm
 BUILD ?= build
 
 # ai.dist is built on MPI when Open MPI's development files are installed (libopenmpi-dev);
@@ -34,7 +34,7 @@ all: aiart-lua aiart.so
 
 AIART_BIN ?= aiart-lua
 $(AIART_BIN): $(HOST_OBJ) $(MOD_OBJ)
-	$(CC) -fopenmp -pthread $(EXTRA_LDFLAGS) -o $@ $^ $(LIBS) -ldl -Wl,-E
+	$(CC) -fopenmp -pthread $(EXTRA_LDFLAGS) -o $@ $^ $(LIBS) $(MPI_LIBS) -ldl -Wl,-E
 
 aiart.so: $(MOD_OBJ)
 	$(CC) -shared -fopenmp -pthread $(EXTRA_LDFLAGS) -o $@ $^ $(shell pkg-config --libs openblas libcjson libpng zlib) -lm $(MPI_LIBS)

@@ -191,6 +191,17 @@ T.test("progress bar: disable=true prints nothing", function()
   T.eq(#out, 0)
 end)
 
+T.test("the build without MPI: the stand-in of src/core/dist.c compiles without warnings", function()
+  local p = io.popen("command -v cc 2>/dev/null")
+  local cc = p:read("l")
+  p:close()
+  if not cc then print("    (skipped: no C compiler)") return end
+  local cmd = "cc -std=gnu11 -c -Wall -Wextra -Werror -Wno-unused-parameter -Isrc -o /dev/null src/core/dist.c 2>&1"
+  p = io.popen(cmd)
+  local out = p:read("a")
+  T.ok(p:close(), out)
+end)
+
 -- ---------------------------------------------------------------- several ranks
 
 local bin = T.binary()

@@ -53,14 +53,24 @@ local S = {initialized = false, finalized = false, rank = 1, size = 1, local_ran
 
 dist.hint = C.hint
 
+--- dist.available() -> true when this aiart-lua is built with MPI (dist.hint: how to enable it)
 function dist.available() return C.available() end
+--- dist.launched_size() -> the world size announced by mpirun (or srun) in the environment;
+-- -1 when launched with an unknown size, 0 when not launched by an MPI launcher
 function dist.launched_size() return C.launched_size() end
+--- dist.initialized() -> whether dist.init() has run (in either mode)
 function dist.initialized() return S.initialized end
+--- dist.rank() -> this process's rank, 1..world_size (1 in single-process mode)
 function dist.rank() return S.rank end
+--- dist.world_size() -> the number of ranks (1 in single-process mode)
 function dist.world_size() return S.size end
+--- dist.local_rank() -> the rank among the ranks on this host, 1..local_size
 function dist.local_rank() return S.local_rank end
+--- dist.local_size() -> the number of ranks on this host
 function dist.local_size() return S.local_size end
+--- dist.is_main() -> true on rank 1, the rank that writes files and prints
 function dist.is_main() return S.rank == 1 end
+--- dist.wtime() -> seconds of a monotonic clock (for timing steps)
 function dist.wtime() return C.wtime() end
 --- dist.comm_seconds() -> seconds the communication thread has spent in MPI so far
 function dist.comm_seconds() return C.comm_seconds() end
@@ -133,6 +143,7 @@ local function src_rank(fn, opts)
   return src
 end
 
+--- dist.barrier(): returns when every rank has called it
 function dist.barrier()
   if multi("dist.barrier") then C.barrier() end
 end

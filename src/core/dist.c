@@ -12,7 +12,7 @@
 const char ai_dist_enable_hint[] =
     "this aiart-lua was built without MPI; to enable ai.dist, install Open MPI "
     "(apt-get install libopenmpi-dev openmpi-bin, or `sh scripts/install-deps.sh`) and rebuild "
-    "(make clean && make)";
+    "(make)";
 
 static int env_int(const char *name) {
   const char *v = getenv(name);
