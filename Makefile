@@ -171,6 +171,12 @@ badinput: all
 bench: all
 	./aiart-lua scripts/bench.lua $(BENCH_ARGS)
 
+# data-parallel scaling of the DDPM UNet over MPI (1 and 2 ranks here, and 8 and 64 nodes on
+# paper), printed and written to bench-dist-results.json
+.PHONY: bench-dist
+bench-dist: all
+	./aiart-lua scripts/bench_dist.lua $(BENCH_ARGS)
+
 # ---- install
 .PHONY: install
 install: all
@@ -199,9 +205,10 @@ help:
 	@echo "make soak     10,000 GAN steps with flat memory"
 	@echo "make badinput every bad-input case (make test runs a quarter)"
 	@echo "make bench    speed against PyTorch (see README)"
+	@echo "make bench-dist  data-parallel scaling over MPI (see README)"
 	@echo "make jupyter-kernel   install the aiart-lua kernel for Jupyter"
 	@echo "make install PREFIX=/usr/local"
 
 .PHONY: clean
 clean:
-	rm -rf build build-asan build-valgrind build-fuzz aiart-lua aiart.so bench-results.json
+	rm -rf build build-asan build-valgrind build-fuzz aiart-lua aiart.so bench-results.json bench-dist-results.json

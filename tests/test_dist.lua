@@ -202,6 +202,22 @@ T.test("the build without MPI: the stand-in of src/core/dist.c compiles without 
   T.ok(p:close(), out)
 end)
 
+local function json_lines(out)
+  local recs = {}
+  for l in out:gmatch("[^\n]+") do if l:match("^{") then recs[#recs + 1] = ai.json.decode(l) end end
+  return recs
+end
+
+T.test("bench_dist.lua: one case in one process prints one JSON line", function()
+  local p = io.popen(T.binary() .. " scripts/bench_dist.lua --step batch=2 threads=1 steps=1 warmup=1 2>&1")
+  local out = p:read("a")
+  T.ok(p:close(), out)
+  local recs = json_lines(out)
+  T.eq(#recs, 1, out)
+  T.eq({recs[1].ranks, recs[1].rank_batch, recs[1].params}, {1, 2, 522145})
+  T.ok(recs[1].ms_step > 0 and recs[1].ms_forward > 0)
+end)
+
 -- ---------------------------------------------------------------- several ranks
 
 local bin = T.binary()
@@ -306,4 +322,15 @@ T.test("train_gan dist=true on 2 ranks: mlp/bce resumed exactly, wgan-gp runs; d
   T.ok(not ok and out:find("pass dist=true", 1, true), out)
   ok, out = mpirun(q .. "batch_size=7 steps=1 out=" .. dir .. "/gan_d")
   T.ok(not ok and out:find("does not split evenly over 2 ranks", 1, true), out)
+end)
+
+T.test("bench_dist.lua on 2 ranks: a step with the overlapped all_reduce, and the all_reduce alone", function()
+  local recs = json_lines(must("scripts/bench_dist.lua --step dist=true batch=4 threads=1 steps=1 warmup=1"))
+  T.eq(#recs, 1, "rank 1 prints")
+  T.eq({recs[1].ranks, recs[1].rank_batch, recs[1].buckets}, {2, 2, 2})
+  T.ok(recs[1].overlapped >= 1, "a bucket started during backward")
+  recs = json_lines(must("scripts/bench_dist.lua --allreduce"))
+  T.eq(#recs, 1)
+  T.eq(recs[1].bytes, 4 * 522145)
+  for _, k in ipairs({"ms_buckets_1mb", "ms_flat", "us_latency", "ms_add"}) do T.ok(recs[1][k] > 0, k) end
 end)
