@@ -48,6 +48,7 @@ function M.distributed(cfg)
   local dist = ai.dist
   if cfg.dist then
     dist.init()
+    if dist.launched_size() == 0 then print("dist=true without mpirun: training in one process") end
     return dist
   end
   local n = dist.launched_size()

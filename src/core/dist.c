@@ -57,6 +57,7 @@ double ai_dist_comm_seconds(void) { return 0; }
 
 #else
 
+#include <dlfcn.h>
 #include <limits.h>
 #include <mpi.h>
 #include <pthread.h>
@@ -280,6 +281,10 @@ int ai_dist_init(void) {
   }
   D.worker_running = true;
   on_exit(at_exit, NULL);
+  /* aiart.so loaded by a stock lua is unloaded at lua_close, before exit handlers run: keep
+   * the code of at_exit mapped */
+  Dl_info self;
+  if (dladdr((void *)at_exit, &self) && self.dli_fname) dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
   return 0;
 }
 
