@@ -12,6 +12,8 @@
 Options (key=value): batch=64 (the global batch), seconds=20 (timed seconds per case), warmup=2,
 steps=N (instead of seconds), rounds=1 (the driver runs every case that many times, interleaved,
 and keeps the fastest: a shared machine's load moves single runs a lot), mpirun=mpirun,
+bind=none (mpirun's --bind-to: on a machine shared with other jobs, ranks pinned to a core
+cannot move away from a busy one, and every step waits for the slowest rank),
 out=bench-dist-results.json, alpha_us=25 (the per-message latency of the paper model),
 paper_batches=8,1 (the per-node batches of its strong scaling).
 
@@ -189,7 +191,8 @@ local function driver()
   local mpirun = (opts.mpirun or "mpirun")
   local env = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
   local one = sh_quote(EXE) .. " " .. sh_quote(SCRIPT) .. " --step " .. pass
-  local two = env .. mpirun .. " -np 2 " .. one .. " dist=true"
+  local mpi = env .. mpirun .. " -np 2 --bind-to " .. (opts.bind or "none") .. " "
+  local two = mpi .. one .. " dist=true"
   local load0 = loadavg()
   io.stderr:write(("bench_dist.lua: DDPM UNet training steps, global batch %d (load average %s)\n"):format(B, load0))
   local cases = {
@@ -204,7 +207,7 @@ local function driver()
     nodes[#nodes + 1] = "node_b" .. b
     cases[#cases + 1] = {"node_b" .. b, ("%s batch=%s threads=2 case=node-b%s"):format(one, b, b)}
   end
-  cases[#cases + 1] = {"allreduce", env .. mpirun .. " -np 2 " .. sh_quote(EXE) .. " " .. sh_quote(SCRIPT) .. " --allreduce"}
+  cases[#cases + 1] = {"allreduce", mpi .. sh_quote(EXE) .. " " .. sh_quote(SCRIPT) .. " --allreduce"}
   -- the fastest of the rounds (each number on its own: a case's step and its all_reduce may
   -- come from different rounds)
   local r = {}

@@ -242,7 +242,7 @@ end
 -- pointers, and tests/lsan.supp can only match Open MPI's start-up allocations in full stacks.
 local MPIRUN = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
   .. (os.getenv("ASAN_OPTIONS") and "ASAN_OPTIONS=\"$ASAN_OPTIONS:fast_unwind_on_malloc=0\" " or "")
-  .. "timeout 300 mpirun -np 2 "
+  .. "timeout 300 mpirun -np 2 --bind-to none "
 
 local function mpirun(args)
   local p = io.popen(MPIRUN .. bin .. " " .. args .. " 2>&1")
