@@ -35,7 +35,7 @@ is the identity, so the same script runs either way. Ranks are 1-based.
   dist.load_checkpoint(path, targets)   ai.checkpoint.load on every rank from rank 1's file
                                         (no shared file system needed)
   dist.finalize()              MPI_Finalize (also done at exit; an error exit aborts the job)
-  dist.wtime()                 seconds of a monotonic clock
+  dist.wtime()                 seconds of a monotonic clock (ai.clock)
 
 Gradients are averaged with one all_reduce per bucket (about bucket_mb each; the DDPM UNet's
 522,145 gradients make 2), started from the gradient-ready hooks of the backward engine as
@@ -70,8 +70,8 @@ function dist.local_rank() return S.local_rank end
 function dist.local_size() return S.local_size end
 --- dist.is_main() -> true on rank 1, the rank that writes files and prints
 function dist.is_main() return S.rank == 1 end
---- dist.wtime() -> seconds of a monotonic clock (for timing steps)
-function dist.wtime() return C.wtime() end
+--- dist.wtime() -> seconds of a monotonic clock (MPI's name for ai.clock)
+function dist.wtime() return ai.clock() end
 --- dist.comm_seconds() -> seconds the communication thread has spent in MPI so far
 function dist.comm_seconds() return C.comm_seconds() end
 --- dist.library() -> the MPI library's version ("" without MPI)

@@ -7,7 +7,7 @@
  *   _dist.init() -> rank, size, local_rank, local_size;  _dist.finalize()
  *   _dist.all_reduce(t, "sum"|"mean"|"max"|"min")  in place;  _dist.broadcast(t, root)  in place
  *   _dist.all_gather(t) -> size x t's shape;  _dist.barrier();  _dist.broadcast_string(s|nil, root)
- *   _dist.library() -> MPI's version line;  _dist.comm_seconds();  _dist.wtime();  _dist.cpus()
+ *   _dist.library() -> MPI's version line;  _dist.comm_seconds();  _dist.cpus()
  *   _dist.buckets(params, bucket_bytes, hooks) -> a bucket set (see below; hooks=false: no
  *     overlap with backward, and the parameters may belong to another set too)
  *
@@ -28,7 +28,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "lbind.h"
@@ -85,13 +84,6 @@ static int l_library(lua_State *L) {
 
 static int l_comm_seconds(lua_State *L) {
   lua_pushnumber(L, ai_dist_comm_seconds());
-  return 1;
-}
-
-static int l_wtime(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
   return 1;
 }
 
@@ -511,7 +503,7 @@ void lai_open_dist(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"available", l_available}, {"launched_size", l_launched_size}, {"init", l_init},
       {"finalize", l_finalize},   {"initialized", l_initialized},     {"library", l_library},
-      {"comm_seconds", l_comm_seconds}, {"wtime", l_wtime},           {"cpus", l_cpus},
+      {"comm_seconds", l_comm_seconds}, {"cpus", l_cpus},
       {"all_reduce", l_all_reduce}, {"broadcast", l_broadcast},       {"all_gather", l_all_gather},
       {"barrier", l_barrier},     {"broadcast_string", l_broadcast_string}, {"buckets", l_buckets},
       {NULL, NULL}};
