@@ -4,7 +4,8 @@
                                                         process (2 ranks through mpirun), a table,
                                                         the on-paper estimate for 8 and 64 nodes,
                                                         and bench-dist-results.json
-  [mpirun -np 2] ./aiart-lua scripts/bench_dist.lua --step batch=B threads=T [dist=true overlap=]
+  [mpirun -np 2] ./aiart-lua scripts/bench_dist.lua --step batch=B threads=T [dist=true
+                                                        overlap=true|false|both]
                                                         one case; rank 1 prints one JSON line
   mpirun -np 2 ./aiart-lua scripts/bench_dist.lua --allreduce
                                                         all_reduce of the UNet's 522,145 gradients
@@ -19,7 +20,9 @@ paper_batches=8,1 (the per-node batches of its strong scaling).
 
 The cases, on a machine of 2 cores:
   1 rank  x 2 threads, batch B        the whole machine in one process
-  2 ranks x 1 thread,  B/2 each       the whole machine in two processes (overlap on, then off)
+  2 ranks x 1 thread,  B/2 each       the whole machine in two processes; the steps alternate
+                                      between the all_reduce overlapped with backward and after
+                                      it (overlap=both), so that both see the same load
   1 rank  x 1 thread,  batch B/2      one rank's share alone: its compute without communication
   1 rank  x 1 thread,  batch B        one core doing all of it
   1 rank  x 2 threads, batches 8, 1   compute per node for the paper's strong scaling
@@ -108,13 +111,31 @@ local function run_step()
   local steps = math.tointeger(num("steps", 0))
   if steps == 0 then steps = math.max(3, math.min(200, math.floor(num("seconds", 20) / est))) end
   steps = dist.all_reduce(steps, {op = "max"}) -- every rank the same number of steps
-  local total, fwd, bwd, comm = {}, {}, {}, {}
-  for i = 1, steps do total[i], fwd[i], bwd[i], comm[i] = step() end
+  -- overlap=both: the steps alternate between overlapped and not, so that both see the same
+  -- load (on a shared machine, two separate runs differ by more than the overlap can)
+  local both = opts.overlap == "both"
+  if both then steps = steps + steps % 2 end
+  local runs = {[true] = {{}, {}, {}, {}}, [false] = {{}, {}, {}, {}}}
+  local overlapped = 0
+  for i = 1, steps do
+    if both then ddp.overlap = i % 2 == 1 end
+    local r = runs[ddp.overlap]
+    local n = #r[1] + 1
+    r[1][n], r[2][n], r[3][n], r[4][n] = step()
+    if ddp.overlap then overlapped = ddp:info().overlapped end
+  end
   local info = ddp:info()
-  emit{case = opts.case or "", ranks = world, threads = ai.get_num_threads(), batch = B, rank_batch = b,
-       overlap = opts.overlap ~= "false", steps = steps, ms_step = 1e3 * median(total), ms_forward = 1e3 * median(fwd),
-       ms_backward = 1e3 * median(bwd), ms_comm = 1e3 * median(comm), buckets = info.buckets,
-       overlapped = info.overlapped, params = info.elements}
+  local rec = {case = opts.case or "", ranks = world, threads = ai.get_num_threads(), batch = B, rank_batch = b,
+               overlap = both and "both" or ddp.overlap, steps = steps, buckets = info.buckets, overlapped = overlapped,
+               params = info.elements}
+  local function put(r, suffix)
+    if #r[1] == 0 then return end
+    rec["ms_step" .. suffix], rec["ms_forward" .. suffix] = 1e3 * median(r[1]), 1e3 * median(r[2])
+    rec["ms_backward" .. suffix], rec["ms_comm" .. suffix] = 1e3 * median(r[3]), 1e3 * median(r[4])
+  end
+  put(runs[true], "")
+  put(runs[false], both and "_no_overlap" or "")
+  emit(rec)
 end
 
 ---------------------------------------------------------------------------------- all_reduce
@@ -197,8 +218,7 @@ local function driver()
   io.stderr:write(("bench_dist.lua: DDPM UNet training steps, global batch %d (load average %s)\n"):format(B, load0))
   local cases = {
     {"one_2t", ("%s batch=%d threads=2 case=1x2"):format(one, B)},
-    {"two", ("%s batch=%d threads=1 case=2x1"):format(two, B)},
-    {"two_noov", ("%s batch=%d threads=1 overlap=false case=2x1-no-overlap"):format(two, B)},
+    {"two", ("%s batch=%d threads=1 overlap=both case=2x1"):format(two, B)},
     {"one_1t_half", ("%s batch=%d threads=1 case=1x1-half"):format(one, B // 2)},
     {"one_1t", ("%s batch=%d threads=1 case=1x1"):format(one, B)},
   }
@@ -225,6 +245,8 @@ local function driver()
   end
   r.node = {}
   for i, k in ipairs(nodes) do r.node[i] = r[k] end
+  r.two_noov = {rank_batch = r.two.rank_batch, ms_step = r.two.ms_step_no_overlap, ms_forward = r.two.ms_forward_no_overlap,
+                ms_backward = r.two.ms_backward_no_overlap, ms_comm = r.two.ms_comm_no_overlap}
   r.load = {before = load0, after = loadavg()}
 
   local function row(name, c)
@@ -243,7 +265,8 @@ local function driver()
   row("1 rank x 1 thread", r.one_1t)
   for _, c in ipairs(r.node) do row("1 rank x 2 threads (per-node compute)", c) end
   print("(milliseconds, medians; bwd+ar: backward with the gradient all_reduce; comm: the communication")
-  print(" thread's time in MPI per step, waiting for the other rank included)")
+  print(" thread's time in MPI per step, waiting for the other rank included; the two 2-rank rows come")
+  print(" from one run whose steps alternate between them)")
   local e = {
     same_machine = r.one_2t.ms_step / r.two.ms_step,
     weak = r.one_1t_half.ms_step / r.two.ms_step,
@@ -252,7 +275,8 @@ local function driver()
   }
   r.efficiency = e
   print()
-  print(("efficiency, the same 2 cores: (1 rank x 2 threads) / (2 ranks x 1 thread) = %.2f"):format(e.same_machine))
+  print(("efficiency, the same 2 cores: (1 rank x 2 threads) / (2 ranks x 1 thread) = %.2f (%.2f without overlap)"):format(
+    e.same_machine, r.one_2t.ms_step / r.two_noov.ms_step))
   print(("scaling 1 -> 2 ranks, %d samples per rank (weak): %.2f; %d samples in all (strong): %.2f"):format(B // 2, e.weak,
     B, e.strong))
   print(("a 2-rank step costs %.0f ms more than one rank's share alone"):format(e.overhead_ms))
