@@ -237,10 +237,13 @@ if skip then
   return
 end
 
--- mpirun refuses root without these; oversubscribe lets 2 ranks run on a 1-core machine. Under
+-- mpirun refuses root without these; oversubscribe lets 2 ranks run on a 1-core machine; the
+-- shared-memory transport copies through a buffer (containers often forbid the ptrace-based
+-- single copy, and Open MPI then complains on every large message). Under
 -- `make asan` the ranks unwind allocation stacks the slow way: Open MPI's plugins have no frame
 -- pointers, and tests/lsan.supp can only match Open MPI's start-up allocations in full stacks.
 local MPIRUN = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+  .. "OMPI_MCA_btl_vader_single_copy_mechanism=none "
   .. (os.getenv("ASAN_OPTIONS") and "ASAN_OPTIONS=\"$ASAN_OPTIONS:fast_unwind_on_malloc=0\" " or "")
   .. "timeout 300 mpirun -np 2 --bind-to none "
 
