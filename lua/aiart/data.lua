@@ -44,8 +44,9 @@ normalize(0.5, 0.5)}}.
       thread) or a count 1..16. fast=false forces the Lua path; copy=false hands out the C
       buffers themselves instead of copies in core tensors (the default copy keeps the memory
       visible to the allocator's statistics and the collector; both are far faster than needed).
-      shard: {rank=r, world_size=n} (or true: ai.dist's rank and world size) for data-parallel
-      training. Every rank computes the same epoch order (give the same seed= everywhere) and
+      shard: {rank=r, world_size=n} (or true: ai.dist's rank and world size, after
+      ai.dist.init()) for data-parallel training. Every rank computes the same epoch order
+      (give the same seed= everywhere) and
       takes its positions r-1, r-1+n, r-1+2n, ...: batch i of the n ranks together (batch_size
       each) is batch i of one loader with batch_size x n, with the same augmentation draws.
       Each rank gets floor(N/n) samples with drop_last, else ceil(N/n), the last ones wrapping
@@ -819,6 +820,9 @@ local function check_shard(fn, shard)
   if shard == nil or shard == false then return 1, 1 end
   if shard == true then
     local dist = ai.dist
+    if not dist.initialized() and dist.launched_size() > 1 then
+      error(fn .. ": shard=true under mpirun needs ai.dist.init() first", 3)
+    end
     return dist.rank(), dist.world_size()
   end
   if type(shard) ~= "table" then error(fn .. ": shard must be true or {rank=, world_size=}", 3) end
