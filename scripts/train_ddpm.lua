@@ -2,6 +2,8 @@
 -- reference UNet, keep an EMA of its weights, and sample from the EMA weights with DDPM
 -- (1000 ancestral steps) or DDIM. Writes samples, a strip and an animated GIF of the
 -- denoising path, metrics, checkpoints and a loss plot. `--help` lists the options.
+-- Data-parallel over MPI: `mpirun -np 2 aiart-lua scripts/train_ddpm.lua dist=true` (each rank
+-- takes batch_size / 2 of every batch; rank 1 writes the files).
 local ai = require "aiart"
 local models = require "aiart.models"
 local diffusion = require "aiart.diffusion"
@@ -30,6 +32,7 @@ local defaults = {
   out = "runs/ddpm",
   resume = false,
   on_nan = "stop",
+  dist = false,
 }
 local help = {
   ch = "base channels of the UNet",
@@ -54,9 +57,12 @@ local help = {
   out = "output folder",
   resume = "continue from out/last.safetensors",
   on_nan = "stop (keep the last good checkpoint) or skip (drop the batch)",
+  dist = "data-parallel over the ranks of mpirun (batch_size is split among them)",
 }
 local cfg = ai.config.parse(arg, defaults, {help = help, description = "Train a DDPM on Fashion-MNIST and sample from its EMA weights."})
 
+local dist = experiment.distributed(cfg)
+local main = dist.is_main()
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 local mults = {}
 for m in tostring(cfg.mults):gmatch("[^,]+") do mults[#mults + 1] = tonumber(m) end
@@ -64,27 +70,30 @@ local out = cfg.out
 ai.manual_seed(cfg.seed)
 
 local net = models.UNet{ch = cfg.ch, mults = mults}
+local ddp = dist.DataParallel(net) -- rank 1's weights everywhere; gradients averaged over the ranks
 local ema = ai.optim.EMA(net, {decay = cfg.ema_decay})
 local opt = ai.optim.Adam(net:parameters(), {lr = cfg.lr})
 local sched = diffusion.schedule(cfg.T, cfg.schedule)
 local loader = ai.data.DataLoader(ai.data.fashion_mnist{split = "train"},
-                                  {batch_size = cfg.batch_size, shuffle = true, drop_last = true, seed = cfg.seed})
+                                  {batch_size = experiment.rank_batch(cfg.batch_size, dist), shuffle = true,
+                                   drop_last = true, seed = cfg.seed, shard = true})
 local step = 0
 local last_ckpt = out .. "/last.safetensors"
 
 local function checkpoint(path)
-  ai.checkpoint.save(path, {model = net, ema = ema, optimizer = opt, loader = loader, rng = true,
-                            step = step, config = cfg})
+  dist.main_only(ai.checkpoint.save, path, {model = net, ema = ema, optimizer = opt, loader = loader, rng = true,
+                                            step = step, config = cfg})
 end
 
 if cfg.resume then
-  local info = ai.checkpoint.load(last_ckpt, {model = net, ema = ema, optimizer = opt, loader = loader, rng = true})
+  local info = dist.load_checkpoint(last_ckpt, {model = net, ema = ema, optimizer = opt, loader = loader, rng = true})
   step = info.step
-  print(("resumed %s at step %d"):format(last_ckpt, step))
+  if main then print(("resumed %s at step %d"):format(last_ckpt, step)) end
 end
+dist.split_rng() -- each rank its own noise (after a resume too: rank 1's state decides all)
 
-experiment.prepare(out, cfg)
-local metrics = experiment.metrics(out .. "/metrics.jsonl", step, cfg.resume)
+if main then experiment.prepare(out, cfg) end
+local metrics = experiment.metrics(out .. "/metrics.jsonl", step, cfg.resume, main)
 
 -- Samples from the EMA weights; with `path`, also the x0 predictions along the way.
 local function sample(n, path)
@@ -130,23 +139,25 @@ local next_batch = experiment.batches(loader)
 local guard = experiment.nan_guard(cfg.on_nan, last_ckpt)
 
 local t0, clock0 = os.time(), os.clock()
-local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "ddpm", start = step}
-local reason = "steps"
+local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "ddpm", start = step, disable = not main}
+local reason, time_up = "steps", false
 while true do
   if cfg.steps > 0 and step >= cfg.steps then break end
   if cfg.epochs > 0 and step // #loader >= cfg.epochs then reason = "epochs" break end
-  if cfg.time_limit > 0 and os.time() - t0 >= cfg.time_limit then reason = "time_limit" break end
+  if time_up then reason = "time_limit" break end
   local loss = diffusion.loss(net, sched, next_batch())
-  local l = loss:item()
+  opt:zero_grad()
+  -- the loss and the clock travel with the gradients: every rank sees their means
+  local m = ddp:backward(loss, {loss = loss, time_up = experiment.time_up(t0, cfg.time_limit)})
+  local l = m.loss
+  time_up = m.time_up > 0
   if guard(step + 1, {loss = l}) then
-    opt:zero_grad()
-    loss:backward()
     opt:step()
     ema:update()
     step = step + 1
     bar:update(1, {loss = l})
     if step % cfg.log_every == 0 then metrics:write{step = step, loss = l, time = os.clock() - clock0} end
-    if cfg.sample_every > 0 and step % cfg.sample_every == 0 then save_samples(false) end
+    if cfg.sample_every > 0 and step % cfg.sample_every == 0 then dist.main_only(save_samples, false) end
     if step % cfg.ckpt_every == 0 then
       checkpoint(last_ckpt)
       checkpoint(("%s/ckpt_%06d.safetensors"):format(out, step))
@@ -156,7 +167,9 @@ end
 bar:close()
 metrics:close()
 checkpoint(last_ckpt)
-local grid = save_samples(true)
-ai.plot.curves(out .. "/loss.png", ai.metrics.read(out .. "/metrics.jsonl"), {keys = {"loss"}})
-print(("stopped at step %d (%s); samples %s, path %s/path.png and path.gif, checkpoint %s"):format(
-  step, reason, grid, out, out, last_ckpt))
+dist.main_only(function()
+  local grid = save_samples(true)
+  ai.plot.curves(out .. "/loss.png", ai.metrics.read(out .. "/metrics.jsonl"), {keys = {"loss"}})
+  print(("stopped at step %d (%s); samples %s, path %s/path.png and path.gif, checkpoint %s"):format(
+    step, reason, grid, out, out, last_ckpt))
+end)

@@ -1,7 +1,9 @@
 -- scripts/train_gan.lua: train a GAN on Fashion-MNIST (or a folder of PNGs), as a readable
 -- custom training loop. Writes config.json, metrics.jsonl, sample grids, checkpoints and a
 -- loss plot under out= (default runs/<arch>-<loss>). `aiart-lua scripts/train_gan.lua --help`
--- lists the options; key=value arguments override them.
+-- lists the options; key=value arguments override them. Data-parallel over MPI:
+-- `mpirun -np 2 aiart-lua scripts/train_gan.lua dist=true` (each rank takes batch_size / 2 of
+-- every batch and draws its own noise; rank 1 writes the files).
 local ai = require "aiart"
 local models = require "aiart.models"
 local experiment = require "aiart.experiment"
@@ -30,6 +32,7 @@ local defaults = {
   out = "",
   resume = false,
   on_nan = "stop",
+  dist = false,
 }
 local help = {
   arch = "mlp (the seed GAN, batch 32) or dcgan (batch 64)",
@@ -54,9 +57,12 @@ local help = {
   out = "output folder (default runs/<arch>-<loss>)",
   resume = "continue from out/last.safetensors",
   on_nan = "stop (keep the last good checkpoint) or skip (drop the batch)",
+  dist = "data-parallel over the ranks of mpirun (batch_size is split among them)",
 }
 local cfg = ai.config.parse(arg, defaults, {help = help, description = "Train a GAN and write samples, metrics and checkpoints."})
 
+local dist = experiment.distributed(cfg)
+local main = dist.is_main()
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 local dcgan, wgan = cfg.arch == "dcgan", cfg.loss == "wgan-gp"
 if cfg.arch ~= "mlp" and not dcgan then error("arch must be mlp or dcgan, got " .. cfg.arch, 0) end
@@ -74,6 +80,7 @@ ai.manual_seed(cfg.seed)
 local G, D
 if dcgan then G, D = models.dcgan{z_dim = cfg.z_dim, d_norm = not wgan}
 else G, D = models.mlp_gan{z_dim = cfg.z_dim, sigmoid = false} end
+local ddpG, ddpD = dist.DataParallel(G), dist.DataParallel(D) -- rank 1's weights; averaged gradients
 local optG = ai.optim.Adam(G:parameters(), {lr = lr, betas = {beta1, beta2}})
 local optD = ai.optim.Adam(D:parameters(), {lr = lr, betas = {beta1, beta2}})
 
@@ -84,7 +91,8 @@ else
   ds = ai.data.ImageFolder{root = cfg.data, size = cfg.size, channels = 1,
                            transform = ai.data.transforms.normalize(0.5, 0.5)}
 end
-local loader = ai.data.DataLoader(ds, {batch_size = B, shuffle = true, drop_last = true, seed = cfg.seed})
+local loader = ai.data.DataLoader(ds, {batch_size = experiment.rank_batch(B, dist), shuffle = true, drop_last = true,
+                                       seed = cfg.seed, shard = true})
 local batches_per_epoch = #loader
 
 local fixed_z = ai.randn(64, cfg.z_dim) -- the same noise for every sample grid
@@ -92,22 +100,20 @@ local step, start_epoch = 0, 0
 local last_ckpt = out .. "/last.safetensors"
 
 local function checkpoint(path)
-  ai.checkpoint.save(path, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true,
-                            step = step, config = cfg, extra = {fixed_z = fixed_z}})
+  dist.main_only(ai.checkpoint.save, path, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true,
+                                            step = step, config = cfg, extra = {fixed_z = fixed_z}})
 end
 
 if cfg.resume then
-  local f = io.open(last_ckpt, "rb")
-  if not f then error("resume: no checkpoint at " .. last_ckpt, 0) end
-  f:close()
-  local info = ai.checkpoint.load(last_ckpt, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true})
+  local info = dist.load_checkpoint(last_ckpt, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true})
   step = info.step
   fixed_z = info.extra.fixed_z
-  print(("resumed %s at step %d"):format(last_ckpt, step))
+  if main then print(("resumed %s at step %d"):format(last_ckpt, step)) end
 end
+dist.split_rng() -- each rank its own noise (after a resume too: rank 1's state decides all)
 
-experiment.prepare(out, cfg)
-local metrics = experiment.metrics(out .. "/metrics.jsonl", step, cfg.resume)
+if main then experiment.prepare(out, cfg) end
+local metrics = experiment.metrics(out .. "/metrics.jsonl", step, cfg.resume, main)
 
 -- One loss per formulation; D's takes logits of real and fake batches.
 local function d_loss(real_logits, fake_logits)
@@ -157,36 +163,34 @@ local guard = experiment.nan_guard(cfg.on_nan, last_ckpt)
 local t0 = os.time()
 local clock0 = os.clock()
 local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "gan " .. cfg.arch .. "/" .. cfg.loss,
-                            start = step}
-local stop_reason = "steps"
+                            start = step, disable = not main}
+local stop_reason, time_up = "steps", false
 while true do
   if cfg.steps > 0 and step >= cfg.steps then break end
   if cfg.epochs > 0 and (step * n_critic) // batches_per_epoch >= cfg.epochs then stop_reason = "epochs" break end
-  if cfg.time_limit > 0 and os.time() - t0 >= cfg.time_limit then stop_reason = "time_limit" break end
+  if time_up then stop_reason = "time_limit" break end
 
-  -- D: n_critic steps on real batches and detached fakes
+  -- D: n_critic steps on real batches and detached fakes. The losses (and the clock) travel
+  -- with the gradients, so that every rank sees their means and takes the same decisions.
   local ld, fake
   for _ = 1, n_critic do
     local real = as_input(next_batch())
     fake = G(ai.randn(real:size(1), cfg.z_dim))
     local loss = d_loss(D(real), D(fake:detach()))
     if wgan then loss = loss + cfg.gp_weight * gradient_penalty(real, fake:detach()) end
-    ld = loss:item()
-    if not finite(ld) then break end
     optD:zero_grad()
-    loss:backward()
+    local m = ddpD:backward(loss, {loss = loss, time_up = experiment.time_up(t0, cfg.time_limit)})
+    ld, time_up = m.loss, m.time_up > 0
+    if not finite(ld) then break end
     optD:step()
   end
   -- G: make D call the fakes real (the reference reuses the batch of fakes of the D step)
   local lg
   if finite(ld) then
     local loss = g_loss(D(fake))
-    lg = loss:item()
-    if finite(lg) then
-      optG:zero_grad()
-      loss:backward()
-      optG:step()
-    end
+    optG:zero_grad()
+    lg = ddpG:backward(loss, {loss = loss}).loss
+    if finite(lg) then optG:step() end
   end
   if not guard(step + 1, {D = ld or 0 / 0, G = lg or 0 / 0}) then
     optD:zero_grad()
@@ -195,7 +199,7 @@ while true do
     step = step + 1
     bar:update(1, {D = ld, G = lg})
     if step % cfg.log_every == 0 then metrics:write{step = step, loss_d = ld, loss_g = lg, time = os.clock() - clock0} end
-    if step % cfg.sample_every == 0 then save_samples() end
+    if step % cfg.sample_every == 0 then dist.main_only(save_samples) end
     if step % cfg.ckpt_every == 0 then
       checkpoint(last_ckpt)
       checkpoint(("%s/ckpt_%06d.safetensors"):format(out, step))
@@ -205,7 +209,9 @@ end
 bar:close()
 metrics:close()
 checkpoint(last_ckpt)
-local grid = save_samples()
-ai.plot.curves(out .. "/loss.png", ai.metrics.read(out .. "/metrics.jsonl"), {keys = {"loss_d", "loss_g"}})
-print(("stopped at step %d (%s); samples %s, checkpoint %s, losses %s/loss.png"):format(step, stop_reason, grid,
-      last_ckpt, out))
+dist.main_only(function()
+  local grid = save_samples()
+  ai.plot.curves(out .. "/loss.png", ai.metrics.read(out .. "/metrics.jsonl"), {keys = {"loss_d", "loss_g"}})
+  print(("stopped at step %d (%s); samples %s, checkpoint %s, losses %s/loss.png"):format(step, stop_reason, grid,
+        last_ckpt, out))
+end)

@@ -10,7 +10,7 @@ local repl = require "aiart.repl"
 local doc = require "aiart.doc"
 
 local LAZY = { "nn", "optim", "sched", "data", "image", "checkpoint", "progress", "plot", "config",
-               "metrics", "F", "gradcheck", "gradgradcheck", "save", "load" }
+               "metrics", "F", "gradcheck", "gradgradcheck", "save", "load", "dist" }
 
 local function is_class(v)
   local mt = type(v) == "table" and getmetatable(v)

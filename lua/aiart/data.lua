@@ -31,7 +31,7 @@ dataset's transform before normalize: fashion_mnist{transform = {random_crop(28,
 normalize(0.5, 0.5)}}.
 
   ai.data.DataLoader(ds, {batch_size=1, shuffle=false, drop_last=false, collate=, seed=,
-                          transform=, prefetch=true, fast=, copy=true})
+                          transform=, prefetch=true, fast=, copy=true, shard=})
       transform: applied to each sample's x (as f32) after the dataset's own transforms
       for x, y in loader:iter() do ... end   (or: for x, y in loader do ... end)
       #loader: batches per epoch; loader:state_dict() / loader:load_state_dict(sd): epoch and
@@ -44,6 +44,15 @@ normalize(0.5, 0.5)}}.
       thread) or a count 1..16. fast=false forces the Lua path; copy=false hands out the C
       buffers themselves instead of copies in core tensors (the default copy keeps the memory
       visible to the allocator's statistics and the collector; both are far faster than needed).
+      shard: {rank=r, world_size=n} (or true: ai.dist's rank and world size, after
+      ai.dist.init()) for data-parallel training. Every rank computes the same epoch order
+      (give the same seed= everywhere) and
+      takes its positions r-1, r-1+n, r-1+2n, ...: batch i of the n ranks together (batch_size
+      each) is batch i of one loader with batch_size x n, with the same augmentation draws.
+      Each rank gets floor(N/n) samples with drop_last, else ceil(N/n), the last ones wrapping
+      round to the start of the order, so that every rank has as many batches. #loader and
+      position count this rank's batches; a state resumes on any world size with the same
+      batch_size x world_size.
 ]]
 local ai = require "aiart"
 
@@ -804,7 +813,29 @@ DataLoader.__name = "DataLoader"
 data.DataLoader_class = DataLoader
 
 local LOADER_OPTS = set{"batch_size", "shuffle", "drop_last", "collate", "seed", "transform", "prefetch", "fast",
-                        "copy"}
+                        "copy", "shard"}
+
+-- The shard option -> rank, world_size
+local function check_shard(fn, shard)
+  if shard == nil or shard == false then return 1, 1 end
+  if shard == true then
+    local dist = ai.dist
+    if not dist.initialized() and dist.launched_size() > 1 then
+      error(fn .. ": shard=true under mpirun needs ai.dist.init() first", 3)
+    end
+    return dist.rank(), dist.world_size()
+  end
+  if type(shard) ~= "table" then error(fn .. ": shard must be true or {rank=, world_size=}", 3) end
+  for k in pairs(shard) do
+    if k ~= "rank" and k ~= "world_size" then error(("%s: shard has an unknown field '%s' (known: rank, world_size)"):format(fn, tostring(k)), 3) end
+  end
+  local r, n = shard.rank, shard.world_size
+  if not is_int(n) or n < 1 then error(fn .. ": shard.world_size must be a positive integer, got " .. tostring(n), 3) end
+  if not is_int(r) or r < 1 or r > n then
+    error(("%s: shard.rank must be an integer in 1..%d, got %s"):format(fn, n, tostring(r)), 3)
+  end
+  return r, n
+end
 
 --- data.DataLoader(ds, opts)
 function data.DataLoader(ds, opts)
@@ -822,12 +853,17 @@ function data.DataLoader(ds, opts)
   elseif not is_int(prefetch) or prefetch < 0 or prefetch > 16 then
     error(fn .. ": prefetch must be a boolean or a number of batches 0..16", 2)
   end
+  local rank, world = check_shard(fn, o.shard)
   local seed = o.seed
-  if seed == nil then seed = draw_seed()
+  if seed == nil then
+    if world > 1 and o.shuffle then
+      error(fn .. ": a sharded loader that shuffles needs seed= (the same on every rank), so that the ranks share one order", 2)
+    end
+    seed = draw_seed()
   elseif not is_int(seed) then error(fn .. ": seed must be an integer", 2) end
   local self = setmetatable({
     dataset = ds, batch_size = bs, shuffle = o.shuffle and true or false, drop_last = o.drop_last and true or false,
-    collate = o.collate, seed = seed, prefetch = prefetch, copy = o.copy,
+    collate = o.collate, seed = seed, prefetch = prefetch, copy = o.copy, rank = rank, world_size = world,
     transform_list = flatten_transforms(fn, o.transform),
     _epoch = 0, _pos = 0, _resume = false,
   }, DataLoader)
@@ -861,22 +897,33 @@ function DataLoader:_fast_source()
   return src
 end
 
+-- The samples of this rank's shard of an epoch.
+local function shard_len(self)
+  local n, w = #self.dataset, self.world_size
+  if self.drop_last then return n // w end
+  return (n + w - 1) // w
+end
+
 function DataLoader:__len()
-  local n = #self.dataset
+  local n = shard_len(self)
   if self.drop_last then return n // self.batch_size end
   return (n + self.batch_size - 1) // self.batch_size
 end
 
 function DataLoader:__tostring()
-  return ("DataLoader(%d samples, batch_size=%d, %d batches, %s)"):format(#self.dataset, self.batch_size, #self,
-    self.fast and "C prefetcher" or "Lua")
+  local shard = self.world_size > 1 and (", shard %d of %d"):format(self.rank, self.world_size) or ""
+  return ("DataLoader(%d samples, batch_size=%d, %d batches%s, %s)"):format(#self.dataset, self.batch_size, #self,
+    shard, self.fast and "C prefetcher" or "Lua")
 end
 
---- loader:order(epoch) -> i64 tensor of the epoch's 0-based dataset positions
+--- loader:order(epoch) -> i64 tensor of the epoch's 0-based dataset positions (this rank's
+-- shard of them when sharded)
 function DataLoader:order(epoch)
   local n = #self.dataset
-  if not self.shuffle then return ai.arange(0, n) end
-  return seeded_perm0(n, mix64(self.seed ~ mix64(epoch)))
+  local order = self.shuffle and seeded_perm0(n, mix64(self.seed ~ mix64(epoch))) or ai.arange(0, n)
+  if self.world_size == 1 or n == 0 then return order end
+  local pos = (ai.arange(0, shard_len(self)) * self.world_size + (self.rank - 1)) % n
+  return order:index_select(1, pos + 1)
 end
 
 -- Starts (or resumes) an epoch: returns epoch, first batch.
@@ -898,6 +945,7 @@ local function fast_iter(self, epoch, start, token)
   if src.index then order = src.index:index_select(1, order + 1) end
   local ld = K().new(src.data, src.labels, order, {
     batch_size = self.batch_size, drop_last = self.drop_last, seed = self.seed, epoch = epoch, start = start,
+    pos_offset = self.rank - 1, pos_stride = self.world_size,
     prefetch = self.prefetch, convert = src.convert, divisor = src.divisor, augs = src.augs,
     copy = self.copy ~= false,
   })
@@ -921,13 +969,14 @@ local function lua_iter(self, epoch, start, token)
   local collate = self.collate or data.collate
   local list = self.transform_list
   local seed = self.seed
+  local off, stride = self.rank - 1, self.world_size
   local function step()
     if k >= nb then return nil end
     local first = k * bs
     local last = math.min(first + bs, n) - 1
     local samples = {}
     for p = first, last do
-      local rng = data.sample_rng(seed, epoch, p)
+      local rng = data.sample_rng(seed, epoch, off + p * stride)
       local s = table.pack(ds:get(order[p + 1] + 1, rng))
       if #list > 0 then
         local x = s[1]
@@ -971,7 +1020,7 @@ end
 -- current epoch handed out so far
 function DataLoader:state_dict()
   return {epoch = self._epoch, position = self._pos, seed = self.seed, batches = #self, samples = #self.dataset,
-          shuffle = self.shuffle, batch_size = self.batch_size}
+          shuffle = self.shuffle, batch_size = self.batch_size, world_size = self.world_size}
 end
 
 --- loader:load_state_dict(sd): the next iter() continues epoch sd.epoch after batch sd.position
@@ -987,8 +1036,15 @@ function DataLoader:load_state_dict(sd)
   if sd.samples ~= nil and sd.samples ~= #self.dataset then
     error(("%s: the state is for a dataset of %s samples, this one has %d"):format(fn, tostring(sd.samples), #self.dataset), 2)
   end
-  if sd.batch_size ~= nil and sd.batch_size ~= self.batch_size then
-    error(("%s: the state is for batch_size %s, this loader has %d"):format(fn, tostring(sd.batch_size), self.batch_size), 2)
+  -- positions count batches of batch_size x world_size samples: those must agree
+  local sd_world = sd.world_size or 1
+  if sd.batch_size ~= nil and sd.batch_size * sd_world ~= self.batch_size * self.world_size then
+    if sd_world == 1 and self.world_size == 1 then
+      error(("%s: the state is for batch_size %s, this loader has %d"):format(fn, tostring(sd.batch_size), self.batch_size), 2)
+    end
+    error(("%s: the state is for batch_size %s on %d ranks (%s in all), this loader has %d on %d (%d in all)"):format(fn,
+      tostring(sd.batch_size), sd_world, tostring(sd.batch_size * sd_world), self.batch_size, self.world_size,
+      self.batch_size * self.world_size), 2)
   end
   if epoch < 0 or pos < 0 or pos > #self then error(fn .. ": epoch or position out of range", 2) end
   self._epoch, self._pos, self.seed = epoch, pos, seed

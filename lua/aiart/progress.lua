@@ -1,7 +1,9 @@
 --[[ aiart.progress (ai.progress): progress bars for training loops.
 
   local bar = ai.progress.bar{total=1000, desc="train", every=10, every_steps=nil, file=io.stdout,
-                              tty=nil, start=0}              -- start: the count so far (resuming)
+                              tty=nil, start=0, disable=false}
+      start: the count so far (resuming); disable: count but print nothing (the ranks other
+      than the first of a distributed run)
   bar:update(n=1, {loss_d = 0.69, loss_g = 1.2})   -- values: numbers or 1-element tensors
   bar:write("a message")                            -- printed above the bar
   bar:close()                                       -- also on <close>
@@ -69,7 +71,9 @@ Bar.__index = Bar
 Bar.__name = "ProgressBar"
 
 local BAR_OPTS = {total = true, desc = true, every = true, every_steps = true, file = true, tty = true, width = true,
-                  unit = true, initial = true, start = true}
+                  unit = true, initial = true, start = true, disable = true}
+
+local null_file = {write = function() end, flush = function() end}
 
 --- progress.bar(opts) -> bar
 function P.bar(opts)
@@ -88,6 +92,7 @@ function P.bar(opts)
   end
   local file = opts.file or io.stdout
   local tty = opts.tty
+  if opts.disable then file, tty = null_file, false end
   if tty == nil then tty = detect_tty(file) end
   local t = now()
   local initial = opts.initial or opts.start or 0

@@ -48,6 +48,7 @@ typedef struct ai_storage {
 } ai_storage;
 
 typedef struct ai_node ai_node;
+typedef struct ai_grad_hook ai_grad_hook;
 
 typedef struct ai_tensor {
   int refs;
@@ -61,6 +62,7 @@ typedef struct ai_tensor {
   bool requires_grad;
   struct ai_tensor *grad; /* accumulated gradient of a leaf */
   ai_node *grad_fn;       /* the node that produced this tensor (NULL for leaves) */
+  ai_grad_hook *hook;     /* gradient-ready hook of a leaf (ai_set_grad_hook), usually NULL */
 } ai_tensor;
 
 static inline void *ai_data(const ai_tensor *t) {
@@ -246,5 +248,16 @@ int ai_grad(ai_tensor **outputs, ai_tensor **grad_outputs, int nout, ai_tensor *
             int nin, bool retain_graph, bool create_graph, bool allow_unused,
             ai_tensor **grads);
 const char *ai_grad_fn_name(const ai_tensor *t); /* NULL for leaves */
+/* Gradient-ready hooks: during ai_backward, fn(ctx, leaf) runs as soon as leaf->grad holds every
+ * contribution of that pass (before the rest of the graph is done), so that data-parallel
+ * training can start reducing gradients while backward goes on. Not called by ai_grad. A leaf
+ * has at most one hook: setting one where another ctx holds it is an error; clearing removes it
+ * only for the ctx that set it. The hook must not raise or free tensors of the graph. */
+typedef void (*ai_grad_hook_fn)(void *ctx, ai_tensor *leaf);
+int ai_set_grad_hook(ai_tensor *leaf, ai_grad_hook_fn fn, void *ctx);
+void ai_clear_grad_hook(ai_tensor *leaf, void *ctx);
+/* Inside a hook: whether the running backward reaches this hooked leaf at all (a leaf it does
+ * not reach gets no hook call in that pass). */
+bool ai_grad_hook_reached(const ai_tensor *leaf);
 
 #endif

@@ -26,6 +26,22 @@ int ai_set_requires_grad(ai_tensor *t, bool on) {
 
 const char *ai_grad_fn_name(const ai_tensor *t) { return t->grad_fn ? ai_op_names[t->grad_fn->op] : NULL; }
 
+int ai_set_grad_hook(ai_tensor *leaf, ai_grad_hook_fn fn, void *ctx) {
+  if (leaf->grad_fn) return ai_seterror("grad hook: the tensor is not a leaf");
+  if (leaf->hook && leaf->hook->ctx != ctx)
+    return ai_seterror("grad hook: the tensor already has a gradient hook (is it in two DataParallel wrappers?)");
+  if (!leaf->hook && !(leaf->hook = calloc(1, sizeof *leaf->hook))) return ai_seterror("not enough memory");
+  leaf->hook->fn = fn;
+  leaf->hook->ctx = ctx;
+  return 0;
+}
+
+void ai_clear_grad_hook(ai_tensor *leaf, void *ctx) {
+  if (leaf->hook && leaf->hook->ctx == ctx) { free(leaf->hook); leaf->hook = NULL; }
+}
+
+bool ai_grad_hook_reached(const ai_tensor *leaf) { return leaf->hook && leaf->hook->mark == generation; }
+
 /* ---------------------------------------------------------------- nodes */
 
 /* A free list of node blocks with room for NODE_POOL_NIN inputs (almost every op): recording
@@ -245,6 +261,11 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
     ai_node *n = all.v[k];
     for (int i = 0; i < n->nin; i++) {
       ai_node *f = n->in[i].fn;
+      ai_grad_hook *h = n->in[i].leaf && !inputs ? n->in[i].leaf->hook : NULL;
+      if (h) {
+        if (h->mark != gen) { h->mark = gen; h->pending = 0; }
+        h->pending++;
+      }
       if (!f) continue;
       if (f->mark != gen) { f->mark = gen; f->deps = 0; if (push(&all, f)) goto out; }
       f->deps++;
@@ -260,6 +281,8 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
       for (int j = 0; j < nin; j++) if (inputs[j] == o && accumulate(&results[j], seeds[i])) goto out;
     } else if (accumulate_leaf(o, seeds[i])) {
       goto out;
+    } else if (o->hook && o->hook->mark != gen) {
+      o->hook->fn(o->hook->ctx, o); /* an output that is itself a hooked leaf */
     }
   }
   for (int i = 0; i < nout; i++) {
@@ -311,6 +334,8 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
     }
     if (!retain) { release_saved(n); n->freed = true; }
     for (int i = 0; i < n->nin; i++) {
+      ai_grad_hook *h = n->in[i].leaf && !inputs ? n->in[i].leaf->hook : NULL;
+      if (h && h->mark == gen && --h->pending == 0) h->fn(h->ctx, n->in[i].leaf);
       ai_node *f = n->in[i].fn;
       if (f && f->mark == gen && --f->deps == 0) { f->deps = -1; if (push(&ready, f)) goto out; }
     }

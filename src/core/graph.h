@@ -69,6 +69,15 @@ struct ai_node {
   ai_input in[];
 };
 
+/* A leaf's gradient-ready hook; pending counts the edges into the leaf that the current
+ * backward (generation mark) has yet to process. */
+struct ai_grad_hook {
+  ai_grad_hook_fn fn;
+  void *ctx;
+  unsigned mark;
+  int pending;
+};
+
 typedef int (*ai_rule)(ai_node *n, ai_tensor *g, ai_tensor **gin);
 extern const ai_rule ai_rules[AI_NOPS];
 extern const char *const ai_op_names[AI_NOPS];

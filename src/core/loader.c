@@ -35,6 +35,7 @@ struct ai_loader {
   /* the epoch */
   int64_t *order, norder, bs, nbatches, start_batch;
   uint64_t seed, epoch;
+  int64_t pos_offset, pos_stride;
   aug_t augs[AI_LOADER_MAXAUG];
   int naugs, nrandom;      /* nrandom: ops that draw */
   float *normvals;         /* the expanded mean/std arrays */
@@ -275,7 +276,7 @@ static void fill_batch(ai_loader *ld, int64_t k, void *x, void *y, int64_t *nout
     int64_t pos = first + i, idx = ld->order[pos];
     const unsigned char *src = ld->data + (size_t)idx * ld->in_sample_bytes;
     unsigned char *dst = (unsigned char *)x + (size_t)i * ld->out_sample_bytes;
-    if (ld->convert) fill_sample_f32(ld, src, (float *)dst, (uint64_t)pos);
+    if (ld->convert) fill_sample_f32(ld, src, (float *)dst, (uint64_t)(ld->pos_offset + pos * ld->pos_stride));
     else memcpy(dst, src, ld->in_sample_bytes);
     if (y) memcpy((unsigned char *)y + (size_t)i * ld->label_bytes, ld->labels + (size_t)idx * ld->label_bytes,
                   ld->label_bytes);
@@ -455,6 +456,8 @@ ai_loader *ai_loader_new(const ai_loader_config *cfg, char *err, size_t errlen) 
   ld->next_fill = ld->next_take = ld->start_batch;
   ld->seed = cfg->seed;
   ld->epoch = cfg->epoch;
+  ld->pos_offset = cfg->pos_offset;
+  ld->pos_stride = cfg->pos_stride ? cfg->pos_stride : 1;
   ld->nslots = cfg->prefetch ? cfg->prefetch : 1;
   ld->freecap = ld->nslots + 72; /* room for what a collection hands back at once (l_data.c) */
   ld->order = malloc(sizeof(int64_t) * (size_t)(cfg->norder ? cfg->norder : 1));

@@ -22,8 +22,10 @@
  *    NORMALIZE applies), exactly as padding with zeros at that point of the list would give.
  *
  * Randomness is counter-based: draw k of the sample at position pos (0-based, in the order) of
- * epoch `epoch` is ai_loader_uniform(seed, epoch, pos, k), independent of threads and timing,
- * so a loader restarted at a given batch reproduces the same batches. Draws per sample, in
+ * epoch `epoch` is ai_loader_uniform(seed, epoch, pos_offset + pos * pos_stride, k), independent
+ * of threads and timing, so a loader restarted at a given batch reproduces the same batches. The
+ * offset and stride (default 0 and 1) let one shard of an epoch's order (rank r of n takes
+ * positions r-1, r-1+n, ...) draw exactly what the same sample draws in the unsharded order. Draws per sample, in
  * list order: HFLIP one (flip when u < p), random CROP two (top = floor(u0 * (Hp - out_h + 1)),
  * then left likewise), SHIFT two (dy = floor(u0 * (2 max_dy + 1)) - max_dy, then dx).
  *
@@ -78,6 +80,7 @@ typedef struct {
   const ai_loader_aug *augs;/* naugs entries (copied) */
   int naugs;
   uint64_t seed, epoch;
+  int64_t pos_offset, pos_stride; /* draw position of order position i: offset + i * stride (0: 1) */
   int prefetch;             /* 0: no thread, batches built inside ai_loader_next; else ring size */
 } ai_loader_config;
 

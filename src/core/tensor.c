@@ -71,6 +71,7 @@ void ai_unref(ai_tensor *t) {
   storage_unref(t->storage);
   if (t->grad) ai_unref(t->grad);
   if (t->grad_fn) ai_node_unref(t->grad_fn);
+  free(t->hook);
   pool_put(t);
 }
 

@@ -7,6 +7,8 @@
  *     labels  tensor N x ... of any dtype, or nil
  *     order   i64 tensor of 0-based sample indices (the epoch's order)
  *     opts    batch_size (required), drop_last, seed, epoch, start (0-based first batch),
+ *             pos_offset, pos_stride (the draws of order position i are those of position
+ *             pos_offset + i * pos_stride: a shard of a larger order),
  *             prefetch (ring slots, 0 = no thread; default 3), convert (f32 output), divisor,
  *             copy (copy batches into core tensors instead of wrapping the buffers; default true),
  *             augs = list of {kind = "normalize", mean = {...}, std = {...}}
@@ -205,6 +207,9 @@ static int loader_new(lua_State *L) {
   cfg.seed = (uint64_t)int_field(L, 4, "seed", 0, "loader");
   cfg.epoch = (uint64_t)int_field(L, 4, "epoch", 0, "loader");
   cfg.start_batch = int_field(L, 4, "start", 0, "loader");
+  cfg.pos_offset = int_field(L, 4, "pos_offset", 0, "loader");
+  cfg.pos_stride = int_field(L, 4, "pos_stride", 1, "loader");
+  if (cfg.pos_offset < 0 || cfg.pos_stride < 1) return luaL_error(L, "loader: pos_offset must be >= 0 and pos_stride >= 1");
   cfg.prefetch = (int)int_field(L, 4, "prefetch", 3, "loader");
   cfg.convert = lai_optboolfield(L, 4, "convert", 0);
   cfg.divisor = (float)lai_optnumfield(L, 4, "divisor", data->dtype == AI_U8 ? 255 : 1);
