@@ -39,9 +39,9 @@
  *    flipped backward_input and conv_transpose2d forward, and for backward_weight, where
  *    measured faster on the 2-core AVX2 machine: >= 6 input channels and >= 32 tiles of 4x4
  *    outputs (backward_weight: >= 12 and >= 128, and K*C <= 116K), with the AVX2 clone.
- *    One thread, CPU time against im2col: forward and backward_input 2.3-3.0x at VGG sizes
- *    (64..256 channels, 256..64 px), 1.6-2.5x at the UNet's (N=64, 32..128 channels, 28..7
- *    px); backward_weight 1.3-2.4x. AIART_WINOGRAD=0 in the environment (or
+ *    One thread, CPU time against im2col: forward and backward_input 1.7-2.9x at VGG sizes
+ *    (64..512 channels, 256..32 px), 1.7-2.2x at the UNet's (N=64, 32..128 channels, 28..7
+ *    px); backward_weight 1.6-2.5x. AIART_WINOGRAD=0 in the environment (or
  *    nnk_set_winograd(0)) keeps im2col everywhere.
  * Measured on the 2-core AVX-512 dev machine (f32, 2 threads, best of several runs, the machine
  * being shared): N=64 C=32->64 14x14 3x3 pad 1: forward ~130 GFLOP/s, backward ~120-135,
