@@ -35,55 +35,25 @@ batches counts), "gflop_per_step", "gflops", ...}. GFLOP counts only linear, con
 transposed-conv layers (2 x multiply-adds; a training step is 3x its forward passes, the style
 step 2x: no weight gradients), as in shared/reference-models.md.
 
-Timing uses a monotonic wall clock: aiart-lua's script API has none (os.clock is process CPU
-time, summed over threads), so scripts/bench/clock.c is compiled into build/bench/clock.so on
-first use; without a C compiler it falls back to /proc/uptime (10 ms resolution, "clock":"coarse").
+Timing uses ai.clock, a monotonic wall clock (os.clock is process CPU time, summed over
+threads). What bench_dist.lua shares with this script is in scripts/bench/common.lua.
 ]]
 local ai = require "aiart"
 
 ---------------------------------------------------------------------------------- arguments
 
-local SCRIPT = arg and arg[0] or "scripts/bench.lua"
-local EXE = "./aiart-lua"
-do -- the interpreter is the most negative index of arg
-  local i = -1
-  while arg and arg[i] do EXE = arg[i]; i = i - 1 end
-end
-local ROOT = SCRIPT:match("^(.*)/scripts/bench%.lua$") or "."
-
-local mode, workload_name = "driver", nil
-local opts = {}
-do
-  local i = 1
-  while arg and arg[i] do
-    local a = arg[i]
-    if a == "--workload" then mode, workload_name = "workload", arg[i + 1]; i = i + 1
-    elseif a == "--micro" then mode = "micro"
-    elseif a == "--list" then mode = "list"
-    elseif a:match("^[%w_]+=") then
-      local k, v = a:match("^([%w_]+)=(.*)$")
-      opts[k] = v
-    else
-      io.stderr:write("bench.lua: unknown argument '" .. a .. "'\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
-end
-
-local function opt_num(k, default) return opts[k] and tonumber(opts[k]) or default end
-local function opt_bool(k, default)
-  local v = opts[k]
-  if v == nil or v == "auto" then return default end
-  return v == "true" or v == "1" or v == "yes"
-end
+local ROOT = (arg and arg[0] or ""):match("^(.*)/scripts/bench%.lua$") or "."
+local common = dofile(ROOT .. "/scripts/bench/common.lua")
+local cli = common.command_line(arg, "bench.lua", {["--workload"] = 1, ["--micro"] = 0, ["--list"] = 0})
+local EXE, SCRIPT, opts, opt_num, opt_bool = cli.exe, cli.script, cli.opts, cli.num, cli.bool
+local mode, workload_name = cli.mode, cli.mode_arg
+local sh_quote, median, stats, loadavg, run_json = common.sh_quote, common.median, common.stats, common.loadavg, common.run_json
+local now = common.now
 
 local THREADS = math.tointeger(opt_num("threads", 2))
 ai.set_num_threads(THREADS)
 
 ---------------------------------------------------------------------------------- utilities
-
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function file_exists(p)
   local f = io.open(p, "rb")
@@ -96,55 +66,6 @@ local function mtime(p)
   local s = h and h:read("l")
   if h then h:close() end
   return tonumber(s)
-end
-
--- the wall clock
-local now, CLOCK = nil, "monotonic"
-do
-  local so, src = ROOT .. "/build/bench/clock.so", ROOT .. "/scripts/bench/clock.c"
-  local function load() local f = package.loadlib(so, "luaopen_benchclock") return f and f() end
-  local mod
-  -- a core wall clock, should aiart gain one (ai.clock: monotonic seconds), comes first
-  if type(rawget(ai, "clock")) == "function" then mod = {now = rawget(ai, "clock")} end
-  if not mod and file_exists(so) and (not file_exists(src) or (mtime(so) or 0) >= (mtime(src) or 0)) then mod = load() end
-  if not mod and file_exists(src) then
-    local tmp = so .. "." .. tostring(os.time()) .. tostring(math.random(1e6))
-    local cmd = ("mkdir -p %s && ${CC:-cc} -O2 -shared -fPIC $(pkg-config --cflags lua5.4 2>/dev/null) -o %s %s 2>/dev/null && mv -f %s %s")
-      :format(sh_quote(ROOT .. "/build/bench"), sh_quote(tmp), sh_quote(src), sh_quote(tmp), sh_quote(so))
-    os.execute(cmd)
-    mod = load()
-  end
-  if mod then
-    now = mod.now
-  else
-    CLOCK = "coarse"
-    now = function()
-      local f = io.open("/proc/uptime")
-      local s = f:read("n")
-      f:close()
-      return s
-    end
-  end
-end
-
-local function median(xs)
-  local s = {}
-  for i, v in ipairs(xs) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return 0 end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function stats(xs)
-  local sum, lo, hi = 0, math.huge, -math.huge
-  for _, v in ipairs(xs) do sum = sum + v; lo = math.min(lo, v); hi = math.max(hi, v) end
-  local s = {}
-  for i, v in ipairs(xs) do s[i] = v end
-  table.sort(s)
-  local p90 = s[math.max(1, math.ceil(#s * 0.9))] or 0
-  return {median = median(xs), mean = #xs > 0 and sum / #xs or 0, min = lo, max = hi, p90 = p90}
 end
 
 -- /proc/self/status fields in MB
@@ -431,12 +352,11 @@ local function run_workload(name)
   t_all = now() - t_all
   steps = #times
   local s = stats(times)
-  if CLOCK == "coarse" then s.median, s.mean = t_all / steps, t_all / steps end
   local rec = {
     workload = name, impl = "aiart", ms_per_step = s.median * 1e3, peak_rss_mb = proc_status_mb("VmHWM"),
     gflop_per_step = gflop, gflops = gflop / s.median, steps = steps, warmup = warmup, threads = THREADS,
     data = info.data, mean_ms = s.mean * 1e3, min_ms = s.min * 1e3, p90_ms = s.p90 * 1e3, max_ms = s.max * 1e3,
-    total_s = t_all, clock = CLOCK, rss_reset_after_data = rss_reset,
+    total_s = t_all, clock = "monotonic", rss_reset_after_data = rss_reset,
     alloc_peak_mb = ai.memory().peak / 2 ^ 20,
   }
   print(json_line(rec, WORKLOAD_KEYS))
@@ -676,14 +596,6 @@ local DOC_PYTORCH_MS = {
   style_vgg19_256 = 417,
 }
 
-local function loadavg()
-  local f = io.open("/proc/loadavg")
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
-  return s
-end
-
 local function cpu_model()
   local f = io.open("/proc/cpuinfo")
   if not f then return nil end
@@ -692,23 +604,6 @@ local function cpu_model()
     if m then f:close() return m end
   end
   f:close()
-end
-
--- Runs cmd and returns the decoded JSON lines it printed (those starting with "{"), its other
--- output and whether it succeeded.
-local function run_json(cmd)
-  local h = io.popen(cmd .. " 2>&1")
-  local recs, other = {}, {}
-  for l in h:lines() do
-    if l:match("^%s*{") then
-      local ok, r = pcall(ai.json.decode, l)
-      if ok and type(r) == "table" then recs[#recs + 1] = r else other[#other + 1] = l end
-    else
-      other[#other + 1] = l
-    end
-  end
-  local ok = h:close()
-  return recs, other, ok
 end
 
 local function find_python()
@@ -763,7 +658,7 @@ local function driver()
   local results = {
     meta = {
       date = os.date("!%Y-%m-%dT%H:%M:%SZ"), threads = THREADS, cpu = cpu_model(), loadavg_start = loadavg(),
-      aiart_version = ai.version, torch_version = torch_version, python = py, clock = CLOCK,
+      aiart_version = ai.version, torch_version = torch_version, python = py, clock = "monotonic",
       note = "ratios are aiart/pytorch in this run; each workload runs in its own process, aiart then pytorch; with rounds > 1 the table keeps each implementation's fastest round",
       rounds = math.max(1, math.tointeger(opt_num("rounds", 1)) or 1), data = opts.data or "real",
       binary = EXE, binary_mtime = mtime(EXE),
@@ -776,8 +671,7 @@ local function driver()
   if la and la > THREADS + 0.5 then
     io.stderr:write(("bench.lua: warning: load average %.1f on this machine; timings will be noisy\n"):format(la))
   end
-  print(("# aiart-lua benchmark: %d threads, %s%s"):format(THREADS, py and ("PyTorch " .. torch_version) or "no PyTorch",
-    CLOCK == "coarse" and ", coarse clock" or ""))
+  print(("# aiart-lua benchmark: %d threads, %s"):format(THREADS, py and ("PyTorch " .. torch_version) or "no PyTorch"))
   io.stdout:flush()
   -- rounds=R runs every workload R times (aiart then PyTorch each time); the table takes each
   -- implementation's fastest round (noise from other processes only ever adds time)

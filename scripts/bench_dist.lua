@@ -36,37 +36,11 @@ local models = require "aiart.models"
 local diffusion = require "aiart.diffusion"
 local dist = ai.dist
 
-local SCRIPT = arg and arg[0] or "scripts/bench_dist.lua"
-local EXE = "./aiart-lua"
-do -- the interpreter is the most negative index of arg
-  local i = -1
-  while arg and arg[i] do EXE = arg[i]; i = i - 1 end
-end
-
-local mode, opts = "driver", {}
-for i = 1, #(arg or {}) do
-  local a = arg[i]
-  if a == "--step" then mode = "step"
-  elseif a == "--allreduce" then mode = "allreduce"
-  elseif a:match("^[%w_]+=") then
-    local k, v = a:match("^([%w_]+)=(.*)$")
-    opts[k] = v
-  else
-    io.stderr:write("bench_dist.lua: unknown argument '" .. a .. "'\n")
-    os.exit(2)
-  end
-end
-local function num(k, default) return opts[k] and tonumber(opts[k]) or default end
-
-local function median(xs)
-  local s = {}
-  for i, v in ipairs(xs) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return 0 / 0 end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local ROOT = (arg and arg[0] or ""):match("^(.*)/scripts/bench_dist%.lua$") or "."
+local common = dofile(ROOT .. "/scripts/bench/common.lua")
+local cli = common.command_line(arg, "bench_dist.lua", {["--step"] = 0, ["--allreduce"] = 0})
+local EXE, SCRIPT, mode, opts, num = cli.exe, cli.script, cli.mode, cli.opts, cli.num
+local median, sh_quote, loadavg = common.median, common.sh_quote, common.loadavg
 
 local function emit(rec)
   if dist.is_main() then
@@ -179,28 +153,15 @@ end
 
 ---------------------------------------------------------------------------------- driver
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function run_json(cmd)
+-- The one JSON record a case prints (the last), or an error with the case's output.
+local function run_case(cmd)
   io.stderr:write("  " .. cmd .. "\n")
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  local last
-  for line in out:gmatch("[^\n]+") do if line:match("^{") then last = line end end
-  if not ok or not last then
-    io.stderr:write(out)
+  local recs, other, ok = common.run_json(cmd)
+  if not ok or #recs == 0 then
+    io.stderr:write(table.concat(other, "\n"), "\n")
     error("bench_dist.lua: the case failed: " .. cmd, 0)
   end
-  return ai.json.decode(last)
-end
-
-local function loadavg()
-  local f = io.open("/proc/loadavg")
-  if not f then return "?" end
-  local s = f:read("l")
-  f:close()
-  return s:match("^(%S+ %S+ %S+)") or "?"
+  return recs[#recs]
 end
 
 local function driver()
@@ -233,7 +194,7 @@ local function driver()
   local r = {}
   for _ = 1, math.tointeger(num("rounds", 1)) do
     for _, c in ipairs(cases) do
-      local rec = run_json(c[2])
+      local rec = run_case(c[2])
       local best = r[c[1]]
       if not best then r[c[1]] = rec
       else

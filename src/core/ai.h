@@ -37,6 +37,13 @@ void ai_empty_cache(void);
 /* Test hook: make the Nth allocation from now fail (0 disables). */
 void ai_alloc_fail_after(long n);
 
+/* A free list of fixed-size blocks, for the structs that every op makes and drops (tensors,
+ * storages, autograd nodes): malloc/free were most of a small op's cost. At most `max` blocks
+ * are kept; AI_NO_CACHE builds keep none. Not thread-safe: only the Lua thread uses them. */
+typedef struct ai_freelist { void *head; size_t len, max, size; } ai_freelist;
+void *ai_freelist_get(ai_freelist *fl); /* a zeroed block of fl->size bytes, or NULL */
+void ai_freelist_put(ai_freelist *fl, void *p);
+
 /* ---- storage: a reference-counted buffer shared by views ---- */
 typedef struct ai_storage {
   int refs;

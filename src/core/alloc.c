@@ -107,3 +107,29 @@ void ai_empty_cache(void) {
 size_t ai_live_bytes(void) { return live_bytes; }
 size_t ai_cached_bytes(void) { return cached_bytes; }
 size_t ai_peak_bytes(void) { return peak_bytes; }
+
+/* ---------------------------------------------------------------- fixed-size free lists */
+
+typedef struct free_block { struct free_block *next; } free_block;
+
+void *ai_freelist_get(ai_freelist *fl) {
+  free_block *b = fl->head;
+  if (!b) return calloc(1, fl->size);
+  fl->head = b->next;
+  fl->len--;
+  memset(b, 0, fl->size);
+  return b;
+}
+
+void ai_freelist_put(ai_freelist *fl, void *p) {
+#ifndef AI_NO_CACHE
+  if (fl->len < fl->max) {
+    free_block *b = p;
+    b->next = fl->head;
+    fl->head = b;
+    fl->len++;
+    return;
+  }
+#endif
+  free(p);
+}

@@ -44,39 +44,19 @@ bool ai_grad_hook_reached(const ai_tensor *leaf) { return leaf->hook && leaf->ho
 
 /* ---------------------------------------------------------------- nodes */
 
-/* A free list of node blocks with room for NODE_POOL_NIN inputs (almost every op): recording
- * allocates a node per op, and malloc/free were the largest part of a small op's cost. Only
- * the Lua thread records. */
+/* Nodes with room for NODE_POOL_NIN inputs (almost every op) come from a free list:
+ * recording allocates a node per op. */
 #define NODE_POOL_NIN 3
-#define NODE_POOL_MAX 4096
-static const size_t node_pool_bytes = sizeof(ai_node) + sizeof(ai_input) * NODE_POOL_NIN;
-typedef struct free_node { struct free_node *next; } free_node;
-static free_node *node_pool;
-static size_t node_pool_len;
+static ai_freelist nodes = {.size = sizeof(ai_node) + sizeof(ai_input) * NODE_POOL_NIN, .max = 4096};
 
 static ai_node *node_alloc(int nin) {
-  if (nin <= NODE_POOL_NIN && node_pool) {
-    free_node *f = node_pool;
-    node_pool = f->next;
-    node_pool_len--;
-    memset(f, 0, sizeof(ai_node) + sizeof(ai_input) * (size_t)nin);
-    return (ai_node *)f;
-  }
-  size_t bytes = nin <= NODE_POOL_NIN ? node_pool_bytes : sizeof(ai_node) + sizeof(ai_input) * (size_t)nin;
-  return calloc(1, bytes);
+  if (nin <= NODE_POOL_NIN) return ai_freelist_get(&nodes);
+  return calloc(1, sizeof(ai_node) + sizeof(ai_input) * (size_t)nin);
 }
 
 static void node_free(ai_node *n) {
-#ifndef AI_NO_CACHE
-  if (n->nin <= NODE_POOL_NIN && node_pool_len < NODE_POOL_MAX) {
-    free_node *f = (free_node *)n;
-    f->next = node_pool;
-    node_pool = f;
-    node_pool_len++;
-    return;
-  }
-#endif
-  free(n);
+  if (n->nin <= NODE_POOL_NIN) ai_freelist_put(&nodes, n);
+  else free(n);
 }
 
 int ai_record(ai_node **node, ai_opid op, ai_tensor *out, int nin, ai_tensor **ins) {

@@ -13,36 +13,12 @@ const size_t ai_dtype_sizes[AI_NDTYPES] = {1, 8, 4, 8};
 
 /* ---------------------------------------------------------------- lifetime */
 
-/* Free lists of tensor and storage structs: small ops create and drop several per call, and
- * malloc/free dominated their cost. Only the Lua thread creates tensors. */
-typedef union pooled { union pooled *next; ai_tensor t; ai_storage s; } pooled;
-static pooled *pool;
-static size_t pool_len;
-#define POOL_MAX 16384
+/* Tensor and storage structs come from one free list (small ops make and drop several). */
+typedef union pooled { ai_tensor t; ai_storage s; } pooled;
+static ai_freelist structs = {.size = sizeof(pooled), .max = 16384};
 
-static void *pool_get(void) {
-  if (pool) {
-    pooled *p = pool;
-    pool = p->next;
-    pool_len--;
-    memset(p, 0, sizeof *p);
-    return p;
-  }
-  return calloc(1, sizeof(pooled));
-}
-
-static void pool_put(void *v) {
-#ifndef AI_NO_CACHE
-  if (pool_len < POOL_MAX) {
-    pooled *p = v;
-    p->next = pool;
-    pool = p;
-    pool_len++;
-    return;
-  }
-#endif
-  free(v);
-}
+static void *pool_get(void) { return ai_freelist_get(&structs); }
+static void pool_put(void *v) { ai_freelist_put(&structs, v); }
 
 int64_t ai_numel(const ai_tensor *t) {
   int64_t n = 1;
