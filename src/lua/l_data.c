@@ -73,16 +73,6 @@ static ai_tensor *contiguous_nograd(ai_tensor *t) {
   return c;
 }
 
-static lua_Integer int_field(lua_State *L, int t, const char *k, lua_Integer def, const char *fn) {
-  lua_getfield(L, t, k);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); return def; }
-  int ok;
-  lua_Integer v = lua_tointegerx(L, -1, &ok);
-  if (!ok) luaL_error(L, "%s: option '%s' must be an integer, got %s", fn, k, luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return v;
-}
-
 /* An integer or a pair {a, b} in field k of table t. */
 static void pair_field(lua_State *L, int t, const char *k, int *out, int def, const char *what) {
   out[0] = out[1] = def;
@@ -202,15 +192,15 @@ static int loader_new(lua_State *L) {
   if (order->dtype != AI_I64 || order->ndim != 1) return luaL_argerror(L, 3, "order must be a 1-D i64 tensor");
   ai_loader_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  cfg.batch_size = int_field(L, 4, "batch_size", 0, "loader");
+  cfg.batch_size = lai_optintfield(L, 4, "batch_size", 0);
   cfg.drop_last = lai_optboolfield(L, 4, "drop_last", 0);
-  cfg.seed = (uint64_t)int_field(L, 4, "seed", 0, "loader");
-  cfg.epoch = (uint64_t)int_field(L, 4, "epoch", 0, "loader");
-  cfg.start_batch = int_field(L, 4, "start", 0, "loader");
-  cfg.pos_offset = int_field(L, 4, "pos_offset", 0, "loader");
-  cfg.pos_stride = int_field(L, 4, "pos_stride", 1, "loader");
+  cfg.seed = (uint64_t)lai_optintfield(L, 4, "seed", 0);
+  cfg.epoch = (uint64_t)lai_optintfield(L, 4, "epoch", 0);
+  cfg.start_batch = lai_optintfield(L, 4, "start", 0);
+  cfg.pos_offset = lai_optintfield(L, 4, "pos_offset", 0);
+  cfg.pos_stride = lai_optintfield(L, 4, "pos_stride", 1);
   if (cfg.pos_offset < 0 || cfg.pos_stride < 1) return luaL_error(L, "loader: pos_offset must be >= 0 and pos_stride >= 1");
-  cfg.prefetch = (int)int_field(L, 4, "prefetch", 3, "loader");
+  cfg.prefetch = (int)lai_optintfield(L, 4, "prefetch", 3);
   cfg.convert = lai_optboolfield(L, 4, "convert", 0);
   cfg.divisor = (float)lai_optnumfield(L, 4, "divisor", data->dtype == AI_U8 ? 255 : 1);
   int copy = lai_optboolfield(L, 4, "copy", 1);

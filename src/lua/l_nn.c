@@ -63,7 +63,7 @@ static ai_conv_opts conv_opts(lua_State *L, int opts) {
   optpair(L, opts, "padding", 0, o.pad);
   optpair(L, opts, "dilation", 1, o.dil);
   optpair(L, opts, "output_padding", 0, o.out_pad);
-  o.groups = (int)lai_optnumfield(L, opts, "groups", 1);
+  o.groups = (int)lai_optintfield(L, opts, "groups", 1);
   return o;
 }
 

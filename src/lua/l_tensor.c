@@ -222,6 +222,15 @@ lua_Number lai_optnumfield(lua_State *L, int arg, const char *k, lua_Number def)
   return v;
 }
 
+lua_Integer lai_optintfield(lua_State *L, int arg, const char *k, lua_Integer def) {
+  if (!optfield(L, arg, k)) return def;
+  int ok;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  if (!ok) luaL_error(L, "option '%s' must be an integer, got %s", k, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
 int lai_optboolfield(lua_State *L, int arg, const char *k, int def) {
   if (!optfield(L, arg, k)) return def;
   if (!lua_isboolean(L, -1)) luaL_error(L, "option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));

@@ -34,6 +34,7 @@ int lai_checkshape(lua_State *L, int arg, int64_t *shape);
 ai_dtype lai_checkdtype(lua_State *L, int arg);
 /* Option table helpers: opts at index `arg` (may be nil/none). */
 lua_Number lai_optnumfield(lua_State *L, int arg, const char *k, lua_Number def);
+lua_Integer lai_optintfield(lua_State *L, int arg, const char *k, lua_Integer def);
 int lai_optboolfield(lua_State *L, int arg, const char *k, int def);
 const char *lai_optstrfield(lua_State *L, int arg, const char *k, const char *def);
 
