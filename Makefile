@@ -73,7 +73,7 @@ $(BUILD)/test_loader: tests/c/test_loader.c src/core/loader.c src/core/loader.h
 $(BUILD)/test_io: tests/c/test_io.c $(IO_SRC) src/io/fmt.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ tests/c/test_io.c $(IO_SRC) $(LIBS)
-$(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h src/kernels/nnk_winograd.h
+$(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h src/kernels/nnk_winograd.h src/kernels/nnk_poly.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c $(LIBS)
 
@@ -167,8 +167,11 @@ badinput: all
 
 # ---- benchmarks: the reference workloads against PyTorch (when python3-torch is installed)
 # and kernel microbenchmarks, printed as a table and written to bench-results.json
+# (BENCH_TORCH=0 skips installing python3-torch for the side-by-side run)
+BENCH_TORCH ?= 1
 .PHONY: bench
 bench: all
+	@[ "$(BENCH_TORCH)" = 0 ] || AIART_EXTRA_PKGS=python3-torch sh scripts/install-deps.sh
 	./aiart-lua scripts/bench.lua $(BENCH_ARGS)
 
 # data-parallel scaling of the DDPM UNet over MPI (1 and 2 ranks here, and 8 and 64 nodes on

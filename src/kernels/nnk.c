@@ -294,6 +294,7 @@ static int max_threads(void) {
 }
 
 #include "nnk_winograd.h"
+#include "nnk_poly.h"
 
 /* ---- convolution work planning ------------------------------------------------------------ */
 
@@ -481,6 +482,7 @@ static size_t conv_flip_bytes(const nnk_conv *g, size_t esize) {
 static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
   if (conv_check(g) || conv_is_depthwise(g)) return 0;
   nnk_conv f;
+  if (poly_use(g, esize)) return poly_ws_query(g);
   if (kind == 1 && conv_bwi_flip(g, &f, esize))
     return conv_flip_bytes(g, esize) + conv_ws_query(&f, 0, esize);
   if (kind == 0 && wino_use(g, esize)) return wino_ws_query(g, 0);
@@ -497,6 +499,9 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #define FN(name) name##_f32
 #define WINO_FORWARD wino_forward
 #define WINO_BACKWARD_WEIGHT wino_backward_weight
+#define POLY_FORWARD poly_forward
+#define POLY_BACKWARD_INPUT poly_backward_input
+#define POLY_BACKWARD_WEIGHT poly_backward_weight
 #define GEMM cblas_sgemm
 #define EXP expf
 #define LOG logf
@@ -510,11 +515,17 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #undef FLOOR
 #undef WINO_FORWARD
 #undef WINO_BACKWARD_WEIGHT
+#undef POLY_FORWARD
+#undef POLY_BACKWARD_INPUT
+#undef POLY_BACKWARD_WEIGHT
 
 #define T double
 #define FN(name) name##_f64
 #define WINO_FORWARD(...) 1
 #define WINO_BACKWARD_WEIGHT(...) 1
+#define POLY_FORWARD(...) 1
+#define POLY_BACKWARD_INPUT(...) 1
+#define POLY_BACKWARD_WEIGHT(...) 1
 #define GEMM cblas_dgemm
 #define EXP exp
 #define LOG log
@@ -528,3 +539,6 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #undef FLOOR
 #undef WINO_FORWARD
 #undef WINO_BACKWARD_WEIGHT
+#undef POLY_FORWARD
+#undef POLY_BACKWARD_INPUT
+#undef POLY_BACKWARD_WEIGHT

@@ -23,7 +23,9 @@
  *    kernel when that gives the better-shaped gemm. conv_transpose2d is the adjoint of conv2d.
  *    f32 3x3 stride-1 convolutions (groups 1, dilation 1) run Winograd F(4x4,3x3) where it
  *    was measured faster (nnk_set_winograd below); its error is ~10x that of im2col (see
- *    src/kernels/nnk_winograd.h).
+ *    src/kernels/nnk_winograd.h). f32 4x4 stride-2 pad-1 convolutions (DCGAN's, and so the
+ *    transposed ones of that shape) run a polyphase Winograd F(4x4,2x2) under the same switch
+ *    (src/kernels/nnk_poly.h).
  *  - Statistics (norm means/variances, softmax sums) are accumulated in double.
  *  - nnk_ref_* (bottom) are naive reference kernels for the tests (src/kernels/nnk_ref.c).
  */
@@ -70,7 +72,8 @@ int nnk_convt_setup(nnk_convt *g, int N, int C, int H, int W, int K, int R, int 
 void nnk_convt_as_conv(const nnk_convt *t, nnk_conv *c);
 
 /* Winograd F(4x4,3x3) for f32 3x3 stride-1 undilated ungrouped convolutions (forward, and so
- * stride-1 backward_input): 0 never (im2col), 1 where it was measured faster (the default),
+ * stride-1 backward_input, and backward_weight) and polyphase Winograd F(4x4,2x2) for f32 4x4
+ * stride-2 pad-1 ones: 0 never (im2col), 1 where it was measured faster (the default),
  * 2 wherever it applies (for tests). The start value comes from the environment variable
  * AIART_WINOGRAD (0, 1 or 2). Returns the previous mode; a mode outside 0..2 only reads it.
  * Not to be changed while a kernel runs; query workspace sizes under the same mode. */

@@ -690,6 +690,8 @@ int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
   }
   const int wrc = WINO_FORWARD(out, inp, weight, bias, g, ws, ws_bytes); /* nnk_winograd.h */
   if (wrc <= 0) return wrc;
+  const int prc = POLY_FORWARD(out, inp, weight, bias, g, ws, ws_bytes); /* nnk_poly.h */
+  if (prc <= 0) return prc;
   conv_plan pl;
   int nt, owned;
   void *w;
@@ -785,6 +787,8 @@ int FN(nnk_conv2d_backward_input)(T *dinp, const T *dout, const T *weight, const
     FN(dw_backward_input)(dinp, dout, weight, g);
     return 0;
   }
+  const int prc = POLY_BACKWARD_INPUT(dinp, dout, weight, g, ws, ws_bytes); /* nnk_poly.h */
+  if (prc <= 0) return prc;
   nnk_conv f;
   if (conv_bwi_flip(g, &f, sizeof(T))) return FN(conv_bwi_flipped)(dinp, dout, weight, g, &f, ws, ws_bytes);
   conv_plan pl;
@@ -829,6 +833,8 @@ int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, cons
   }
   const int wrc = WINO_BACKWARD_WEIGHT(dweight, inp, dout, g, ws, ws_bytes); /* nnk_winograd.h */
   if (wrc <= 0) return wrc;
+  const int prc = POLY_BACKWARD_WEIGHT(dweight, inp, dout, g, ws, ws_bytes); /* nnk_poly.h */
+  if (prc <= 0) return prc;
   conv_plan pl;
   int nt, owned;
   void *w;

@@ -138,28 +138,32 @@ static void test_empty_batch(void) {
 /* Winograd at VGG-like channel counts, where its f32 error is largest (it grows with C):
  * relu-like inputs, Kaiming-scaled weights, against the f64 reference of the same numbers.
  * Measured max error / max |ref|: ~1e-5 (im2col: ~3e-7); the bound is what training needs. */
+/* The same for the polyphase F(4x4,2x2) of 4x4 stride-2 convolutions (nnk_poly.h), at DCGAN's
+ * 64 -> 128 channel layer (the last shape) and above. Measured: ~5e-6 (im2col: ~5e-7). */
 static void test_wino_accuracy(void) {
-  static const int shapes[][5] = {{1, 256, 16, 16, 40}, {1, 512, 8, 8, 24}, {2, 64, 20, 18, 96}};
+  static const int shapes[][6] = {{1, 256, 16, 16, 40, 3}, {1, 512, 8, 8, 24, 3}, {2, 64, 20, 18, 96, 3},
+                                  {2, 256, 16, 16, 64, 4}, {8, 64, 14, 14, 128, 4}};
   const int old = nnk_set_winograd(2);
   set_threads(2);
   for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
     const int *v = shapes[si];
     nnk_conv g;
-    nnk_conv_setup(&g, v[0], v[1], v[2], v[3], v[4], 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    const int64_t ni = (int64_t)g.N * g.C * g.H * g.W, nw = (int64_t)g.K * g.C * 9;
+    if (v[5] == 3) nnk_conv_setup(&g, v[0], v[1], v[2], v[3], v[4], 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    else nnk_conv_setup(&g, v[0], v[1], v[2], v[3], v[4], 4, 4, 2, 2, 1, 1, 1, 1, 1);
+    const int64_t ni = (int64_t)g.N * g.C * g.H * g.W, nw = (int64_t)g.K * g.C * g.R * g.S;
     const int64_t no = (int64_t)g.N * g.K * g.P * g.Q;
     float *x = xmalloc((size_t)ni * 4), *w = xmalloc((size_t)nw * 4), *dy = xmalloc((size_t)no * 4);
     float *y = xmalloc((size_t)no * 4), *dx = xmalloc((size_t)ni * 4), *dw = xmalloc((size_t)nw * 4);
     double *xd = xmalloc((size_t)ni * 8), *wd = xmalloc((size_t)nw * 8), *dyd = xmalloc((size_t)no * 8);
     double *yd = xmalloc((size_t)no * 8), *dxd = xmalloc((size_t)ni * 8), *dwd = xmalloc((size_t)nw * 8);
     for (int64_t i = 0; i < ni; i++) xd[i] = x[i] = (float)fmax(0, urand() * 2 - 1);
-    for (int64_t i = 0; i < nw; i++) wd[i] = w[i] = (float)((urand() * 2 - 1) * sqrt(6.0 / (9 * g.C)));
+    for (int64_t i = 0; i < nw; i++) wd[i] = w[i] = (float)((urand() * 2 - 1) * sqrt(6.0 / (g.R * g.S * g.C)));
     for (int64_t i = 0; i < no; i++) dyd[i] = dy[i] = (float)(urand() * 2 - 1);
     nnk_ref_conv2d_forward_f64(yd, xd, wd, NULL, &g);
     nnk_ref_conv2d_backward_input_f64(dxd, dyd, wd, &g);
     nnk_ref_conv2d_backward_weight_f64(dwd, xd, dyd, &g);
     char label[80];
-    snprintf(label, sizeof label, "N=%d C=%d H=%d W=%d K=%d", g.N, g.C, g.H, g.W, g.K);
+    snprintf(label, sizeof label, "N=%d C=%d H=%d W=%d K=%d %dx%d", g.N, g.C, g.H, g.W, g.K, g.R, g.S);
     const int rc = nnk_conv2d_forward_f32(y, x, w, NULL, &g, NULL, 0) |
                    nnk_conv2d_backward_input_f32(dx, dy, w, &g, NULL, 0) |
                    nnk_conv2d_backward_weight_f32(dw, x, dy, &g, NULL, 0);
@@ -392,6 +396,26 @@ static void FN(test_wino)(void) {
   FN(test_convt)(1, 16, 11, 11, 24, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1);
   nnk_set_winograd(0); /* and the im2col path on a shape that would use Winograd */
   FN(test_conv)(1, 32, 20, 20, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+  nnk_set_winograd(old);
+}
+
+/* Polyphase Winograd F(4x4,2x2) (f32 4x4 stride-2 pad-1 convolutions, nnk_poly.h) forced on
+ * wherever it applies: planes whose outputs are not multiples of the 4x4 tile, odd sizes,
+ * one image and many (several blocks of images; lanes that cross tile positions), few and
+ * many channels; and the transposed convolutions of that shape (DCGAN's generator). */
+static void FN(test_poly)(void) {
+  const int old = nnk_set_winograd(2);
+  static const int shapes[][5] = {
+      /* N C H W K */
+      {1, 1, 2, 2, 1},  {2, 3, 7, 7, 4},   {3, 5, 8, 8, 6},  {2, 16, 14, 14, 32}, {1, 4, 9, 13, 5},
+      {5, 8, 6, 10, 3}, {20, 2, 4, 4, 3},  {70, 3, 16, 16, 5}, {17, 6, 11, 5, 7},
+  };
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    const int *v = shapes[i];
+    FN(test_conv)(v[0], v[1], v[2], v[3], v[4], 4, 4, 2, 2, 1, 1, 1, 1, 1);
+  }
+  FN(test_convt)(2, 6, 7, 7, 5, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1);
+  FN(test_convt)(3, 16, 4, 5, 8, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1);
   nnk_set_winograd(old);
 }
 
@@ -824,6 +848,7 @@ static void FN(run_all)(void) {
   FN(test_conv)(1, 6, 7, 12, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1);    /* flipped, even kernel */
   FN(test_conv)(7, 3, 17, 15, 5, 7, 7, 2, 2, 3, 3, 1, 1, 1);   /* stem-like */
   FN(test_wino)();
+  FN(test_poly)();
   /* conv_transpose2d: N C H W K R S sh sw ph pw oph opw dh dw groups */
   FN(test_convt)(2, 4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1);
   FN(test_convt)(1, 6, 7, 6, 4, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 2);
