@@ -203,6 +203,11 @@ test("gradient flows through a view into its base leaf; ai.grad returns gradient
   eq(h[2]:tolist(), {2, 2})
   local go = ai.grad(a * 3, a, {grad_outputs = ai.tensor({1, -1}, {dtype = "f64"})})
   eq(go:tolist(), {3, -3})
+  -- grad_outputs third, as in torch.autograd.grad: one tensor, or a list, with options after
+  eq(ai.grad(a * 3, a, ai.tensor({1, -1}, {dtype = "f64"})):tolist(), {3, -3})
+  local gl = ai.grad({a * 3, b * 2}, {a, b}, {ai.ones(2):double(), ai.tensor({2, 0}, {dtype = "f64"})}, {retain_graph = false})
+  eq({gl[1]:tolist(), gl[2]:tolist()}, {{3, 3}, {4, 0}})
+  expect_error("options table expected", function() return ai.grad(a * 3, a, ai.ones(2):double(), 5) end)
   local un = ai.grad(a:sum(), {a, b}, {allow_unused = true})
   eq(un[1]:tolist(), {1, 1})
   eq(un[2], nil)

@@ -220,7 +220,7 @@ D["index_add"] = "ai.index_add(x, dim, index, src) / x:index_add(...) -> a copy 
 
 -- autograd -----------------------------------------------------------------------------------
 D["Tensor:backward"] = "y:backward([grad] [, {retain_graph=false, create_graph=false}]) -> accumulates dy/dx into x.grad of every leaf x that requires grad (grad: dy, needed unless y has one element)"
-D["grad"] = "ai.grad(outputs, inputs [, {grad_outputs=, retain_graph=create_graph, create_graph=false, allow_unused=false}]) -> the gradients of outputs w.r.t. inputs, without .grad accumulation: one tensor for a single input, else a table (nil for unused inputs)"
+D["grad"] = "ai.grad(outputs, inputs [, grad_outputs] [, {grad_outputs=, retain_graph=create_graph, create_graph=false, allow_unused=false}]) -> the gradients of outputs w.r.t. inputs, without .grad accumulation: one tensor for a single input, else a table (nil for unused inputs)"
 D["no_grad"] = "ai.no_grad(f, ...) -> calls f(...) without recording operations for autograd; returns its results"
 D["enable_grad"] = "ai.enable_grad(f, ...) -> calls f(...) with gradient recording on; returns its results"
 D["set_grad_enabled"] = "ai.set_grad_enabled(on) -> turns gradient recording on or off (a boolean); returns the previous state"

@@ -57,24 +57,34 @@ static int m_backward(lua_State *L) {
   return 0;
 }
 
-/* ai.grad(outputs, inputs, {grad_outputs=, retain_graph=, create_graph=, allow_unused=})
- * returns a table of gradients (or a single one when inputs is a single tensor). */
+/* ai.grad(outputs, inputs[, grad_outputs][, {grad_outputs=, retain_graph=, create_graph=,
+ * allow_unused=}]) returns a table of gradients (or a single one when inputs is a single
+ * tensor). grad_outputs (a tensor or a list of them) may come third, as in PyTorch. */
 static int l_grad(lua_State *L) {
   int nout, nin, ngo = 0;
-  lua_settop(L, 3); /* arrays made below sit above the arguments */
+  lua_settop(L, 4); /* arrays made below sit above the arguments */
+  int positional = lai_test(L, 3) != NULL;
+  if (!positional && lua_istable(L, 3)) {
+    lua_rawgeti(L, 3, 1);
+    positional = lai_test(L, -1) != NULL;
+    lua_pop(L, 1);
+  }
+  const int opts = positional ? 4 : 3;
+  if (!lua_isnil(L, opts) && !lua_istable(L, opts))
+    return luaL_argerror(L, opts, "options table expected");
   ai_tensor **outs = tensors_arg(L, 1, &nout, false);
   ai_tensor **ins = tensors_arg(L, 2, &nin, false);
   ai_tensor **gos = NULL;
-  if (lua_istable(L, 3)) {
-    lua_getfield(L, 3, "grad_outputs");
-    if (!lua_isnil(L, -1)) {
-      gos = tensors_arg(L, lua_gettop(L), &ngo, true);
-      if (ngo != nout) return luaL_error(L, "grad: %d grad_outputs for %d outputs", ngo, nout);
-    }
+  if (positional) {
+    gos = tensors_arg(L, 3, &ngo, true);
+  } else if (lua_istable(L, opts)) {
+    lua_getfield(L, opts, "grad_outputs");
+    if (!lua_isnil(L, -1)) gos = tensors_arg(L, lua_gettop(L), &ngo, true);
   }
-  bool create = lai_optboolfield(L, 3, "create_graph", 0);
-  bool retain = lai_optboolfield(L, 3, "retain_graph", create);
-  bool allow_unused = lai_optboolfield(L, 3, "allow_unused", 0);
+  if (gos && ngo != nout) return luaL_error(L, "grad: %d grad_outputs for %d outputs", ngo, nout);
+  bool create = lai_optboolfield(L, opts, "create_graph", 0);
+  bool retain = lai_optboolfield(L, opts, "retain_graph", create);
+  bool allow_unused = lai_optboolfield(L, opts, "allow_unused", 0);
   ai_tensor **res = lua_newuserdatauv(L, sizeof *res * (size_t)(nin ? nin : 1), 0);
   if (ai_grad(outs, gos, nout, ins, nin, retain, create, allow_unused, res)) return lai_error(L);
   bool single = lai_test(L, 2) != NULL;
