@@ -222,14 +222,20 @@ static void poly_lanes_at(poly_lanes *ln, const poly_plan *pl, int64_t nbk, int6
 /* pb = the block's planes of channel c, zero-padded (xpad row r at pb row r) */
 NNK_CLONES static void poly_pad(float *pb, const float *inp, const nnk_conv *g, const poly_plan *pl,
                      int64_t n0, int64_t nbk, int64_t c) {
-  const int64_t HW = (int64_t)g->H * g->W, CHW = g->C * HW;
-  memset(pb, 0, (size_t)(nbk * pl->plane) * sizeof(float));
+  const int64_t HW = (int64_t)g->H * g->W, CHW = g->C * HW, PW = pl->PW;
+  /* zero only the border: row 0, rows past H, and in rows 1..H columns 0 and past W */
+  memset(pb, 0, (size_t)(PW * nbk) * sizeof(float));
+  memset(pb + (g->H + 1) * PW * nbk, 0, (size_t)((pl->PH - g->H - 1) * PW * nbk) * sizeof(float));
+  for (int64_t r = 1; r <= g->H; r++) {
+    memset(pb + r * PW * nbk, 0, (size_t)nbk * sizeof(float));
+    memset(pb + (r * PW + g->W + 1) * nbk, 0, (size_t)((PW - g->W - 1) * nbk) * sizeof(float));
+  }
   /* a transpose (images innermost), 8 images x 8 columns at a time */
   for (int64_t nb0 = 0; nb0 < nbk; nb0 += 8) {
     const int64_t nn = imin64(8, nbk - nb0);
     const float *x = inp + ((n0 + nb0) * g->C + c) * HW;
     for (int64_t r = 0; r < g->H; r++) {
-      float *p = pb + ((r + 1) * pl->PW + 1) * nbk + nb0;
+      float *p = pb + ((r + 1) * PW + 1) * nbk + nb0;
       for (int64_t s0 = 0; s0 < g->W; s0 += 8) {
         const int64_t ns = imin64(8, g->W - s0);
         for (int64_t n = 0; n < nn; n++) {
