@@ -267,18 +267,23 @@ NNK_CLONES static void poly_input(float *V, const float *pb, const poly_plan *pl
     for (int64_t t0 = 0; t0 < T; t0 += POLY_L) {
       const int nl = (int)imin64(POLY_L, T - t0);
       poly_lanes_at(&ln, pl, nbk, t0, T);
-      const int contiguous = poly_offsets(off, pl, &ln, nbk, q >> 1, q & 1);
+      const int64_t C4T = pl->C4 * T;
+      if (poly_offsets(off, pl, &ln, nbk, q >> 1, q & 1) && nl == POLY_L) {
+        /* POLY_L images' same tile: transform straight from pb into V */
+        for (int j = 0; j < 5; j++)
+          poly_bt(e + j * POLY_L, 5 * POLY_L, pb + off[0] + 2 * j * nbk, 2 * pl->PW * nbk);
+        for (int i = 0; i < 5; i++) poly_bt(v + i * 5 * C4T + t0, C4T, e + i * 5 * POLY_L, POLY_L);
+        continue;
+      }
       for (int i = 0; i < 5; i++)
         for (int j = 0; j < 5; j++) {
           const int64_t dij = (2 * i * pl->PW + 2 * j) * nbk;
           float *dd = d + (i * 5 + j) * POLY_L;
-          if (contiguous) memcpy(dd, pb + off[0] + dij, sizeof(float) * POLY_L);
-          else for (int l = 0; l < POLY_L; l++) dd[l] = pb[off[l] + dij];
+          for (int l = 0; l < POLY_L; l++) dd[l] = pb[off[l] + dij];
         }
       for (int j = 0; j < 5; j++) poly_bt(e + j * POLY_L, 5 * POLY_L, d + j * POLY_L, 5 * POLY_L);
       for (int i = 0; i < 5; i++) poly_bt(d + i * 5 * POLY_L, POLY_L, e + i * 5 * POLY_L, POLY_L);
-      for (int xi = 0; xi < POLY_PTS; xi++)
-        memcpy(v + xi * pl->C4 * T + t0, d + xi * POLY_L, sizeof(float) * (size_t)nl);
+      for (int xi = 0; xi < POLY_PTS; xi++) memcpy(v + xi * C4T + t0, d + xi * POLY_L, sizeof(float) * (size_t)nl);
     }
   }
 }
@@ -314,9 +319,13 @@ NNK_CLONES static void poly_dout(float *Z, const float *dout, const nnk_conv *g,
         }
       }
     for (int j = 0; j < 4; j++) poly_a(e + j * POLY_L, 4 * POLY_L, d + j * POLY_L, 4 * POLY_L); /* e[5][4] */
+    const int64_t KT = g->K * T;
+    if (nl == POLY_L) {
+      for (int i = 0; i < 5; i++) poly_a(Z + (i * 5 * g->K + k) * T + t0, KT, e + i * 4 * POLY_L, POLY_L);
+      continue;
+    }
     for (int i = 0; i < 5; i++) poly_a(z + i * 5 * POLY_L, POLY_L, e + i * 4 * POLY_L, POLY_L);
-    for (int xi = 0; xi < POLY_PTS; xi++)
-      memcpy(Z + (xi * g->K + k) * T + t0, z + xi * POLY_L, sizeof(float) * (size_t)nl);
+    for (int xi = 0; xi < POLY_PTS; xi++) memcpy(Z + xi * KT + k * T + t0, z + xi * POLY_L, sizeof(float) * (size_t)nl);
   }
 }
 
@@ -329,10 +338,14 @@ NNK_CLONES static void poly_output(float *out, const float *M, const float *bias
   poly_lanes ln;
   for (int64_t t0 = 0; t0 < T; t0 += POLY_L) {
     const int nl = (int)imin64(POLY_L, T - t0);
-    if (nl < POLY_L) memset(m, 0, sizeof m);
-    for (int xi = 0; xi < POLY_PTS; xi++)
-      memcpy(m + xi * POLY_L, M + (xi * g->K + k) * T + t0, sizeof(float) * (size_t)nl);
-    for (int j = 0; j < 5; j++) poly_at(e + j * POLY_L, 5 * POLY_L, m + j * POLY_L, 5 * POLY_L); /* e[4][5] */
+    const int64_t KT = g->K * T;
+    if (nl == POLY_L) {
+      for (int j = 0; j < 5; j++) poly_at(e + j * POLY_L, 5 * POLY_L, M + (j * g->K + k) * T + t0, 5 * KT);
+    } else {
+      memset(m, 0, sizeof m);
+      for (int xi = 0; xi < POLY_PTS; xi++) memcpy(m + xi * POLY_L, M + xi * KT + k * T + t0, sizeof(float) * (size_t)nl);
+      for (int j = 0; j < 5; j++) poly_at(e + j * POLY_L, 5 * POLY_L, m + j * POLY_L, 5 * POLY_L); /* e[4][5] */
+    }
     for (int i = 0; i < 4; i++) poly_at(y + i * 4 * POLY_L, POLY_L, e + i * 5 * POLY_L, POLY_L);
     poly_lanes_at(&ln, pl, nbk, t0, T);
     for (int l = 0; l < nl; l++) {
@@ -359,10 +372,14 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
       const int nl = (int)imin64(POLY_L, T - t0);
       poly_lanes_at(&ln, pl, nbk, t0, T);
       const int contiguous = poly_offsets(off, pl, &ln, nbk, q >> 1, q & 1) && nl == POLY_L;
-      if (nl < POLY_L) memset(v, 0, sizeof v);
-      for (int xi = 0; xi < POLY_PTS; xi++)
-        memcpy(v + xi * POLY_L, s + xi * pl->C4 * T + t0, sizeof(float) * (size_t)nl);
-      for (int j = 0; j < 5; j++) poly_b(e + j * POLY_L, 5 * POLY_L, v + j * POLY_L, 5 * POLY_L);
+      const int64_t C4T = pl->C4 * T;
+      if (nl == POLY_L) {
+        for (int j = 0; j < 5; j++) poly_b(e + j * POLY_L, 5 * POLY_L, s + j * C4T + t0, 5 * C4T);
+      } else {
+        memset(v, 0, sizeof v);
+        for (int xi = 0; xi < POLY_PTS; xi++) memcpy(v + xi * POLY_L, s + xi * C4T + t0, sizeof(float) * (size_t)nl);
+        for (int j = 0; j < 5; j++) poly_b(e + j * POLY_L, 5 * POLY_L, v + j * POLY_L, 5 * POLY_L);
+      }
       for (int i = 0; i < 5; i++) poly_b(v + i * 5 * POLY_L, POLY_L, e + i * 5 * POLY_L, POLY_L);
       for (int i = 0; i < 5; i++)
         for (int j = 0; j < 5; j++) {
