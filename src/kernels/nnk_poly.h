@@ -395,12 +395,20 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
         }
     }
   }
-  const int64_t HW = (int64_t)g->H * g->W;
-  for (int64_t n = 0; n < nbk; n++) {
-    float *x = dinp + ((n0 + n) * g->C + c) * HW;
+  /* the transpose back, 8 images x 8 columns at a time */
+  const int64_t HW = (int64_t)g->H * g->W, CHW = g->C * HW;
+  for (int64_t nb0 = 0; nb0 < nbk; nb0 += 8) {
+    const int64_t nn = imin64(8, nbk - nb0);
+    float *x = dinp + ((n0 + nb0) * g->C + c) * HW;
     for (int64_t r = 0; r < g->H; r++) {
-      const float *p = pb + ((r + 1) * pl->PW + 1) * nbk + n;
-      for (int64_t s = 0; s < g->W; s++) x[r * g->W + s] = p[s * nbk];
+      const float *p = pb + ((r + 1) * pl->PW + 1) * nbk + nb0;
+      for (int64_t s0 = 0; s0 < g->W; s0 += 8) {
+        const int64_t ns = imin64(8, g->W - s0);
+        for (int64_t n = 0; n < nn; n++) {
+          float *xr = x + n * CHW + r * g->W + s0;
+          for (int64_t s = 0; s < ns; s++) xr[s] = p[(s0 + s) * nbk + n];
+        }
+      }
     }
   }
 }
