@@ -171,12 +171,18 @@ NNK_CLONES static void poly_dfilter(float *dweight, const float *S, const nnk_co
   float sv[25][POLY_L], t[2][5][POLY_L], o[4][POLY_L];
   for (int64_t c0 = 0; c0 < C4; c0 += POLY_L) {
     const int nl = (int)imin64(POLY_L, C4 - c0);
-    if (nl < POLY_L) memset(sv, 0, sizeof sv);
-    for (int xi = 0; xi < POLY_PTS; xi++) memcpy(sv[xi], S + xi * KC4 + k * C4 + c0, sizeof(float) * (size_t)nl);
+    const float *src = S + k * C4 + c0; /* point xi at src + xi * KC4 */
+    int64_t xs = KC4;
+    if (nl < POLY_L) { /* the last partial group through a zero-padded copy */
+      memset(sv, 0, sizeof sv);
+      for (int xi = 0; xi < POLY_PTS; xi++) memcpy(sv[xi], src + xi * KC4, sizeof(float) * (size_t)nl);
+      src = sv[0], xs = POLY_L;
+    }
     for (int j = 0; j < 5; j++) { /* G^T along i: rows 2 s0 + s1 - s2/3 - 8 s3/3 and s1 + s2/3 - 4 s3/3 + s4 */
+      const float *r = src + j * xs;
       NNK_SIMD
       for (int l = 0; l < POLY_L; l++) {
-        const float s0 = sv[j][l], s1 = sv[5 + j][l], s2 = sv[10 + j][l], s3 = sv[15 + j][l], s4 = sv[20 + j][l];
+        const float s0 = r[l], s1 = r[5 * xs + l], s2 = r[10 * xs + l], s3 = r[15 * xs + l], s4 = r[20 * xs + l];
         t[0][j][l] = 2 * s0 + s1 - (s2 + 8 * s3) * third;
         t[1][j][l] = s1 + (s2 - 4 * s3) * third + s4;
       }
