@@ -212,9 +212,13 @@ NNK_CLONES static void poly_dfilter(float *dweight, const float *S, const nnk_co
  * stepped without divisions */
 typedef struct { int64_t n[POLY_L], ty[POLY_L], tx[POLY_L]; } poly_lanes;
 
-static void poly_lanes_at(poly_lanes *ln, const poly_plan *pl, int64_t nbk, int64_t t0, int64_t T) {
+static inline void poly_lanes_at(poly_lanes *ln, const poly_plan *pl, int64_t nbk, int64_t t0, int64_t T) {
   const int64_t pos = t0 / nbk;
-  int64_t n = t0 % nbk, ty = pos / pl->TW, tx = pos % pl->TW;
+  int64_t n = t0 - pos * nbk, ty = pos / pl->TW, tx = pos - ty * pl->TW;
+  if (n + POLY_L <= nbk && t0 + POLY_L <= T) { /* one tile of POLY_L images */
+    for (int l = 0; l < POLY_L; l++) ln->n[l] = n + l, ln->ty[l] = ty, ln->tx[l] = tx;
+    return;
+  }
   for (int l = 0; l < POLY_L; l++) {
     ln->n[l] = n, ln->ty[l] = ty, ln->tx[l] = tx;
     if (t0 + l + 1 >= T) continue; /* the next lanes repeat this one */
@@ -244,10 +248,12 @@ NNK_CLONES static void poly_pad(float *pb, const float *inp, const nnk_conv *g, 
       float *p = pb + ((r + 1) * PW + 1) * nbk + nb0;
       for (int64_t s0 = 0; s0 < g->W; s0 += 8) {
         const int64_t ns = imin64(8, g->W - s0);
+        float tile[8][8]; /* transposed in L1, then stored as rows of nn images */
         for (int64_t n = 0; n < nn; n++) {
           const float *xr = x + n * CHW + r * g->W + s0;
-          for (int64_t s = 0; s < ns; s++) p[(s0 + s) * nbk + n] = xr[s];
+          for (int64_t s = 0; s < ns; s++) tile[s][n] = xr[s];
         }
+        for (int64_t s = 0; s < ns; s++) memcpy(p + (s0 + s) * nbk, tile[s], sizeof(float) * (size_t)nn);
       }
     }
   }
