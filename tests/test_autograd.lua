@@ -109,6 +109,26 @@ test("y:backward(g) for a non-scalar y; a leaf used twice gets both contribution
   eq(c.grad:tolist(), {2, 2})
 end)
 
+test("a leaf's .grad is its own tensor: never the caller's gradient, another leaf's or a view", function()
+  local a = ai.tensor({1, 2}, {dtype = "f64"}):requires_grad(true)
+  local b = ai.tensor({3, 4}, {dtype = "f64"}):requires_grad(true)
+  local g = ai.tensor({1, 1}, {dtype = "f64"})
+  local z = a + b -- add's backward hands the same gradient to both inputs
+  z:backward(g)
+  a.grad:mul_(2)
+  eq(b.grad:tolist(), {1, 1}, "b.grad is not a.grad")
+  eq(g:tolist(), {1, 1}, "the caller's gradient is not a.grad")
+  local w = ai.tensor({{1, 2}, {3, 4}}, {dtype = "f64"}):requires_grad(true)
+  local x = ai.tensor({{1, 0}, {0, 1}}, {dtype = "f64"})
+  ai.matmul(x, w):sum():backward() -- a fresh product: kept without a copy
+  w.grad:add_(1)
+  eq(w.grad:tolist(), {{2, 2}, {2, 2}})
+  local s = ai.tensor({5, 6}, {dtype = "f64"}):requires_grad(true)
+  s:sum():backward() -- sum's gradient is an expanded view: copied
+  s.grad:mul_(3)
+  eq(s.grad:tolist(), {3, 3})
+end)
+
 test("retain_graph allows a second backward", function()
   local x = ai.tensor({1, 2}, {dtype = "f64", requires_grad = true})
   local y = (x:exp() * x):sum()

@@ -298,6 +298,10 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
         ai_input *in = &n->in[i];
         if (!gi || (!in->fn && !in->leaf)) continue;
         ai_tensor *s = ai_sum_to(gi, in->ndim, in->shape);
+        /* drop the rule's reference first: a gradient held nowhere else becomes the leaf's
+         * .grad as it is, without a copy (accumulate_leaf) */
+        ai_unref(gi);
+        gv[i] = NULL;
         ai_tensor *c = s ? ai_to_dtype(s, in->dtype) : NULL;
         ai_unref(s);
         if (!c) { err = -1; break; }
