@@ -377,7 +377,10 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
   float v[25 * POLY_L], e[25 * POLY_L];
   int64_t off[POLY_L];
   poly_lanes ln;
-  memset(pb, 0, (size_t)(nbk * pl->plane) * sizeof(float));
+  /* No zero fill: the tiles run in order of position (all images of a position before the
+   * next), so a tile's window element is new, and stored, unless it is in its first row
+   * below another tile or its first column right of one, where it is added. The windows
+   * of the 4 phases cover pb exactly. */
   for (int q = 0; q < 4; q++) {
     const float *s = dV + (c * 4 + q) * T;
     for (int64_t t0 = 0; t0 < T; t0 += POLY_L) {
@@ -393,18 +396,28 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
         for (int j = 0; j < 5; j++) poly_b(e + j * POLY_L, 5 * POLY_L, v + j * POLY_L, 5 * POLY_L);
       }
       for (int i = 0; i < 5; i++) poly_b(v + i * 5 * POLY_L, POLY_L, e + i * 5 * POLY_L, POLY_L);
-      for (int i = 0; i < 5; i++)
-        for (int j = 0; j < 5; j++) {
-          const int64_t dij = (2 * i * pl->PW + 2 * j) * nbk;
-          const float *vv = v + (i * 5 + j) * POLY_L;
-          if (contiguous) {
-            float *p = pb + off[0] + dij;
-            NNK_SIMD
-            for (int l = 0; l < POLY_L; l++) p[l] += vv[l];
-          } else {
-            for (int l = 0; l < nl; l++) pb[off[l] + dij] += vv[l];
+      if (contiguous) { /* one tile of POLY_L images */
+        for (int i = 0; i < 5; i++)
+          for (int j = 0; j < 5; j++) {
+            float *p = pb + off[0] + (2 * i * pl->PW + 2 * j) * nbk;
+            const float *vv = v + (i * 5 + j) * POLY_L;
+            if ((i > 0 || ln.ty[0] == 0) && (j > 0 || ln.tx[0] == 0)) {
+              memcpy(p, vv, sizeof(float) * POLY_L);
+            } else {
+              NNK_SIMD
+              for (int l = 0; l < POLY_L; l++) p[l] += vv[l];
+            }
           }
-        }
+      } else { /* lane by lane, so that the tiles keep their order */
+        for (int l = 0; l < nl; l++)
+          for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 5; j++) {
+              float *p = pb + off[l] + (2 * i * pl->PW + 2 * j) * nbk;
+              const float val = v[(i * 5 + j) * POLY_L + l];
+              if ((i > 0 || ln.ty[l] == 0) && (j > 0 || ln.tx[l] == 0)) *p = val;
+              else *p += val;
+            }
+      }
     }
   }
   /* the transpose back, 8 images x 8 columns at a time */
