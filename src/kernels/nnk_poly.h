@@ -300,33 +300,40 @@ NNK_CLONES static void poly_input(float *V, const float *pb, const poly_plan *pl
   }
 }
 
-/* Z[xi][k][t] = (A dy A^T)[xi] for the block's tiles, dy the 4x4 dout window (0 past P, Q) */
-NNK_CLONES static void poly_dout(float *Z, const float *dout, const nnk_conv *g, const poly_plan *pl,
-                      int64_t n0, int64_t nbk, int64_t T, int64_t k) {
-  const int64_t PQ = (int64_t)g->P * g->Q;
+/* Z[xi][k][t] = (A dy A^T)[xi] for the block's tiles, dy the 4x4 dout window (0 past P, Q).
+ * yb (P*Q*nbk floats) first gets the block's planes of channel k with the images innermost,
+ * so that a lane group's values are contiguous. */
+NNK_CLONES static void poly_dout(float *Z, float *yb, const float *dout, const nnk_conv *g,
+                                 const poly_plan *pl, int64_t n0, int64_t nbk, int64_t T, int64_t k) {
+  const int64_t PQ = (int64_t)g->P * g->Q, KPQ = g->K * PQ;
+  for (int64_t nb0 = 0; nb0 < nbk; nb0 += 8) { /* the transpose, 8 images x 8 positions at a time */
+    const int64_t nn = imin64(8, nbk - nb0);
+    const float *y = dout + ((n0 + nb0) * g->K + k) * PQ;
+    for (int64_t o0 = 0; o0 < PQ; o0 += 8) {
+      const int64_t no = imin64(8, PQ - o0);
+      float tile[8][8];
+      for (int64_t n = 0; n < nn; n++)
+        for (int64_t o = 0; o < no; o++) tile[o][n] = y[n * KPQ + o0 + o];
+      for (int64_t o = 0; o < no; o++) memcpy(yb + (o0 + o) * nbk + nb0, tile[o], sizeof(float) * (size_t)nn);
+    }
+  }
   float d[16 * POLY_L], e[20 * POLY_L], z[25 * POLY_L];
   poly_lanes ln;
   for (int64_t t0 = 0; t0 < T; t0 += POLY_L) {
     const int nl = (int)imin64(POLY_L, T - t0);
     poly_lanes_at(&ln, pl, nbk, t0, T);
-    const float *y[POLY_L];
-    for (int l = 0; l < POLY_L; l++) y[l] = dout + ((n0 + ln.n[l]) * g->K + k) * PQ;
-    const int same = ln.ty[0] == ln.ty[POLY_L - 1] && ln.tx[0] == ln.tx[POLY_L - 1];
+    const int same = ln.n[POLY_L - 1] - ln.n[0] == POLY_L - 1; /* one tile, consecutive images */
     for (int i = 0; i < 4; i++)
       for (int j = 0; j < 4; j++) {
         float *dd = d + (i * 4 + j) * POLY_L;
-        if (same) { /* one tile of POLY_L images (or the last tile repeated) */
+        if (same) {
           const int64_t p = 4 * ln.ty[0] + i, qq = 4 * ln.tx[0] + j;
-          if (p < g->P && qq < g->Q) {
-            const int64_t o = p * g->Q + qq;
-            for (int l = 0; l < POLY_L; l++) dd[l] = y[l][o];
-          } else {
-            memset(dd, 0, sizeof(float) * POLY_L);
-          }
+          if (p < g->P && qq < g->Q) memcpy(dd, yb + (p * g->Q + qq) * nbk + ln.n[0], sizeof(float) * POLY_L);
+          else memset(dd, 0, sizeof(float) * POLY_L);
         } else {
           for (int l = 0; l < POLY_L; l++) {
             const int64_t p = 4 * ln.ty[l] + i, qq = 4 * ln.tx[l] + j;
-            dd[l] = (p < g->P && qq < g->Q) ? y[l][p * g->Q + qq] : 0.0f;
+            dd[l] = (p < g->P && qq < g->Q) ? yb[(p * g->Q + qq) * nbk + ln.n[l]] : 0.0f;
           }
         }
       }
@@ -510,7 +517,7 @@ static int poly_backward_input(float *dinp, const float *dout, const float *weig
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
       const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
       NNK_OMP(for schedule(static))
-      for (int64_t k = 0; k < K; k++) poly_dout(Z, dout, g, &pl, n0, nbk, T, k);
+      for (int64_t k = 0; k < K; k++) poly_dout(Z, pb, dout, g, &pl, n0, nbk, T, k);
       NNK_OMP(for schedule(dynamic, 1))
       for (int xi = 0; xi < POLY_PTS; xi++)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)C4, (int)T, (int)K, 1.0f,
@@ -545,7 +552,7 @@ static int poly_backward_weight(float *dweight, const float *inp, const float *d
         poly_input(V, pb, &pl, nbk, T, c);
       }
       NNK_OMP(for schedule(static))
-      for (int64_t k = 0; k < K; k++) poly_dout(Z, dout, g, &pl, n0, nbk, T, k);
+      for (int64_t k = 0; k < K; k++) poly_dout(Z, pb, dout, g, &pl, n0, nbk, T, k);
       NNK_OMP(for schedule(dynamic, 1))
       for (int xi = 0; xi < POLY_PTS; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, (int)C4, (int)T, 1.0f,
