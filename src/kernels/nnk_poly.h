@@ -445,6 +445,21 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
   }
 }
 
+/* The 25 products of a block as work items for nt threads (scheduled static, 1: item i on
+ * thread i % nt): the first 25 - r whole (r = 25 % nt), the last r each cut into nt bands of
+ * output rows, so that every thread gets the same work (2 threads: 12 and a half each, where
+ * whole products alone left one thread a product behind the other). Item it -> point xi and
+ * output rows [r0, r1) of rows. */
+static int poly_items(int nt) { const int r = POLY_PTS % nt; return POLY_PTS - r + r * nt; }
+
+static int poly_item(int it, int nt, int64_t rows, int64_t *r0, int64_t *r1) {
+  const int whole = POLY_PTS - POLY_PTS % nt;
+  if (it < whole) { *r0 = 0, *r1 = rows; return it; }
+  const int p = it - whole, part = p % nt;
+  *r0 = rows * part / nt, *r1 = rows * (part + 1) / nt;
+  return whole + p / nt;
+}
+
 /* ---- the kernels: each returns 1 when it does not apply (the caller goes on with im2col),
  * else 0, or -1 when the workspace is too small or cannot be allocated ---- */
 
@@ -486,10 +501,13 @@ static int poly_forward(float *out, const float *inp, const float *weight, const
         poly_pad(pb, inp, g, &pl, n0, nbk, c);
         poly_input(V, pb, &pl, nbk, T, c);
       }
-      NNK_OMP(for schedule(dynamic, 1))
-      for (int xi = 0; xi < POLY_PTS; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)K, (int)T, (int)C4, 1.0f,
-                    U + xi * K * C4, (int)C4, V + xi * C4 * T, (int)T, 0.0f, M + xi * K * T, (int)T);
+      NNK_OMP(for schedule(static, 1))
+      for (int it = 0; it < poly_items(nt); it++) { /* M[xi] rows r0..r1 = U[xi] rows . V[xi] */
+        int64_t r0, r1;
+        const int xi = poly_item(it, nt, K, &r0, &r1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)T, (int)C4, 1.0f,
+                    U + (xi * K + r0) * C4, (int)C4, V + xi * C4 * T, (int)T, 0.0f, M + (xi * K + r0) * T, (int)T);
+      }
       NNK_OMP(for schedule(static))
       for (int64_t k = 0; k < K; k++) poly_output(out, M, bias, g, &pl, n0, nbk, T, k);
     }
@@ -518,10 +536,13 @@ static int poly_backward_input(float *dinp, const float *dout, const float *weig
       const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
       NNK_OMP(for schedule(static))
       for (int64_t k = 0; k < K; k++) poly_dout(Z, pb, dout, g, &pl, n0, nbk, T, k);
-      NNK_OMP(for schedule(dynamic, 1))
-      for (int xi = 0; xi < POLY_PTS; xi++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)C4, (int)T, (int)K, 1.0f,
-                    U + xi * K * C4, (int)C4, Z + xi * K * T, (int)T, 0.0f, dV + xi * C4 * T, (int)T);
+      NNK_OMP(for schedule(static, 1))
+      for (int it = 0; it < poly_items(nt); it++) { /* dV[xi] rows r0..r1 = (U[xi]^T) rows . Z[xi] */
+        int64_t r0, r1;
+        const int xi = poly_item(it, nt, C4, &r0, &r1);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(r1 - r0), (int)T, (int)K, 1.0f,
+                    U + xi * K * C4 + r0, (int)C4, Z + xi * K * T, (int)T, 0.0f, dV + (xi * C4 + r0) * T, (int)T);
+      }
       NNK_OMP(for schedule(static))
       for (int64_t c = 0; c < g->C; c++) poly_dinput(dinp, pb, dV, g, &pl, n0, nbk, T, c);
     }
@@ -553,11 +574,14 @@ static int poly_backward_weight(float *dweight, const float *inp, const float *d
       }
       NNK_OMP(for schedule(static))
       for (int64_t k = 0; k < K; k++) poly_dout(Z, pb, dout, g, &pl, n0, nbk, T, k);
-      NNK_OMP(for schedule(dynamic, 1))
-      for (int xi = 0; xi < POLY_PTS; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, (int)C4, (int)T, 1.0f,
-                    Z + xi * K * T, (int)T, V + xi * C4 * T, (int)T, blk ? 1.0f : 0.0f,
-                    S + xi * K * C4, (int)C4);
+      NNK_OMP(for schedule(static, 1))
+      for (int it = 0; it < poly_items(nt); it++) { /* S[xi] rows r0..r1 += Z[xi] rows . V[xi]^T */
+        int64_t r0, r1;
+        const int xi = poly_item(it, nt, K, &r0, &r1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)C4, (int)T, 1.0f,
+                    Z + (xi * K + r0) * T, (int)T, V + xi * C4 * T, (int)T, blk ? 1.0f : 0.0f,
+                    S + (xi * K + r0) * C4, (int)C4);
+      }
     }
     NNK_OMP(for schedule(static))
     for (int64_t k = 0; k < K; k++) poly_dfilter(dweight, S, g, k);
