@@ -386,7 +386,7 @@ T.test("interactive terminal (tmux): evaluation, completion, Ctrl-C, history, Ct
   end
   local function wait_for(pred, what)
     local s
-    for _ = 1, 50 do
+    for _ = 1, 150 do -- up to 15 s: a loaded machine (CI) can be slow to redraw
       s = capture()
       if pred(s) then return s end
       os.execute("sleep 0.1")
