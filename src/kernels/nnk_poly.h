@@ -448,47 +448,6 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
   }
 }
 
-/* The transformed filters of the last two weights, reused while they are unchanged: a GAN
- * step runs a layer's forward and input gradient several times with the same weights (DCGAN:
- * 8 filter transforms a step for 3 distinct weights). A hit is decided by the weights'
- * contents (memcmp with a kept copy), so any change to them, in place or not, is seen. Per
- * thread (a kernel library may be called from several), for filters up to POLY_CACHE_MAX
- * bytes; AI_NO_CACHE (sanitizer) builds keep none. */
-#define POLY_CACHE_MAX ((size_t)16 << 20)
-typedef struct { float *w, *U; int K, C; unsigned used; } poly_fcache;
-static _Thread_local poly_fcache poly_cache[2];
-static _Thread_local unsigned poly_cache_clock;
-
-/* The cached U of weight, or NULL with *slot the entry to fill (NULL when none can be had) */
-static float *poly_cached_filter(const float *weight, const nnk_conv *g, const poly_plan *pl,
-                                 poly_fcache **slot) {
-  *slot = NULL;
-#ifndef AI_NO_CACHE
-  const int64_t nw = (int64_t)g->K * g->C * 16;
-  if (pl->u_bytes > POLY_CACHE_MAX) return NULL;
-  poly_fcache *lru = &poly_cache[0];
-  for (int i = 0; i < 2; i++) {
-    poly_fcache *e = &poly_cache[i];
-    if (e->U && e->K == g->K && e->C == g->C && !memcmp(e->w, weight, (size_t)nw * sizeof(float))) {
-      e->used = ++poly_cache_clock;
-      return e->U;
-    }
-    if (e->used < lru->used) lru = e;
-  }
-  free(lru->w), free(lru->U);
-  memset(lru, 0, sizeof *lru);
-  lru->w = malloc((size_t)nw * sizeof(float));
-  lru->U = aligned_alloc(64, pl->u_bytes);
-  if (!lru->w || !lru->U) { free(lru->w), free(lru->U); memset(lru, 0, sizeof *lru); return NULL; }
-  memcpy(lru->w, weight, (size_t)nw * sizeof(float));
-  lru->K = g->K, lru->C = g->C, lru->used = ++poly_cache_clock;
-  *slot = lru;
-#else
-  (void)weight, (void)g, (void)pl;
-#endif
-  return NULL;
-}
-
 /* The 25 products of a block as work items for nt threads (scheduled static, 1: item i on
  * thread i % nt): the first 25 - r whole (r = 25 % nt), the last r each cut into nt bands of
  * output rows, so that every thread gets the same work (2 threads: 12 and a half each, where
@@ -533,17 +492,11 @@ static int poly_forward(float *out, const float *inp, const float *weight, const
   float *M = (float *)((char *)V + pl.v_bytes);
   char *bufs = (char *)M + pl.m_bytes;
   const int64_t K = g->K, C4 = pl.C4;
-  poly_fcache *slot;
-  float *cached = poly_cached_filter(weight, g, &pl, &slot);
-  if (cached) U = cached;
-  else if (slot) U = slot->U;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
     float *pb = (float *)(bufs + (size_t)omp_get_thread_num() * pl.buf_bytes);
-    if (!cached) {
-      NNK_OMP(for schedule(static))
-      for (int64_t k = 0; k < K; k++) poly_filter(U, weight, g, k);
-    }
+    NNK_OMP(for schedule(static))
+    for (int64_t k = 0; k < K; k++) poly_filter(U, weight, g, k);
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
       const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
       NNK_OMP(for schedule(static))
@@ -577,17 +530,11 @@ static int poly_backward_input(float *dinp, const float *dout, const float *weig
   float *Z = (float *)((char *)dV + pl.v_bytes);
   char *bufs = (char *)Z + pl.m_bytes;
   const int64_t K = g->K, C4 = pl.C4;
-  poly_fcache *slot;
-  float *cached = poly_cached_filter(weight, g, &pl, &slot);
-  if (cached) U = cached;
-  else if (slot) U = slot->U;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
     float *pb = (float *)(bufs + (size_t)omp_get_thread_num() * pl.buf_bytes);
-    if (!cached) {
-      NNK_OMP(for schedule(static))
-      for (int64_t k = 0; k < K; k++) poly_filter(U, weight, g, k);
-    }
+    NNK_OMP(for schedule(static))
+    for (int64_t k = 0; k < K; k++) poly_filter(U, weight, g, k);
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
       const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
       NNK_OMP(for schedule(static))

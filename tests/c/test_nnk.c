@@ -185,42 +185,8 @@ static void test_wino_accuracy(void) {
   nnk_set_winograd(old);
 }
 
-/* nnk_poly.h keeps the transformed filters of the last weights, matched by content: a weight
- * changed in place (same pointer) must not reuse the old transform. */
-static void test_poly_filter_cache(void) {
-  const int old = nnk_set_winograd(2);
-  nnk_conv g;
-  nnk_conv_setup(&g, 2, 8, 14, 14, 8, 4, 4, 2, 2, 1, 1, 1, 1, 1);
-  const int64_t ni = (int64_t)g.N * g.C * g.H * g.W, nw = (int64_t)g.K * g.C * 16, no = (int64_t)g.N * g.K * g.P * g.Q;
-  float *x = xmalloc((size_t)ni * 4), *w = xmalloc((size_t)nw * 4), *y = xmalloc((size_t)no * 4);
-  float *dx = xmalloc((size_t)ni * 4);
-  double *xd = xmalloc((size_t)ni * 8), *wd = xmalloc((size_t)nw * 8), *yd = xmalloc((size_t)no * 8);
-  double *dyd = xmalloc((size_t)no * 8), *dxd = xmalloc((size_t)ni * 8);
-  for (int64_t i = 0; i < ni; i++) xd[i] = x[i] = (float)(urand() * 2 - 1);
-  for (int64_t i = 0; i < nw; i++) wd[i] = w[i] = (float)(urand() * 2 - 1);
-  for (int64_t i = 0; i < no; i++) dyd[i] = (float)(urand() * 2 - 1);
-  float *dy = xmalloc((size_t)no * 4);
-  for (int64_t i = 0; i < no; i++) dy[i] = (float)dyd[i];
-  int ok = 1;
-  for (int round = 0; round < 3; round++) {
-    if (round > 0) { w[7 * round] += 0.5f; wd[7 * round] = w[7 * round]; } /* in place */
-    ok = ok && nnk_conv2d_forward_f32(y, x, w, NULL, &g, NULL, 0) == 0;
-    ok = ok && nnk_conv2d_backward_input_f32(dx, dy, w, &g, NULL, 0) == 0;
-    nnk_ref_conv2d_forward_f64(yd, xd, wd, NULL, &g);
-    nnk_ref_conv2d_backward_input_f64(dxd, dyd, wd, &g);
-    double e = 0, m = 0;
-    for (int64_t i = 0; i < no; i++) e = fmax(e, fabs(y[i] - yd[i])), m = fmax(m, fabs(yd[i]));
-    for (int64_t i = 0; i < ni; i++) e = fmax(e, fabs(dx[i] - dxd[i])), m = fmax(m, fabs(dxd[i]));
-    ok = ok && e <= 1e-4 * m;
-  }
-  result(ok, "polyphase Winograd: a weight changed in place is transformed again");
-  free(x), free(w), free(y), free(dx), free(dy), free(xd), free(wd), free(yd), free(dyd), free(dxd);
-  nnk_set_winograd(old);
-}
-
 int main(void) {
   test_empty_batch();
-  test_poly_filter_cache();
   test_wino_accuracy();
   test_geometry();
   run_all_f32();
