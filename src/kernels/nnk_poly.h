@@ -466,35 +466,44 @@ static int poly_item(int it, int nt, int64_t rows, int64_t *r0, int64_t *r1) {
 /* ---- the kernels: each returns 1 when it does not apply (the caller goes on with im2col),
  * else 0, or -1 when the workspace is too small or cannot be allocated ---- */
 
-/* the workspace: U (or S), V (or dV), M (or Z), then nt plane buffers */
-static int poly_begin(const nnk_conv *g, poly_plan *pl, void *ws, size_t ws_bytes, int *nt, void **w) {
+/* The workspace's parts: U (or S), V (or dV), M (or Z), then nt plane buffers */
+typedef struct { float *U, *V, *M; char *bufs; void *owned; } poly_ws;
+
+static int poly_begin(const nnk_conv *g, poly_plan *pl, void *ws, size_t ws_bytes, int *nt, poly_ws *p) {
   poly_plan_make(pl, g);
   *nt = max_threads();
+  p->owned = NULL;
   if (ws) {
     while (*nt > 0 && poly_ws_bytes(pl, *nt) > ws_bytes) (*nt)--;
     if (*nt < 1) return -1;
-    *w = ws;
   } else {
-    *w = aligned_alloc(64, poly_ws_bytes(pl, *nt));
-    if (!*w) return -1;
+    ws = p->owned = aligned_alloc(64, poly_ws_bytes(pl, *nt));
+    if (!ws) return -1;
   }
+  p->U = (float *)ws;
+  p->V = (float *)((char *)ws + pl->u_bytes);
+  p->M = (float *)((char *)p->V + pl->v_bytes);
+  p->bufs = (char *)p->M + pl->m_bytes;
   return 0;
+}
+
+/* thread t's plane buffer */
+static float *poly_planes(const poly_ws *p, const poly_plan *pl, int t) {
+  return (float *)(p->bufs + (size_t)t * pl->buf_bytes);
 }
 
 static int poly_forward(float *out, const float *inp, const float *weight, const float *bias,
                         const nnk_conv *g, void *ws, size_t ws_bytes) {
   if (!poly_use(g, sizeof(float))) return 1;
   poly_plan pl;
+  poly_ws p;
   int nt;
-  void *w;
-  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &w)) return -1;
-  float *U = (float *)w, *V = (float *)((char *)w + pl.u_bytes);
-  float *M = (float *)((char *)V + pl.v_bytes);
-  char *bufs = (char *)M + pl.m_bytes;
+  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &p)) return -1;
+  float *U = p.U, *V = p.V, *M = p.M;
   const int64_t K = g->K, C4 = pl.C4;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
-    float *pb = (float *)(bufs + (size_t)omp_get_thread_num() * pl.buf_bytes);
+    float *pb = poly_planes(&p, &pl, omp_get_thread_num());
     NNK_OMP(for schedule(static))
     for (int64_t k = 0; k < K; k++) poly_filter(U, weight, g, k);
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
@@ -515,7 +524,7 @@ static int poly_forward(float *out, const float *inp, const float *weight, const
       for (int64_t k = 0; k < K; k++) poly_output(out, M, bias, g, &pl, n0, nbk, T, k);
     }
   }
-  if (!ws) free(w);
+  free(p.owned);
   return 0;
 }
 
@@ -523,16 +532,14 @@ static int poly_backward_input(float *dinp, const float *dout, const float *weig
                                const nnk_conv *g, void *ws, size_t ws_bytes) {
   if (!poly_use(g, sizeof(float))) return 1;
   poly_plan pl;
+  poly_ws p;
   int nt;
-  void *w;
-  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &w)) return -1;
-  float *U = (float *)w, *dV = (float *)((char *)w + pl.u_bytes);
-  float *Z = (float *)((char *)dV + pl.v_bytes);
-  char *bufs = (char *)Z + pl.m_bytes;
+  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &p)) return -1;
+  float *U = p.U, *dV = p.V, *Z = p.M;
   const int64_t K = g->K, C4 = pl.C4;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
-    float *pb = (float *)(bufs + (size_t)omp_get_thread_num() * pl.buf_bytes);
+    float *pb = poly_planes(&p, &pl, omp_get_thread_num());
     NNK_OMP(for schedule(static))
     for (int64_t k = 0; k < K; k++) poly_filter(U, weight, g, k);
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
@@ -550,7 +557,7 @@ static int poly_backward_input(float *dinp, const float *dout, const float *weig
       for (int64_t c = 0; c < g->C; c++) poly_dinput(dinp, pb, dV, g, &pl, n0, nbk, T, c);
     }
   }
-  if (!ws) free(w);
+  free(p.owned);
   return 0;
 }
 
@@ -558,16 +565,14 @@ static int poly_backward_weight(float *dweight, const float *inp, const float *d
                                 const nnk_conv *g, void *ws, size_t ws_bytes) {
   if (!poly_use(g, sizeof(float))) return 1;
   poly_plan pl;
+  poly_ws p;
   int nt;
-  void *w;
-  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &w)) return -1;
-  float *S = (float *)w, *V = (float *)((char *)w + pl.u_bytes);
-  float *Z = (float *)((char *)V + pl.v_bytes);
-  char *bufs = (char *)Z + pl.m_bytes;
+  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &p)) return -1;
+  float *S = p.U, *V = p.V, *Z = p.M;
   const int64_t K = g->K, C4 = pl.C4;
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
-    float *pb = (float *)(bufs + (size_t)omp_get_thread_num() * pl.buf_bytes);
+    float *pb = poly_planes(&p, &pl, omp_get_thread_num());
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
       const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
       NNK_OMP(for schedule(static))
@@ -589,6 +594,6 @@ static int poly_backward_weight(float *dweight, const float *inp, const float *d
     NNK_OMP(for schedule(static))
     for (int64_t k = 0; k < K; k++) poly_dfilter(dweight, S, g, k);
   }
-  if (!ws) free(w);
+  free(p.owned);
   return 0;
 }
