@@ -861,6 +861,46 @@ test("first gradients are the same with and without create_graph (fused and comp
   end
 end)
 
+test("f32 4x4 stride-2 convolutions (the fused backward, with the transforms the forward kept) give f64's gradients", function()
+  ai.manual_seed(11)
+  local function u(shape, scale) return (ai.rand(shape, {dtype = "f64"}) * 2 - 1) * (scale or 1) end
+  -- DCGAN's layer shapes, large enough for the polyphase Winograd path (src/kernels/nnk_poly.h)
+  local cases = {
+    {"conv2d", ai.conv2d, u({16, 32, 14, 14}), u({32, 32, 4, 4}, 0.1), u({32})},
+    {"conv_transpose2d", ai.conv_transpose2d, u({16, 32, 7, 7}), u({32, 32, 4, 4}, 0.1), u({32})},
+  }
+  local o = {stride = 2, padding = 1}
+  for _, c in ipairs(cases) do
+    local name, f, x64, w64, b64 = c[1], c[2], c[3], c[4], c[5]
+    local gy64 = u(f(x64, w64, b64, o).shape)
+    local want = ai.grad(f(x64:requires_grad_(true), w64:requires_grad_(true), b64:requires_grad_(true), o), {x64, w64, b64},
+                         {grad_outputs = gy64})
+    local x, w, b, gy = x64:detach():float(), w64:detach():float(), b64:detach():float(), gy64:float()
+    local function grads(which, opts)
+      local ins = {}
+      for i, t in ipairs({x, w, b}) do t:requires_grad_(which[i]); if which[i] then ins[#ins + 1] = t end end
+      opts = opts or {}
+      opts.grad_outputs = gy
+      local y = f(x, w, b, o)
+      local got = ai.grad(y, ins, opts)
+      return got, y
+    end
+    local got = grads({true, true, true})
+    for i = 1, 3 do near(got[i]:double(), want[i], 2e-4, name .. " input " .. i) end
+    near(grads({true, false, false})[1]:double(), want[1], 2e-4, name .. " input alone")
+    near(grads({false, true, false})[1]:double(), want[2], 2e-4, name .. " weight alone")
+    local composed = grads({true, true, true}, {create_graph = true})
+    for i = 1, 3 do near(composed[i]:detach():double(), want[i], 2e-4, name .. " create_graph input " .. i) end
+    -- retain_graph keeps the kept transforms too: a second backward gives the same gradients
+    for _, t in ipairs({x, w, b}) do t:requires_grad_(true); t.grad = nil end
+    local y = f(x, w, b, o)
+    y:backward(gy, {retain_graph = true})
+    y:backward(gy)
+    near(w.grad:double(), want[2] * 2, 4e-4, name .. " weight, two backwards")
+    near(x.grad:double(), want[1] * 2, 4e-4, name .. " input, two backwards")
+  end
+end)
+
 test("gradients at special points: prod with a zero factor", function()
   local x = ai.tensor({2, 0, 3}, {dtype = "f64", requires_grad = true})
   x:prod():backward()

@@ -99,58 +99,75 @@ static int int_dims(const ai_tensor *t, const char *fn) {
   return 0;
 }
 
-/* The common shell of the three conv ops: contiguous inputs, output, workspace, kernel call. */
 typedef enum { CK_FWD, CK_TRANSPOSE, CK_WGRAD } conv_kind;
+static const char *const conv_names[] = {"conv2d", "conv_transpose2d", "conv2d_weight_grad"};
 
+/* The geometry of a conv op (g, or gt for CK_TRANSPOSE) and its output's shape, checked. For
+ * CK_WGRAD, w is the output gradient and R x S the kernel. */
+static int conv_geometry(conv_kind kind, const ai_tensor *a, const ai_tensor *w, int R, int S,
+                         const ai_conv_opts *o, nnk_conv *g, nnk_convt *gt, int64_t oshape[4]) {
+  const char *fn = conv_names[kind];
+  if (int_dims(a, fn) || int_dims(w, fn)) return -1;
+  if (kind == CK_FWD) {
+    if (a->shape[1] != w->shape[1] * o->groups)
+      return ai_seterror("conv2d: input has %lld channels, weight expects %lld (x %d groups)", (long long)a->shape[1],
+                         (long long)w->shape[1], o->groups);
+    if (nnk_conv_setup(g, (int)a->shape[0], (int)a->shape[1], (int)a->shape[2], (int)a->shape[3], (int)w->shape[0],
+                       (int)w->shape[2], (int)w->shape[3], o->stride[0], o->stride[1], o->pad[0], o->pad[1],
+                       o->dil[0], o->dil[1], o->groups))
+      return ai_seterror("conv2d: invalid geometry (kernel %lldx%lld, stride %d, padding %d, dilation %d, groups %d on a "
+                         "%lldx%lld input): the output would be empty or the channels do not divide into groups",
+                         (long long)w->shape[2], (long long)w->shape[3], o->stride[0], o->pad[0], o->dil[0], o->groups,
+                         (long long)a->shape[2], (long long)a->shape[3]);
+    oshape[0] = g->N; oshape[1] = g->K; oshape[2] = g->P; oshape[3] = g->Q;
+  } else if (kind == CK_TRANSPOSE) {
+    if (a->shape[1] != w->shape[0])
+      return ai_seterror("conv_transpose2d: input has %lld channels, weight expects %lld", (long long)a->shape[1],
+                         (long long)w->shape[0]);
+    if (nnk_convt_setup(gt, (int)a->shape[0], (int)a->shape[1], (int)a->shape[2], (int)a->shape[3],
+                        (int)w->shape[1] * o->groups, (int)w->shape[2], (int)w->shape[3], o->stride[0], o->stride[1],
+                        o->pad[0], o->pad[1], o->out_pad[0], o->out_pad[1], o->dil[0], o->dil[1], o->groups))
+      return ai_seterror("conv_transpose2d: invalid geometry (output_padding must be smaller than stride or "
+                         "dilation, channels must divide into groups, the output must not be empty)");
+    oshape[0] = gt->N; oshape[1] = gt->K; oshape[2] = gt->P; oshape[3] = gt->Q;
+  } else { /* a: conv input (N,C,H,W), w: output gradient (N,K,P,Q) */
+    if (nnk_conv_setup(g, (int)a->shape[0], (int)a->shape[1], (int)a->shape[2], (int)a->shape[3], (int)w->shape[1],
+                       R, S, o->stride[0], o->stride[1], o->pad[0], o->pad[1], o->dil[0], o->dil[1], o->groups) ||
+        g->P != w->shape[2] || g->Q != w->shape[3] || g->N != w->shape[0])
+      return ai_seterror("conv2d_weight_grad: shapes do not fit the geometry");
+    oshape[0] = g->K; oshape[1] = g->C / g->groups; oshape[2] = R; oshape[3] = S;
+  }
+  return 0;
+}
+
+/* The common shell of the three conv ops: contiguous inputs, output, workspace, kernel call.
+ * A recorded forward whose weight needs a gradient also keeps the kernel's transforms of its
+ * operands (where it has any: nnk_conv2d_keep_bytes) for ai_conv_backward. */
 static ai_tensor *conv_run(conv_kind kind, ai_tensor *a, ai_tensor *w, ai_tensor *b, int R, int S,
                            const ai_conv_opts *o) {
-  static const char *const names[] = {"conv2d", "conv_transpose2d", "conv2d_weight_grad"};
-  const char *fn = names[kind];
-  if (int_dims(a, fn) || int_dims(w, fn)) return NULL;
+  const char *fn = conv_names[kind];
   ai_dtype dt = a->dtype;
   nnk_conv g;
   nnk_convt gt;
   int64_t oshape[4];
-  if (kind == CK_FWD) {
-    if (a->shape[1] != w->shape[1] * o->groups)
-      return AI_ERRNULL("conv2d: input has %lld channels, weight expects %lld (x %d groups)", (long long)a->shape[1],
-                        (long long)w->shape[1], o->groups);
-    if (nnk_conv_setup(&g, (int)a->shape[0], (int)a->shape[1], (int)a->shape[2], (int)a->shape[3], (int)w->shape[0],
-                       (int)w->shape[2], (int)w->shape[3], o->stride[0], o->stride[1], o->pad[0], o->pad[1],
-                       o->dil[0], o->dil[1], o->groups))
-      return AI_ERRNULL("conv2d: invalid geometry (kernel %lldx%lld, stride %d, padding %d, dilation %d, groups %d on a "
-                        "%lldx%lld input): the output would be empty or the channels do not divide into groups",
-                        (long long)w->shape[2], (long long)w->shape[3], o->stride[0], o->pad[0], o->dil[0], o->groups,
-                        (long long)a->shape[2], (long long)a->shape[3]);
-    oshape[0] = g.N; oshape[1] = g.K; oshape[2] = g.P; oshape[3] = g.Q;
-  } else if (kind == CK_TRANSPOSE) {
-    if (a->shape[1] != w->shape[0])
-      return AI_ERRNULL("conv_transpose2d: input has %lld channels, weight expects %lld", (long long)a->shape[1],
-                        (long long)w->shape[0]);
-    if (nnk_convt_setup(&gt, (int)a->shape[0], (int)a->shape[1], (int)a->shape[2], (int)a->shape[3],
-                        (int)w->shape[1] * o->groups, (int)w->shape[2], (int)w->shape[3], o->stride[0], o->stride[1],
-                        o->pad[0], o->pad[1], o->out_pad[0], o->out_pad[1], o->dil[0], o->dil[1], o->groups))
-      return AI_ERRNULL("conv_transpose2d: invalid geometry (output_padding must be smaller than stride or "
-                        "dilation, channels must divide into groups, the output must not be empty)");
-    oshape[0] = gt.N; oshape[1] = gt.K; oshape[2] = gt.P; oshape[3] = gt.Q;
-  } else { /* a: conv input (N,C,H,W), w: output gradient (N,K,P,Q) */
-    if (nnk_conv_setup(&g, (int)a->shape[0], (int)a->shape[1], (int)a->shape[2], (int)a->shape[3], (int)w->shape[1],
-                       R, S, o->stride[0], o->stride[1], o->pad[0], o->pad[1], o->dil[0], o->dil[1], o->groups) ||
-        g.P != w->shape[2] || g.Q != w->shape[3] || g.N != w->shape[0])
-      return AI_ERRNULL("conv2d_weight_grad: shapes do not fit the geometry");
-    oshape[0] = g.K; oshape[1] = g.C / g.groups; oshape[2] = R; oshape[3] = S;
-  }
+  if (conv_geometry(kind, a, w, R, S, o, &g, &gt, oshape)) return NULL;
   ai_tensor *ac = ai_contiguous(a), *wc = ac ? ai_contiguous(w) : NULL, *bc = (wc && b) ? ai_contiguous(b) : NULL;
-  ai_tensor *y = (wc && (bc || !b)) ? ai_empty(dt, 4, oshape) : NULL;
+  ai_tensor *y = (wc && (bc || !b)) ? ai_empty(dt, 4, oshape) : NULL, *keep = NULL;
   if (!y) goto fail;
+  size_t keep_bytes = 0;
+  if (kind != CK_WGRAD && ai_grad_enabled() && w->requires_grad)
+    keep_bytes = kind == CK_FWD ? KCALL(dt, conv2d_keep_bytes, &g) : KCALL(dt, conv_transpose2d_keep_bytes, &gt);
+  if (keep_bytes && !(keep = ai_empty(AI_U8, 1, (int64_t[]){(int64_t)keep_bytes}))) goto fail;
+  void *kp = keep ? ai_data(keep) : NULL;
   wspace ws;
   size_t need = kind == CK_FWD ? KCALL(dt, conv2d_forward_workspace_size, &g)
               : kind == CK_TRANSPOSE ? KCALL(dt, conv_transpose2d_forward_workspace_size, &gt)
                                      : KCALL(dt, conv2d_backward_weight_workspace_size, &g);
   if (ws_get(&ws, need)) goto fail;
   void *bp = bc ? ai_data(bc) : NULL;
-  int rc = kind == CK_FWD ? KCALL(dt, conv2d_forward, ai_data(y), ai_data(ac), ai_data(wc), bp, &g, ws.p, ws.n)
-         : kind == CK_TRANSPOSE ? KCALL(dt, conv_transpose2d_forward, ai_data(y), ai_data(ac), ai_data(wc), bp, &gt, ws.p, ws.n)
+  int rc = kind == CK_FWD ? KCALL(dt, conv2d_forward_keep, ai_data(y), ai_data(ac), ai_data(wc), bp, kp, &g, ws.p, ws.n)
+         : kind == CK_TRANSPOSE ? KCALL(dt, conv_transpose2d_forward_keep, ai_data(y), ai_data(ac), ai_data(wc), bp, kp,
+                                        &gt, ws.p, ws.n)
                                 : KCALL(dt, conv2d_backward_weight, ai_data(y), ai_data(ac), ai_data(wc), &g, ws.p, ws.n);
   ws_put(&ws);
   if (rc) { ai_seterror("%s: not enough memory for the workspace", fn); goto fail; }
@@ -161,13 +178,49 @@ static ai_tensor *conv_run(conv_kind kind, ai_tensor *a, ai_tensor *w, ai_tensor
   if (y && n) {
     store_conv(n, o);
     n->i[9] = R; n->i[10] = S;
-    if (ai_save(n, ac) || ai_save(n, wc)) { ai_unref(y); y = NULL; }
+    if (ai_save(n, ac) || ai_save(n, wc) || (keep && ai_save(n, keep))) { ai_unref(y); y = NULL; }
   }
-  ai_unref(ac); ai_unref(wc); ai_unref(bc);
+  ai_unref(ac); ai_unref(wc); ai_unref(bc); ai_unref(keep);
   return y;
 fail:
-  ai_unref(y); ai_unref(ac); ai_unref(wc); ai_unref(bc);
+  ai_unref(y); ai_unref(ac); ai_unref(wc); ai_unref(bc); ai_unref(keep);
   return NULL;
+}
+
+int ai_conv_backward(bool transposed, ai_tensor *a, ai_tensor *w, ai_tensor *g, ai_tensor *keep,
+                     const ai_conv_opts *o, ai_tensor **ga, ai_tensor **gw) {
+  const conv_kind kind = transposed ? CK_TRANSPOSE : CK_FWD;
+  if (ga) *ga = NULL;
+  if (gw) *gw = NULL;
+  nnk_conv cg;
+  nnk_convt gt;
+  int64_t oshape[4];
+  if (conv_geometry(kind, a, w, 0, 0, o, &cg, &gt, oshape)) return -1;
+  if (g->ndim != 4 || g->dtype != a->dtype || w->dtype != a->dtype || memcmp(g->shape, oshape, sizeof oshape))
+    return ai_seterror("%s backward: the gradient does not fit the output", conv_names[kind]);
+  const ai_dtype dt = a->dtype;
+  ai_tensor *ac = ai_contiguous(a), *wc = ac ? ai_contiguous(w) : NULL, *gc = wc ? ai_contiguous(g) : NULL;
+  ai_tensor *dx = gc && ga ? ai_empty(dt, 4, a->shape) : NULL, *dw = gc && gw ? ai_empty(dt, 4, w->shape) : NULL;
+  const void *kp = keep ? ai_data(keep) : NULL;
+  wspace ws = {NULL, 0};
+  int rc = -1;
+  if (gc && (dx || !ga) && (dw || !gw)) {
+    size_t need = transposed ? KCALL(dt, conv_transpose2d_backward_workspace_size, &gt)
+                             : KCALL(dt, conv2d_backward_workspace_size, &cg);
+    if (!ws_get(&ws, need)) {
+      void *dxp = dx ? ai_data(dx) : NULL, *dwp = dw ? ai_data(dw) : NULL;
+      rc = transposed ? KCALL(dt, conv_transpose2d_backward, dxp, dwp, ai_data(ac), ai_data(gc), ai_data(wc), kp, &gt,
+                              ws.p, ws.n)
+                      : KCALL(dt, conv2d_backward, dxp, dwp, ai_data(ac), ai_data(gc), ai_data(wc), kp, &cg, ws.p, ws.n);
+      ws_put(&ws);
+    }
+    if (rc) ai_seterror("%s backward: not enough memory for the workspace", conv_names[kind]);
+  }
+  ai_unref(ac); ai_unref(wc); ai_unref(gc);
+  if (rc) { ai_unref(dx); ai_unref(dw); return -1; }
+  if (ga) *ga = dx;
+  if (gw) *gw = dw;
+  return 0;
 }
 
 static int check_opts(const ai_conv_opts *o, const char *fn) {

@@ -482,7 +482,7 @@ static size_t conv_flip_bytes(const nnk_conv *g, size_t esize) {
 static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
   if (conv_check(g) || conv_is_depthwise(g)) return 0;
   nnk_conv f;
-  if (poly_use(g, esize)) return poly_ws_query(g);
+  if (poly_use(g, esize)) return poly_ws_query(g, kind == 0, kind == 1, kind == 2);
   if (kind == 1 && conv_bwi_flip(g, &f, esize))
     return conv_flip_bytes(g, esize) + conv_ws_query(&f, 0, esize);
   if (kind == 0 && wino_use(g, esize)) return wino_ws_query(g, 0);
@@ -502,6 +502,10 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #define POLY_FORWARD poly_forward
 #define POLY_BACKWARD_INPUT poly_backward_input
 #define POLY_BACKWARD_WEIGHT poly_backward_weight
+#define POLY_BACKWARD poly_backward
+#define POLY_TRANSPOSED_BACKWARD poly_transposed_backward
+#define POLY_KEEP_BYTES poly_keep_bytes
+#define POLY_KEEP_CLEAR poly_keep_clear
 #define GEMM cblas_sgemm
 #define EXP expf
 #define LOG logf
@@ -518,6 +522,10 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #undef POLY_FORWARD
 #undef POLY_BACKWARD_INPUT
 #undef POLY_BACKWARD_WEIGHT
+#undef POLY_BACKWARD
+#undef POLY_TRANSPOSED_BACKWARD
+#undef POLY_KEEP_BYTES
+#undef POLY_KEEP_CLEAR
 
 #define T double
 #define FN(name) name##_f64
@@ -526,6 +534,10 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #define POLY_FORWARD(...) 1
 #define POLY_BACKWARD_INPUT(...) 1
 #define POLY_BACKWARD_WEIGHT(...) 1
+#define POLY_BACKWARD(...) 1
+#define POLY_TRANSPOSED_BACKWARD(...) 1
+#define POLY_KEEP_BYTES(...) 0
+#define POLY_KEEP_CLEAR(...) ((void)0)
 #define GEMM cblas_dgemm
 #define EXP exp
 #define LOG log
@@ -542,3 +554,7 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #undef POLY_FORWARD
 #undef POLY_BACKWARD_INPUT
 #undef POLY_BACKWARD_WEIGHT
+#undef POLY_BACKWARD
+#undef POLY_TRANSPOSED_BACKWARD
+#undef POLY_KEEP_BYTES
+#undef POLY_KEEP_CLEAR

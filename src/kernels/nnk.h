@@ -113,6 +113,19 @@ typedef enum { NNK_PAD_REFLECT, NNK_PAD_REPLICATE, NNK_PAD_CIRCULAR } nnk_pad_mo
   size_t nnk_conv2d_backward_weight_workspace_size##SFX(const nnk_conv *g);                    \
   int nnk_conv2d_backward_weight##SFX(T *dweight, const T *inp, const T *dout,                 \
                                       const nnk_conv *g, void *ws, size_t ws_bytes);           \
+  /* conv2d backward, both gradients (either pointer may be NULL to skip it) in one pass where \
+   * they share transforms; keep: NULL, or what nnk_conv2d_forward_keep filled for the same    \
+   * geometry and tensors (its transforms of inp and weight are then not recomputed). */       \
+  size_t nnk_conv2d_backward_workspace_size##SFX(const nnk_conv *g);                           \
+  int nnk_conv2d_backward##SFX(T *dinp, T *dweight, const T *inp, const T *dout,               \
+                               const T *weight, const void *keep, const nnk_conv *g, void *ws, \
+                               size_t ws_bytes);                                               \
+  /* A forward that keeps its transformed operands for the backward: keep_bytes is 0 where   \
+   * the geometry has none (the f32 4x4 stride-2 path only), else the size of keep, which    \
+   * the forward fills (keep NULL: as nnk_conv2d_forward). */                                   \
+  size_t nnk_conv2d_keep_bytes##SFX(const nnk_conv *g);                                        \
+  int nnk_conv2d_forward_keep##SFX(T *out, const T *inp, const T *weight, const T *bias,       \
+                                   void *keep, const nnk_conv *g, void *ws, size_t ws_bytes);  \
   /* bias gradient of conv2d/conv_transpose2d/batch-like layouts: dbias (C) = sum over N and   \
    * HW of dout (N,C,HW). */                                                                    \
   void nnk_bias_backward##SFX(T *dbias, const T *dout, int64_t N, int64_t C, int64_t HW);      \
@@ -131,6 +144,16 @@ typedef enum { NNK_PAD_REFLECT, NNK_PAD_REPLICATE, NNK_PAD_CIRCULAR } nnk_pad_mo
   int nnk_conv_transpose2d_backward_weight##SFX(T *dweight, const T *inp, const T *dout,       \
                                                 const nnk_convt *g, void *ws,                  \
                                                 size_t ws_bytes);                              \
+  /* both gradients in one pass, as nnk_conv2d_backward, with the keep of                    \
+   * nnk_conv_transpose2d_forward_keep (keep_bytes: as conv2d's) */                             \
+  size_t nnk_conv_transpose2d_backward_workspace_size##SFX(const nnk_convt *g);                \
+  int nnk_conv_transpose2d_backward##SFX(T *dinp, T *dweight, const T *inp, const T *dout,     \
+                                         const T *weight, const void *keep,                    \
+                                         const nnk_convt *g, void *ws, size_t ws_bytes);       \
+  size_t nnk_conv_transpose2d_keep_bytes##SFX(const nnk_convt *g);                             \
+  int nnk_conv_transpose2d_forward_keep##SFX(T *out, const T *inp, const T *weight,            \
+                                             const T *bias, void *keep, const nnk_convt *g,    \
+                                             void *ws, size_t ws_bytes);                       \
                                                                                                 \
   /* max_pool2d: out (N,C,P,Q), indices (N,C,P,Q) (may be NULL) from inp (N,C,H,W).           \
    * NaN wins, as PyTorch. */                                                                   \

@@ -683,6 +683,16 @@ static void FN(conv_fwd_unit)(T *out, const T *inp, const T *weight, const T *bi
 /* out: (N,K,P,Q), inp: (N,C,H,W), weight: (K,C/groups,R,S), bias: (K) or NULL */
 int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
                            const nnk_conv *g, void *ws, size_t ws_bytes) {
+  return FN(nnk_conv2d_forward_keep)(out, inp, weight, bias, NULL, g, ws, ws_bytes);
+}
+
+size_t FN(nnk_conv2d_keep_bytes)(const nnk_conv *g) {
+  return conv_check(g) || conv_is_depthwise(g) ? 0 : POLY_KEEP_BYTES(g, 1);
+}
+
+int FN(nnk_conv2d_forward_keep)(T *out, const T *inp, const T *weight, const T *bias, void *keep,
+                                const nnk_conv *g, void *ws, size_t ws_bytes) {
+  POLY_KEEP_CLEAR(keep);
   if (conv_check(g) || !out || !inp || !weight) return -1;
   if (conv_is_depthwise(g)) {
     FN(dw_forward)(out, inp, weight, bias, g);
@@ -690,7 +700,7 @@ int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
   }
   const int wrc = WINO_FORWARD(out, inp, weight, bias, g, ws, ws_bytes); /* nnk_winograd.h */
   if (wrc <= 0) return wrc;
-  const int prc = POLY_FORWARD(out, inp, weight, bias, g, ws, ws_bytes); /* nnk_poly.h */
+  const int prc = POLY_FORWARD(out, inp, weight, bias, keep, g, ws, ws_bytes); /* nnk_poly.h */
   if (prc <= 0) return prc;
   conv_plan pl;
   int nt, owned;
@@ -787,7 +797,7 @@ int FN(nnk_conv2d_backward_input)(T *dinp, const T *dout, const T *weight, const
     FN(dw_backward_input)(dinp, dout, weight, g);
     return 0;
   }
-  const int prc = POLY_BACKWARD_INPUT(dinp, dout, weight, g, ws, ws_bytes); /* nnk_poly.h */
+  const int prc = POLY_BACKWARD_INPUT(dinp, dout, weight, NULL, NULL, g, ws, ws_bytes); /* nnk_poly.h */
   if (prc <= 0) return prc;
   nnk_conv f;
   if (conv_bwi_flip(g, &f, sizeof(T))) return FN(conv_bwi_flipped)(dinp, dout, weight, g, &f, ws, ws_bytes);
@@ -867,6 +877,27 @@ int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, cons
   return 0;
 }
 
+/* dinp and/or dweight (either may be NULL) in one pass where the transforms can be shared
+ * (nnk_poly.h), with the keep of nnk_conv2d_forward_keep or NULL */
+size_t FN(nnk_conv2d_backward_workspace_size)(const nnk_conv *g) {
+  if (conv_check(g)) return 0;
+  if (poly_use(g, sizeof(T)) && !conv_is_depthwise(g)) return poly_ws_query(g, 0, 1, 1);
+  const size_t a = conv_ws_query(g, 1, sizeof(T)), b = conv_ws_query(g, 2, sizeof(T));
+  return a > b ? a : b;
+}
+
+int FN(nnk_conv2d_backward)(T *dinp, T *dweight, const T *inp, const T *dout, const T *weight,
+                            const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
+  if (conv_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
+  if (!dinp && !dweight) return 0;
+  if (!conv_is_depthwise(g)) {
+    const int prc = POLY_BACKWARD(dinp, dweight, inp, dout, weight, keep, g, ws, ws_bytes); /* nnk_poly.h */
+    if (prc <= 0) return prc;
+  }
+  if (dinp && FN(nnk_conv2d_backward_input)(dinp, dout, weight, g, ws, ws_bytes)) return -1;
+  return dweight ? FN(nnk_conv2d_backward_weight)(dweight, inp, dout, g, ws, ws_bytes) : 0;
+}
+
 /* dbias: (C) = sum over n, hw of dout (N,C,HW) */
 void FN(nnk_bias_backward)(T *dbias, const T *dout, int64_t N, int64_t C, int64_t HW) {
   NNK_OMP(parallel for schedule(static) if (N * C * HW > NNK_PAR_MIN))
@@ -905,9 +936,26 @@ size_t FN(nnk_conv_transpose2d_backward_weight_workspace_size)(const nnk_convt *
 /* out: (N,K,P,Q), inp: (N,C,H,W), weight: (C,K/groups,R,S), bias: (K) or NULL */
 int FN(nnk_conv_transpose2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
                                      const nnk_convt *g, void *ws, size_t ws_bytes) {
+  return FN(nnk_conv_transpose2d_forward_keep)(out, inp, weight, bias, NULL, g, ws, ws_bytes);
+}
+
+size_t FN(nnk_conv_transpose2d_keep_bytes)(const nnk_convt *g) {
   nnk_conv c;
-  if (convt_check(g)) return -1;
+  if (convt_check(g)) return 0;
   nnk_convt_as_conv(g, &c);
+  return conv_is_depthwise(&c) ? 0 : POLY_KEEP_BYTES(&c, 0);
+}
+
+int FN(nnk_conv_transpose2d_forward_keep)(T *out, const T *inp, const T *weight, const T *bias, void *keep,
+                                          const nnk_convt *g, void *ws, size_t ws_bytes) {
+  nnk_conv c;
+  POLY_KEEP_CLEAR(keep);
+  if (convt_check(g) || !out || !inp || !weight) return -1;
+  nnk_convt_as_conv(g, &c);
+  if (!conv_is_depthwise(&c)) {
+    const int prc = POLY_BACKWARD_INPUT(out, inp, weight, bias, keep, &c, ws, ws_bytes); /* nnk_poly.h */
+    if (prc <= 0) return prc;
+  }
   if (FN(nnk_conv2d_backward_input)(out, inp, weight, &c, ws, ws_bytes)) return -1;
   if (bias) {
     const int64_t PQ = (int64_t)g->P * g->Q, NK = (int64_t)g->N * g->K;
@@ -938,6 +986,31 @@ int FN(nnk_conv_transpose2d_backward_weight)(T *dweight, const T *inp, const T *
   if (convt_check(g)) return -1;
   nnk_convt_as_conv(g, &c);
   return FN(nnk_conv2d_backward_weight)(dweight, dout, inp, &c, ws, ws_bytes);
+}
+
+/* dinp and/or dweight (either may be NULL) in one pass where the transforms can be shared,
+ * with the keep of nnk_conv_transpose2d_forward_keep or NULL */
+size_t FN(nnk_conv_transpose2d_backward_workspace_size)(const nnk_convt *g) {
+  nnk_conv c;
+  if (convt_check(g)) return 0;
+  nnk_convt_as_conv(g, &c);
+  if (poly_use(&c, sizeof(T)) && !conv_is_depthwise(&c)) return poly_ws_query(&c, 1, 0, 1);
+  const size_t a = conv_ws_query(&c, 0, sizeof(T)), b = conv_ws_query(&c, 2, sizeof(T));
+  return a > b ? a : b;
+}
+
+int FN(nnk_conv_transpose2d_backward)(T *dinp, T *dweight, const T *inp, const T *dout, const T *weight,
+                                      const void *keep, const nnk_convt *g, void *ws, size_t ws_bytes) {
+  nnk_conv c;
+  if (convt_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
+  if (!dinp && !dweight) return 0;
+  nnk_convt_as_conv(g, &c);
+  if (!conv_is_depthwise(&c)) {
+    const int prc = POLY_TRANSPOSED_BACKWARD(dinp, dweight, inp, dout, weight, keep, &c, ws, ws_bytes);
+    if (prc <= 0) return prc;
+  }
+  if (dinp && FN(nnk_conv2d_forward)(dinp, dout, weight, NULL, &c, ws, ws_bytes)) return -1;
+  return dweight ? FN(nnk_conv2d_backward_weight)(dweight, dout, inp, &c, ws, ws_bytes) : 0;
 }
 
 /* ---- pooling -------------------------------------------------------------------------------- */

@@ -65,16 +65,6 @@ static void poly_plan_make(poly_plan *pl, const nnk_conv *g) {
   pl->buf_bytes = round64((size_t)(pl->nb * pl->plane) * sizeof(float));
 }
 
-static size_t poly_ws_bytes(const poly_plan *pl, int nt) {
-  return pl->u_bytes + pl->v_bytes + pl->m_bytes + (size_t)nt * pl->buf_bytes;
-}
-
-static size_t poly_ws_query(const nnk_conv *g) {
-  poly_plan pl;
-  poly_plan_make(&pl, g);
-  return poly_ws_bytes(&pl, max_threads());
-}
-
 /* ---- the 1-D transforms, on POLY_L lanes; x, y: 5 or 4 rows of lanes at row strides xs, ys */
 
 /* y = B^T x (B^T = [1/2 -1 -1/2 1 0; 0 -1/2 1/2 1 0; 0 1/2 -3/2 1 0; 0 -1 0 1 0;
@@ -380,10 +370,10 @@ NNK_CLONES static void poly_output(float *out, const float *M, const float *bias
   }
 }
 
-/* pb += B dV B^T of every tile and phase of channel c (zero-filled first), then
- * dinp[n][c] = the inner H x W of pb's plane n */
-NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, const nnk_conv *g,
-                        const poly_plan *pl, int64_t n0, int64_t nbk, int64_t T, int64_t c) {
+/* pb = B dV B^T of every tile and phase of channel c, then dinp[n][c] = the inner H x W of
+ * pb's plane n (+ bias[c], where a transposed convolution's bias is given) */
+NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, const float *bias, const nnk_conv *g,
+                                   const poly_plan *pl, int64_t n0, int64_t nbk, int64_t T, int64_t c) {
   float v[25 * POLY_L], e[25 * POLY_L];
   int64_t off[POLY_L];
   poly_lanes ln;
@@ -432,6 +422,7 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
   }
   /* the transpose back, 8 images x 8 columns at a time */
   const int64_t HW = (int64_t)g->H * g->W, CHW = g->C * HW;
+  const float bc = bias ? bias[c] : 0.0f;
   for (int64_t nb0 = 0; nb0 < nbk; nb0 += 8) {
     const int64_t nn = imin64(8, nbk - nb0);
     float *x = dinp + ((n0 + nb0) * g->C + c) * HW;
@@ -441,49 +432,120 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
         const int64_t ns = imin64(8, g->W - s0);
         for (int64_t n = 0; n < nn; n++) {
           float *xr = x + n * CHW + r * g->W + s0;
-          for (int64_t s = 0; s < ns; s++) xr[s] = p[(s0 + s) * nbk + n];
+          for (int64_t s = 0; s < ns; s++) xr[s] = p[(s0 + s) * nbk + n] + bc;
         }
       }
     }
   }
 }
 
-/* The 25 products of a block as work items for nt threads (scheduled static, 1: item i on
- * thread i % nt): the first 25 - r whole (r = 25 % nt), the last r each cut into nt bands of
- * output rows, so that every thread gets the same work (2 threads: 12 and a half each, where
- * whole products alone left one thread a product behind the other). Item it -> point xi and
- * output rows [r0, r1) of rows. */
-static int poly_items(int nt) { const int r = POLY_PTS % nt; return POLY_PTS - r + r * nt; }
+/* ---- a run: any of the three products of a geometry over shared transforms ----
+ *   out     = conv(inp, weight) + bias                 from U and V, through M
+ *   dinp    = conv^T(dout, weight) + dinp_bias          from U and Z, through dV
+ *             (dinp_bias: the bias of a transposed convolution, whose forward this is)
+ *   dweight = the correlation of inp and dout           from V and Z, through S
+ * A backward asks for two of them (conv2d: dinp and dweight; conv_transpose2d: out and
+ * dweight), which then share a transform. keep (NULL: none) carries transforms from a
+ * forward to the backward of the same geometry: a head, U, then V (keep_v: a conv2d
+ * forward's input) or Z (a transposed forward's input, the dout of this geometry) of every
+ * block. A forward fills it (kept 0); a backward reads it (kept 1) when its head says it was
+ * filled for this geometry, so that each operand is transformed once per training step. */
+typedef struct {
+  float *out, *dinp, *dweight;
+  const float *inp, *dout, *weight, *bias, *dinp_bias;
+  void *keep;
+  int keep_v, kept;
+} poly_job;
 
-static int poly_item(int it, int nt, int64_t rows, int64_t *r0, int64_t *r1) {
-  const int whole = POLY_PTS - POLY_PTS % nt;
-  if (it < whole) { *r0 = 0, *r1 = rows; return it; }
-  const int p = it - whole, part = p % nt;
-  *r0 = rows * part / nt, *r1 = rows * (part + 1) / nt;
-  return whole + p / nt;
+typedef struct { int32_t magic, N, C, H, W, K, keep_v; } poly_keep_head;
+#define POLY_KEEP_MAGIC 0x706f6c79
+#define POLY_KEEP_HEAD 64 /* bytes before U */
+
+static size_t poly_keep_size(const poly_plan *pl, int keep_v) {
+  return POLY_KEEP_HEAD + pl->u_bytes + (size_t)pl->nblk * (keep_v ? pl->v_bytes : pl->m_bytes);
 }
 
-/* ---- the kernels: each returns 1 when it does not apply (the caller goes on with im2col),
- * else 0, or -1 when the workspace is too small or cannot be allocated ---- */
+/* bytes of the keep of a forward of g (0: it keeps nothing: not this path) */
+static size_t poly_keep_bytes(const nnk_conv *g, int keep_v) {
+  if (!poly_use(g, sizeof(float))) return 0;
+  poly_plan pl;
+  poly_plan_make(&pl, g);
+  return poly_keep_size(&pl, keep_v);
+}
 
-/* The workspace's parts: U (or S), V (or dV), M (or Z), then nt plane buffers */
-typedef struct { float *U, *V, *M; char *bufs; void *owned; } poly_ws;
+static int poly_keep_valid(const void *keep, const nnk_conv *g, int keep_v) {
+  const poly_keep_head *h = (const poly_keep_head *)keep;
+  return h->magic == POLY_KEEP_MAGIC && h->N == g->N && h->C == g->C && h->H == g->H &&
+         h->W == g->W && h->K == g->K && h->keep_v == keep_v;
+}
 
-static int poly_begin(const nnk_conv *g, poly_plan *pl, void *ws, size_t ws_bytes, int *nt, poly_ws *p) {
+/* what a job transforms: U, V and Z, and which of them come from (or go to) the keep */
+typedef struct { int u, v, z, ku, kv, kz; } poly_needs;
+
+static poly_needs poly_needs_of(const poly_job *j) {
+  poly_needs n;
+  n.u = j->out || j->dinp, n.v = j->out || j->dweight, n.z = j->dinp || j->dweight;
+  n.ku = j->keep != NULL, n.kv = j->keep && j->keep_v, n.kz = j->keep && !j->keep_v;
+  return n;
+}
+
+static size_t poly_ws_bytes(const poly_plan *pl, const poly_job *j, int nt) {
+  const poly_needs n = poly_needs_of(j);
+  return (n.u && !n.ku ? pl->u_bytes : 0) + (j->dweight ? pl->u_bytes : 0) +
+         (n.v && !n.kv ? pl->v_bytes : 0) + (n.z && !n.kz ? pl->m_bytes : 0) +
+         (j->out ? pl->m_bytes : 0) + (j->dinp ? pl->v_bytes : 0) + (size_t)nt * pl->buf_bytes;
+}
+
+/* Workspace of a job asking for out, dinp and dweight (each 0 or 1), without a keep (the
+ * most it can need) */
+static size_t poly_ws_query(const nnk_conv *g, int out, int dinp, int dweight) {
+  poly_plan pl;
+  poly_plan_make(&pl, g);
+  float x;
+  const poly_job j = {.out = out ? &x : NULL, .dinp = dinp ? &x : NULL, .dweight = dweight ? &x : NULL};
+  return poly_ws_bytes(&pl, &j, max_threads());
+}
+
+/* The job's buffers: in the workspace, or in the keep (*_step: the floats between the V or Z
+ * of consecutive blocks there; 0: one block's, in the workspace) */
+typedef struct {
+  float *U, *S, *V, *Z, *M, *dV;
+  int64_t v_step, z_step;
+  char *bufs;
+  void *owned;
+} poly_ws;
+
+static int poly_begin(const nnk_conv *g, const poly_job *j, poly_plan *pl, void *ws, size_t ws_bytes,
+                      int *nt, poly_ws *p) {
   poly_plan_make(pl, g);
   *nt = max_threads();
   p->owned = NULL;
   if (ws) {
-    while (*nt > 0 && poly_ws_bytes(pl, *nt) > ws_bytes) (*nt)--;
+    while (*nt > 0 && poly_ws_bytes(pl, j, *nt) > ws_bytes) (*nt)--;
     if (*nt < 1) return -1;
   } else {
-    ws = p->owned = aligned_alloc(64, poly_ws_bytes(pl, *nt));
+    ws = p->owned = aligned_alloc(64, poly_ws_bytes(pl, j, *nt));
     if (!ws) return -1;
   }
-  p->U = (float *)ws;
-  p->V = (float *)((char *)ws + pl->u_bytes);
-  p->M = (float *)((char *)p->V + pl->v_bytes);
-  p->bufs = (char *)p->M + pl->m_bytes;
+  const poly_needs n = poly_needs_of(j);
+  char *w = (char *)ws, *k = (char *)j->keep + POLY_KEEP_HEAD;
+#define POLY_TAKE(ptr, bytes) (ptr = (float *)w, w += (bytes))
+  p->U = p->S = p->V = p->Z = p->M = p->dV = NULL;
+  p->v_step = p->z_step = 0;
+  if (n.u) { if (n.ku) p->U = (float *)k; else POLY_TAKE(p->U, pl->u_bytes); }
+  if (j->dweight) POLY_TAKE(p->S, pl->u_bytes);
+  if (n.v) {
+    if (n.kv) p->V = (float *)(k + pl->u_bytes), p->v_step = (int64_t)(pl->v_bytes / sizeof(float));
+    else POLY_TAKE(p->V, pl->v_bytes);
+  }
+  if (n.z) {
+    if (n.kz) p->Z = (float *)(k + pl->u_bytes), p->z_step = (int64_t)(pl->m_bytes / sizeof(float));
+    else POLY_TAKE(p->Z, pl->m_bytes);
+  }
+  if (j->out) POLY_TAKE(p->M, pl->m_bytes);
+  if (j->dinp) POLY_TAKE(p->dV, pl->v_bytes);
+#undef POLY_TAKE
+  p->bufs = w;
   return 0;
 }
 
@@ -492,108 +554,156 @@ static float *poly_planes(const poly_ws *p, const poly_plan *pl, int t) {
   return (float *)(p->bufs + (size_t)t * pl->buf_bytes);
 }
 
-static int poly_forward(float *out, const float *inp, const float *weight, const float *bias,
+/* The products of a block (25 per requested output) as work items for nt threads (scheduled
+ * static, 1: item i on thread i % nt): the first P - r whole (P products, r = P % nt), the
+ * last r each cut into nt bands of output rows, so that every thread gets the same work
+ * (2 threads, one output: 12 and a half products each, where whole products alone left one
+ * thread a product behind the other). Item it -> product and band [part/nparts). */
+static int poly_items(int nprod, int nt) {
+  const int P = POLY_PTS * nprod, r = P % nt;
+  return P - r + r * nt;
+}
+
+static int poly_item(int it, int nprod, int nt, int *part, int *nparts) {
+  const int P = POLY_PTS * nprod, whole = P - P % nt;
+  if (it < whole) { *part = 0, *nparts = 1; return it; }
+  const int p = it - whole;
+  *part = p % nt, *nparts = nt;
+  return whole + p / nt;
+}
+
+enum { POLY_OUT, POLY_DINP, POLY_DWEIGHT };
+
+/* Returns 0, or -1 when the workspace is too small or cannot be allocated */
+static int poly_run(const poly_job *j, const nnk_conv *g, void *ws, size_t ws_bytes) {
+  poly_plan pl;
+  poly_ws p;
+  int nt;
+  if (poly_begin(g, j, &pl, ws, ws_bytes, &nt, &p)) return -1;
+  const poly_needs nd = poly_needs_of(j);
+  const int read = j->keep && j->kept;
+  const int64_t K = g->K, C4 = pl.C4;
+  int prods[3], np = 0;
+  if (j->out) prods[np++] = POLY_OUT;
+  if (j->dinp) prods[np++] = POLY_DINP;
+  if (j->dweight) prods[np++] = POLY_DWEIGHT;
+  const int nitems = poly_items(np, nt);
+  NNK_OMP(parallel num_threads(nt) if (nt > 1))
+  {
+    float *pb = poly_planes(&p, &pl, omp_get_thread_num());
+    if (nd.u && !(read && nd.ku)) {
+      NNK_OMP(for schedule(static))
+      for (int64_t k = 0; k < K; k++) poly_filter(p.U, j->weight, g, k);
+    }
+    for (int64_t blk = 0; blk < pl.nblk; blk++) {
+      const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
+      float *V = p.V ? p.V + blk * p.v_step : NULL, *Z = p.Z ? p.Z + blk * p.z_step : NULL;
+      /* the data transforms: input channels (V), then output channels (Z), interleaved
+       * over the threads */
+      const int64_t nv = nd.v && !(read && nd.kv) ? g->C : 0, nz = nd.z && !(read && nd.kz) ? K : 0;
+      if (nv + nz) {
+        NNK_OMP(for schedule(static, 1))
+        for (int64_t i = 0; i < nv + nz; i++) {
+          if (i < nv) {
+            poly_pad(pb, j->inp, g, &pl, n0, nbk, i);
+            poly_input(V, pb, &pl, nbk, T, i);
+          } else {
+            poly_dout(Z, pb, j->dout, g, &pl, n0, nbk, T, i - nv);
+          }
+        }
+      }
+      NNK_OMP(for schedule(static, 1))
+      for (int it = 0; it < nitems; it++) {
+        int part, nparts;
+        const int pi = poly_item(it, np, nt, &part, &nparts), xi = pi % POLY_PTS, what = prods[pi / POLY_PTS];
+        const int64_t rows = what == POLY_DINP ? C4 : K, r0 = rows * part / nparts, r1 = rows * (part + 1) / nparts;
+        if (what == POLY_OUT) { /* M[xi] rows = U[xi] rows . V[xi] */
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)T, (int)C4, 1.0f,
+                      p.U + (xi * K + r0) * C4, (int)C4, V + xi * C4 * T, (int)T, 0.0f, p.M + (xi * K + r0) * T,
+                      (int)T);
+        } else if (what == POLY_DINP) { /* dV[xi] rows = (U[xi]^T) rows . Z[xi] */
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(r1 - r0), (int)T, (int)K, 1.0f,
+                      p.U + xi * K * C4 + r0, (int)C4, Z + xi * K * T, (int)T, 0.0f, p.dV + (xi * C4 + r0) * T,
+                      (int)T);
+        } else { /* S[xi] rows += Z[xi] rows . V[xi]^T */
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)C4, (int)T, 1.0f,
+                      Z + (xi * K + r0) * T, (int)T, V + xi * C4 * T, (int)T, blk ? 1.0f : 0.0f,
+                      p.S + (xi * K + r0) * C4, (int)C4);
+        }
+      }
+      if (j->out) {
+        NNK_OMP(for schedule(static))
+        for (int64_t k = 0; k < K; k++) poly_output(j->out, p.M, j->bias, g, &pl, n0, nbk, T, k);
+      }
+      if (j->dinp) {
+        NNK_OMP(for schedule(static))
+        for (int64_t c = 0; c < g->C; c++) poly_dinput(j->dinp, pb, p.dV, j->dinp_bias, g, &pl, n0, nbk, T, c);
+      }
+    }
+    if (j->dweight) {
+      NNK_OMP(for schedule(static))
+      for (int64_t k = 0; k < K; k++) poly_dfilter(j->dweight, p.S, g, k);
+    }
+  }
+  free(p.owned);
+  if (j->keep && !j->kept) {
+    const poly_keep_head h = {POLY_KEEP_MAGIC, g->N, g->C, g->H, g->W, g->K, j->keep_v};
+    memcpy(j->keep, &h, sizeof h);
+  }
+  return 0;
+}
+
+/* ---- the entry points of nnk_impl.h: each returns 1 when the path does not apply (the
+ * caller goes on with im2col), else poly_run's result. A keep is filled by the forwards and
+ * read, where its head matches, by the backwards. */
+
+static void poly_keep_clear(void *keep) {
+  if (keep) memset(keep, 0, sizeof(poly_keep_head));
+}
+
+static int poly_forward(float *out, const float *inp, const float *weight, const float *bias, void *keep,
                         const nnk_conv *g, void *ws, size_t ws_bytes) {
+  poly_keep_clear(keep);
   if (!poly_use(g, sizeof(float))) return 1;
-  poly_plan pl;
-  poly_ws p;
-  int nt;
-  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &p)) return -1;
-  float *U = p.U, *V = p.V, *M = p.M;
-  const int64_t K = g->K, C4 = pl.C4;
-  NNK_OMP(parallel num_threads(nt) if (nt > 1))
-  {
-    float *pb = poly_planes(&p, &pl, omp_get_thread_num());
-    NNK_OMP(for schedule(static))
-    for (int64_t k = 0; k < K; k++) poly_filter(U, weight, g, k);
-    for (int64_t blk = 0; blk < pl.nblk; blk++) {
-      const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
-      NNK_OMP(for schedule(static))
-      for (int64_t c = 0; c < g->C; c++) {
-        poly_pad(pb, inp, g, &pl, n0, nbk, c);
-        poly_input(V, pb, &pl, nbk, T, c);
-      }
-      NNK_OMP(for schedule(static, 1))
-      for (int it = 0; it < poly_items(nt); it++) { /* M[xi] rows r0..r1 = U[xi] rows . V[xi] */
-        int64_t r0, r1;
-        const int xi = poly_item(it, nt, K, &r0, &r1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)T, (int)C4, 1.0f,
-                    U + (xi * K + r0) * C4, (int)C4, V + xi * C4 * T, (int)T, 0.0f, M + (xi * K + r0) * T, (int)T);
-      }
-      NNK_OMP(for schedule(static))
-      for (int64_t k = 0; k < K; k++) poly_output(out, M, bias, g, &pl, n0, nbk, T, k);
-    }
-  }
-  free(p.owned);
-  return 0;
+  const poly_job j = {.out = out, .inp = inp, .weight = weight, .bias = bias, .keep = keep, .keep_v = 1};
+  return poly_run(&j, g, ws, ws_bytes);
 }
 
-static int poly_backward_input(float *dinp, const float *dout, const float *weight,
-                               const nnk_conv *g, void *ws, size_t ws_bytes) {
+/* bias: a transposed convolution's (this is its forward) */
+static int poly_backward_input(float *dinp, const float *dout, const float *weight, const float *bias,
+                               void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
+  poly_keep_clear(keep);
   if (!poly_use(g, sizeof(float))) return 1;
-  poly_plan pl;
-  poly_ws p;
-  int nt;
-  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &p)) return -1;
-  float *U = p.U, *dV = p.V, *Z = p.M;
-  const int64_t K = g->K, C4 = pl.C4;
-  NNK_OMP(parallel num_threads(nt) if (nt > 1))
-  {
-    float *pb = poly_planes(&p, &pl, omp_get_thread_num());
-    NNK_OMP(for schedule(static))
-    for (int64_t k = 0; k < K; k++) poly_filter(U, weight, g, k);
-    for (int64_t blk = 0; blk < pl.nblk; blk++) {
-      const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
-      NNK_OMP(for schedule(static))
-      for (int64_t k = 0; k < K; k++) poly_dout(Z, pb, dout, g, &pl, n0, nbk, T, k);
-      NNK_OMP(for schedule(static, 1))
-      for (int it = 0; it < poly_items(nt); it++) { /* dV[xi] rows r0..r1 = (U[xi]^T) rows . Z[xi] */
-        int64_t r0, r1;
-        const int xi = poly_item(it, nt, C4, &r0, &r1);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(r1 - r0), (int)T, (int)K, 1.0f,
-                    U + xi * K * C4 + r0, (int)C4, Z + xi * K * T, (int)T, 0.0f, dV + (xi * C4 + r0) * T, (int)T);
-      }
-      NNK_OMP(for schedule(static))
-      for (int64_t c = 0; c < g->C; c++) poly_dinput(dinp, pb, dV, g, &pl, n0, nbk, T, c);
-    }
-  }
-  free(p.owned);
-  return 0;
+  const poly_job j = {.dinp = dinp, .dout = dout, .weight = weight, .dinp_bias = bias, .keep = keep};
+  return poly_run(&j, g, ws, ws_bytes);
 }
 
-static int poly_backward_weight(float *dweight, const float *inp, const float *dout,
-                                const nnk_conv *g, void *ws, size_t ws_bytes) {
+static int poly_backward_weight(float *dweight, const float *inp, const float *dout, const nnk_conv *g,
+                                void *ws, size_t ws_bytes) {
   if (!poly_use(g, sizeof(float))) return 1;
-  poly_plan pl;
-  poly_ws p;
-  int nt;
-  if (poly_begin(g, &pl, ws, ws_bytes, &nt, &p)) return -1;
-  float *S = p.U, *V = p.V, *Z = p.M;
-  const int64_t K = g->K, C4 = pl.C4;
-  NNK_OMP(parallel num_threads(nt) if (nt > 1))
-  {
-    float *pb = poly_planes(&p, &pl, omp_get_thread_num());
-    for (int64_t blk = 0; blk < pl.nblk; blk++) {
-      const int64_t n0 = blk * pl.nb, nbk = imin64(pl.nb, g->N - n0), T = nbk * pl.tpi;
-      NNK_OMP(for schedule(static))
-      for (int64_t c = 0; c < g->C; c++) {
-        poly_pad(pb, inp, g, &pl, n0, nbk, c);
-        poly_input(V, pb, &pl, nbk, T, c);
-      }
-      NNK_OMP(for schedule(static))
-      for (int64_t k = 0; k < K; k++) poly_dout(Z, pb, dout, g, &pl, n0, nbk, T, k);
-      NNK_OMP(for schedule(static, 1))
-      for (int it = 0; it < poly_items(nt); it++) { /* S[xi] rows r0..r1 += Z[xi] rows . V[xi]^T */
-        int64_t r0, r1;
-        const int xi = poly_item(it, nt, K, &r0, &r1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)C4, (int)T, 1.0f,
-                    Z + (xi * K + r0) * T, (int)T, V + xi * C4 * T, (int)T, blk ? 1.0f : 0.0f,
-                    S + (xi * K + r0) * C4, (int)C4);
-      }
-    }
-    NNK_OMP(for schedule(static))
-    for (int64_t k = 0; k < K; k++) poly_dfilter(dweight, S, g, k);
-  }
-  free(p.owned);
-  return 0;
+  const poly_job j = {.dweight = dweight, .inp = inp, .dout = dout};
+  return poly_run(&j, g, ws, ws_bytes);
+}
+
+/* conv2d's backward: dinp and/or dweight, with poly_forward's keep (or NULL) */
+static int poly_backward(float *dinp, float *dweight, const float *inp, const float *dout, const float *weight,
+                         const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
+  if (!poly_use(g, sizeof(float))) return 1;
+  const int k = keep && poly_keep_valid(keep, g, 1);
+  const poly_job j = {.dinp = dinp, .dweight = dweight, .inp = inp, .dout = dout, .weight = weight,
+                      .keep = k ? (void *)keep : NULL, .keep_v = 1, .kept = 1};
+  return poly_run(&j, g, ws, ws_bytes);
+}
+
+/* the backward of the transposed convolution whose forward is g's backward_input (x its
+ * input, dy its output's gradient): dx = conv(dy) and dweight = the correlation of dy and x,
+ * with poly_backward_input's keep (or NULL) */
+static int poly_transposed_backward(float *dx, float *dweight, const float *x, const float *dy,
+                                    const float *weight, const void *keep, const nnk_conv *g, void *ws,
+                                    size_t ws_bytes) {
+  if (!poly_use(g, sizeof(float))) return 1;
+  const int k = keep && poly_keep_valid(keep, g, 0);
+  const poly_job j = {.out = dx, .dweight = dweight, .inp = dy, .dout = x, .weight = weight,
+                      .keep = k ? (void *)keep : NULL, .keep_v = 0, .kept = 1};
+  return poly_run(&j, g, ws, ws_bytes);
 }

@@ -238,6 +238,43 @@ static void FN(check)(const char *what, const char *label, const T *got, const T
 /* ---- workspace modes: 0 NULL, 1 as queried, 2 sized for one thread ---- */
 typedef size_t (*FN(conv_query))(const nnk_conv *);
 
+/* conv2d's fused backward (both gradients, and each alone) against the references, then with
+ * the keep of a forward: that backward must not need x or w (given as NaN copies), and a
+ * keep whose head was cleared must be ignored */
+static void FN(test_conv_fused)(const char *lab, const nnk_conv *g, const T *x, const T *w, const T *b,
+                                const T *dy, const T *yr, const T *dxr, const T *dwr, void *wsf,
+                                size_t szf, void *wsb, size_t szb) {
+  const int64_t ni = (int64_t)g->N * g->C * g->H * g->W, nw = (int64_t)g->K * (g->C / g->groups) * g->R * g->S;
+  const int64_t no = (int64_t)g->N * g->K * g->P * g->Q;
+  T *dx = FN(talloc)(ni), *dw = FN(talloc)(nw), *y = FN(talloc)(no), *xn = FN(talloc)(ni), *wn = FN(talloc)(nw);
+  for (int part = 0; part < 3; part++) { /* both, dinp alone, dweight alone */
+    FN(poison)(dx, ni), FN(poison)(dw, nw);
+    int rc = FN(nnk_conv2d_backward)(part != 2 ? dx : NULL, part != 1 ? dw : NULL, x, dy, w, NULL, g, wsb, szb);
+    result(rc == 0, "conv2d_backward rc part=%d %s %s", part, TNAME, lab);
+    if (part != 2) FN(check)("conv2d_backward dinp", lab, dx, dxr, ni);
+    if (part != 1) FN(check)("conv2d_backward dweight", lab, dw, dwr, nw);
+  }
+  const size_t kb = FN(nnk_conv2d_keep_bytes)(g);
+  if (kb) {
+    unsigned char *keep = xmalloc(kb);
+    FN(poison)(y, no);
+    result(FN(nnk_conv2d_forward_keep)(y, x, w, b, keep, g, wsf, szf) == 0, "conv2d_forward_keep rc %s %s", TNAME, lab);
+    FN(check)("conv2d_forward_keep", lab, y, yr, no);
+    FN(poison)(xn, ni), FN(poison)(wn, nw), FN(poison)(dx, ni), FN(poison)(dw, nw);
+    int rc = FN(nnk_conv2d_backward)(dx, dw, xn, dy, wn, keep, g, wsb, szb);
+    result(rc == 0, "conv2d_backward with keep rc %s %s", TNAME, lab);
+    FN(check)("conv2d_backward dinp with keep", lab, dx, dxr, ni);
+    FN(check)("conv2d_backward dweight with keep", lab, dw, dwr, nw);
+    memset(keep, 0, 64);
+    FN(poison)(dx, ni), FN(poison)(dw, nw);
+    rc = FN(nnk_conv2d_backward)(dx, dw, x, dy, w, keep, g, wsb, szb);
+    result(rc == 0, "conv2d_backward stale keep rc %s %s", TNAME, lab);
+    FN(check)("conv2d_backward dweight, keep ignored", lab, dw, dwr, nw);
+    free(keep);
+  }
+  free(dx), free(dw), free(y), free(xn), free(wn);
+}
+
 /* ---- conv2d ---- */
 
 static void FN(test_conv)(int N, int C, int H, int W, int K, int R, int S, int sh, int sw, int ph,
@@ -269,13 +306,14 @@ static void FN(test_conv)(int N, int C, int H, int W, int K, int R, int S, int s
     for (int mode = 0; mode < 3; mode++) {
       char lab[300];
       snprintf(lab, sizeof lab, "%s nt=%d ws=%d", label, thread_counts[ti], mode);
-      FN(conv_query) queries[3] = {FN(nnk_conv2d_forward_workspace_size),
+      FN(conv_query) queries[4] = {FN(nnk_conv2d_forward_workspace_size),
                                    FN(nnk_conv2d_backward_input_workspace_size),
-                                   FN(nnk_conv2d_backward_weight_workspace_size)};
-      size_t sz[3];
-      void *ws[3];
+                                   FN(nnk_conv2d_backward_weight_workspace_size),
+                                   FN(nnk_conv2d_backward_workspace_size)};
+      size_t sz[4];
+      void *ws[4];
       set_threads(mode == 2 ? 1 : thread_counts[ti]);
-      for (int k = 0; k < 3; k++) {
+      for (int k = 0; k < 4; k++) {
         sz[k] = queries[k](&g);
         ws[k] = mode == 0 ? NULL : aligned_alloc(64, (sz[k] + 64) & ~(size_t)63);
       }
@@ -295,7 +333,8 @@ static void FN(test_conv)(int N, int C, int H, int W, int K, int R, int S, int s
       FN(poison)(db, K);
       FN(nnk_bias_backward)(db, dy, N, K, (int64_t)g.P * g.Q);
       FN(check)("bias_backward", lab, db, dbr, K);
-      for (int k = 0; k < 3; k++) free(ws[k]);
+      FN(test_conv_fused)(lab, &g, x, w, b, dy, yr, dxr, dwr, ws[0], sz[0], ws[3], sz[3]);
+      for (int k = 0; k < 4; k++) free(ws[k]);
     }
   }
   /* a workspace too small for even one thread must be refused */
@@ -342,13 +381,14 @@ static void FN(test_convt)(int N, int C, int H, int W, int K, int R, int S, int 
     for (int mode = 0; mode < 3; mode++) {
       char lab[300];
       snprintf(lab, sizeof lab, "%s nt=%d ws=%d", label, thread_counts[ti], mode);
-      FN(convt_query) queries[3] = {FN(nnk_conv_transpose2d_forward_workspace_size),
+      FN(convt_query) queries[4] = {FN(nnk_conv_transpose2d_forward_workspace_size),
                                     FN(nnk_conv_transpose2d_backward_input_workspace_size),
-                                    FN(nnk_conv_transpose2d_backward_weight_workspace_size)};
-      size_t sz[3];
-      void *ws[3];
+                                    FN(nnk_conv_transpose2d_backward_weight_workspace_size),
+                                    FN(nnk_conv_transpose2d_backward_workspace_size)};
+      size_t sz[4];
+      void *ws[4];
       set_threads(mode == 2 ? 1 : thread_counts[ti]);
-      for (int k = 0; k < 3; k++) {
+      for (int k = 0; k < 4; k++) {
         sz[k] = queries[k](&g);
         ws[k] = mode == 0 ? NULL : aligned_alloc(64, (sz[k] + 64) & ~(size_t)63);
       }
@@ -365,7 +405,30 @@ static void FN(test_convt)(int N, int C, int H, int W, int K, int R, int S, int 
       rc = FN(nnk_conv_transpose2d_backward_weight)(dw_, x, dy, &g, ws[2], sz[2]);
       result(rc == 0, "conv_transpose2d_backward_weight rc %s", lab);
       FN(check)("conv_transpose2d_backward_weight", lab, dw_, dwr, nw);
-      for (int k = 0; k < 3; k++) free(ws[k]);
+      for (int part = 0; part < 3; part++) { /* fused: both, dinp alone, dweight alone */
+        FN(poison)(dx, ni), FN(poison)(dw_, nw);
+        rc = FN(nnk_conv_transpose2d_backward)(part != 2 ? dx : NULL, part != 1 ? dw_ : NULL, x, dy, w, NULL, &g,
+                                               ws[3], sz[3]);
+        result(rc == 0, "conv_transpose2d_backward rc part=%d %s", part, lab);
+        if (part != 2) FN(check)("conv_transpose2d_backward dinp", lab, dx, dxr, ni);
+        if (part != 1) FN(check)("conv_transpose2d_backward dweight", lab, dw_, dwr, nw);
+      }
+      const size_t kb = FN(nnk_conv_transpose2d_keep_bytes)(&g);
+      if (kb) { /* with the forward's keep, the backward needs neither x nor w */
+        unsigned char *keep = xmalloc(kb);
+        FN(poison)(y, no);
+        rc = FN(nnk_conv_transpose2d_forward_keep)(y, x, w, b, keep, &g, ws[0], sz[0]);
+        result(rc == 0, "conv_transpose2d_forward_keep rc %s", lab);
+        FN(check)("conv_transpose2d_forward_keep", lab, y, yr, no);
+        T *xn = FN(talloc)(ni), *wn = FN(talloc)(nw);
+        FN(poison)(xn, ni), FN(poison)(wn, nw), FN(poison)(dx, ni), FN(poison)(dw_, nw);
+        rc = FN(nnk_conv_transpose2d_backward)(dx, dw_, xn, dy, wn, keep, &g, ws[3], sz[3]);
+        result(rc == 0, "conv_transpose2d_backward with keep rc %s", lab);
+        FN(check)("conv_transpose2d_backward dinp with keep", lab, dx, dxr, ni);
+        FN(check)("conv_transpose2d_backward dweight with keep", lab, dw_, dwr, nw);
+        free(xn), free(wn), free(keep);
+      }
+      for (int k = 0; k < 4; k++) free(ws[k]);
     }
   }
   free(x), free(w), free(b), free(dy), free(y), free(yr), free(dx), free(dxr), free(dw_);
