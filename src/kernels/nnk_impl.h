@@ -898,16 +898,55 @@ int FN(nnk_conv2d_backward)(T *dinp, T *dweight, const T *inp, const T *dout, co
   return dweight ? FN(nnk_conv2d_backward_weight)(dweight, inp, dout, g, ws, ws_bytes) : 0;
 }
 
+/* The row loops of the normalisations and of the bias gradient: called once per plane row of
+ * the OpenMP loops, as NNK_CLONES (AVX-512 / AVX2 where the CPU has them; the loops around
+ * them are compiled for the baseline). Sums are accumulated in double. */
+NNK_CLONES static double FN(sum)(const T *x, int64_t n) {
+  double s = 0;
+  NNK_SIMD_RED(+ : s)
+  for (int64_t i = 0; i < n; i++) s += (double)x[i];
+  return s;
+}
+
+NNK_CLONES static double FN(sumsqdev)(const T *x, int64_t n, double mean) {
+  double s = 0;
+  NNK_SIMD_RED(+ : s)
+  for (int64_t i = 0; i < n; i++) {
+    const double d = (double)x[i] - mean;
+    s += d * d;
+  }
+  return s;
+}
+
+/* y = x*a + b */
+NNK_CLONES static void FN(affine)(T *y, const T *x, int64_t n, T a, T b) {
+  NNK_SIMD
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+}
+
+/* *sdy += sum dy, *sdyx += sum dy (x - mean) */
+NNK_CLONES static void FN(norm_sums)(double *sdy, double *sdyx, const T *dy, const T *x, int64_t n, double mean) {
+  double a = 0, b = 0;
+  NNK_SIMD_RED(+ : a, b)
+  for (int64_t i = 0; i < n; i++) {
+    a += (double)dy[i];
+    b += (double)dy[i] * ((double)x[i] - mean);
+  }
+  *sdy += a, *sdyx += b;
+}
+
+/* dx = dy*k + x*kx + k0 */
+NNK_CLONES static void FN(norm_dx)(T *dx, const T *dy, const T *x, int64_t n, T k, T kx, T k0) {
+  NNK_SIMD
+  for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * k + x[i] * kx + k0;
+}
+
 /* dbias: (C) = sum over n, hw of dout (N,C,HW) */
 void FN(nnk_bias_backward)(T *dbias, const T *dout, int64_t N, int64_t C, int64_t HW) {
   NNK_OMP(parallel for schedule(static) if (N * C * HW > NNK_PAR_MIN))
   for (int64_t c = 0; c < C; c++) {
     double s = 0;
-    for (int64_t n = 0; n < N; n++) {
-      const T *d = dout + (n * C + c) * HW;
-      NNK_SIMD_RED(+ : s)
-      for (int64_t i = 0; i < HW; i++) s += (double)d[i];
-    }
+    for (int64_t n = 0; n < N; n++) s += FN(sum)(dout + (n * C + c) * HW, HW);
     dbias[c] = (T)s;
   }
 }
@@ -1406,29 +1445,6 @@ int FN(nnk_pad2d_backward)(T *dinp, const T *dout, int N, int C, int H, int W, i
 
 /* ---- helpers for the normalisations --------------------------------------------------------- */
 
-static inline double FN(sum)(const T *x, int64_t n) {
-  double s = 0;
-  NNK_SIMD_RED(+ : s)
-  for (int64_t i = 0; i < n; i++) s += (double)x[i];
-  return s;
-}
-
-static inline double FN(sumsqdev)(const T *x, int64_t n, double mean) {
-  double s = 0;
-  NNK_SIMD_RED(+ : s)
-  for (int64_t i = 0; i < n; i++) {
-    const double d = (double)x[i] - mean;
-    s += d * d;
-  }
-  return s;
-}
-
-/* y = x*a + b */
-static inline void FN(affine)(T *y, const T *x, int64_t n, T a, T b) {
-  NNK_SIMD
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + b;
-}
-
 /* ---- batch_norm ------------------------------------------------------------------------- */
 
 /* channel c of batch_norm forward: y = x*(*a) + *b, from the batch statistics (mean and the
@@ -1592,19 +1608,9 @@ void FN(nnk_batch_norm_backward)(T *dinp, T *dweight, T *dbias, const T *dout, c
     const double mean = (double)save_mean[c], invstd = (double)save_invstd[c];
     const double w = weight ? (double)weight[c] : 1.0;
     double sdy = 0, sdyx = 0;
-    if (dweight || (dinp && training) || dbias) {
-      for (int64_t n = 0; n < N; n++) {
-        const T *dy = dout + (n * C + c) * HW, *x = inp + (n * C + c) * HW;
-        double a = 0, b = 0;
-        NNK_SIMD_RED(+ : a, b)
-        for (int64_t i = 0; i < HW; i++) {
-          a += (double)dy[i];
-          b += (double)dy[i] * ((double)x[i] - mean);
-        }
-        sdy += a;
-        sdyx += b;
-      }
-    }
+    if (dweight || (dinp && training) || dbias)
+      for (int64_t n = 0; n < N; n++)
+        FN(norm_sums)(&sdy, &sdyx, dout + (n * C + c) * HW, inp + (n * C + c) * HW, HW, mean);
     if (dbias) dbias[c] = (T)sdy;
     if (dweight) dweight[c] = (T)(sdyx * invstd);
     if (!dinp) continue;
@@ -1614,12 +1620,9 @@ void FN(nnk_batch_norm_backward)(T *dinp, T *dweight, T *dbias, const T *dout, c
       kx = -sdyx / (double)cnt * invstd * invstd * k;
       k0 = -sdy / (double)cnt * k - mean * kx;
     }
-    const T tk = (T)k, tkx = (T)kx, tk0 = (T)k0;
     for (int64_t n = 0; n < N; n++) {
-      const T *dy = dout + (n * C + c) * HW, *x = inp + (n * C + c) * HW;
-      T *dx = dinp + (n * C + c) * HW;
-      NNK_SIMD
-      for (int64_t i = 0; i < HW; i++) dx[i] = dy[i] * tk + x[i] * tkx + tk0;
+      const int64_t o = (n * C + c) * HW;
+      FN(norm_dx)(dinp + o, dout + o, inp + o, HW, (T)k, (T)kx, (T)k0);
     }
   }
 }
