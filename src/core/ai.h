@@ -206,10 +206,11 @@ ai_tensor *ai_conv_transpose2d(ai_tensor *x, ai_tensor *w, ai_tensor *b, const a
 /* The weight gradient of a conv2d with input a and output gradient d (K x C/g x R x S). */
 ai_tensor *ai_conv2d_weight_grad(ai_tensor *a, ai_tensor *d, int R, int S, const ai_conv_opts *o);
 /* The gradients of conv2d (transposed: conv_transpose2d) with input a and weight w, for the
- * output gradient g, in one kernel call: *ga and/or *gw (either pointer NULL to skip). keep:
- * the tensor the recorded forward kept (saved with the node), or NULL. Not recorded. */
+ * output gradient g, in one kernel call: *ga, *gw and/or *gb (the bias's; any pointer NULL to
+ * skip). keep: the tensor the recorded forward kept (saved with the node), or NULL. Not
+ * recorded. */
 int ai_conv_backward(bool transposed, ai_tensor *a, ai_tensor *w, ai_tensor *g, ai_tensor *keep,
-                     const ai_conv_opts *o, ai_tensor **ga, ai_tensor **gw);
+                     const ai_conv_opts *o, ai_tensor **ga, ai_tensor **gw, ai_tensor **gb);
 ai_tensor *ai_max_pool2d(ai_tensor *x, const int *kernel, const int *stride, const int *pad,
                          const int *dil, bool ceil_mode);
 ai_tensor *ai_avg_pool2d(ai_tensor *x, const int *kernel, const int *stride, const int *pad,

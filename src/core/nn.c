@@ -188,10 +188,11 @@ fail:
 }
 
 int ai_conv_backward(bool transposed, ai_tensor *a, ai_tensor *w, ai_tensor *g, ai_tensor *keep,
-                     const ai_conv_opts *o, ai_tensor **ga, ai_tensor **gw) {
+                     const ai_conv_opts *o, ai_tensor **ga, ai_tensor **gw, ai_tensor **gb) {
   const conv_kind kind = transposed ? CK_TRANSPOSE : CK_FWD;
   if (ga) *ga = NULL;
   if (gw) *gw = NULL;
+  if (gb) *gb = NULL;
   nnk_conv cg;
   nnk_convt gt;
   int64_t oshape[4];
@@ -201,25 +202,28 @@ int ai_conv_backward(bool transposed, ai_tensor *a, ai_tensor *w, ai_tensor *g, 
   const ai_dtype dt = a->dtype;
   ai_tensor *ac = ai_contiguous(a), *wc = ac ? ai_contiguous(w) : NULL, *gc = wc ? ai_contiguous(g) : NULL;
   ai_tensor *dx = gc && ga ? ai_empty(dt, 4, a->shape) : NULL, *dw = gc && gw ? ai_empty(dt, 4, w->shape) : NULL;
+  ai_tensor *db = gc && gb ? ai_empty(dt, 1, &oshape[1]) : NULL;
   const void *kp = keep ? ai_data(keep) : NULL;
   wspace ws = {NULL, 0};
   int rc = -1;
-  if (gc && (dx || !ga) && (dw || !gw)) {
+  if (gc && (dx || !ga) && (dw || !gw) && (db || !gb)) {
     size_t need = transposed ? KCALL(dt, conv_transpose2d_backward_workspace_size, &gt)
                              : KCALL(dt, conv2d_backward_workspace_size, &cg);
     if (!ws_get(&ws, need)) {
-      void *dxp = dx ? ai_data(dx) : NULL, *dwp = dw ? ai_data(dw) : NULL;
-      rc = transposed ? KCALL(dt, conv_transpose2d_backward, dxp, dwp, ai_data(ac), ai_data(gc), ai_data(wc), kp, &gt,
-                              ws.p, ws.n)
-                      : KCALL(dt, conv2d_backward, dxp, dwp, ai_data(ac), ai_data(gc), ai_data(wc), kp, &cg, ws.p, ws.n);
+      void *dxp = dx ? ai_data(dx) : NULL, *dwp = dw ? ai_data(dw) : NULL, *dbp = db ? ai_data(db) : NULL;
+      rc = transposed ? KCALL(dt, conv_transpose2d_backward, dxp, dwp, dbp, ai_data(ac), ai_data(gc), ai_data(wc), kp,
+                              &gt, ws.p, ws.n)
+                      : KCALL(dt, conv2d_backward, dxp, dwp, dbp, ai_data(ac), ai_data(gc), ai_data(wc), kp, &cg, ws.p,
+                              ws.n);
       ws_put(&ws);
     }
     if (rc) ai_seterror("%s backward: not enough memory for the workspace", conv_names[kind]);
   }
   ai_unref(ac); ai_unref(wc); ai_unref(gc);
-  if (rc) { ai_unref(dx); ai_unref(dw); return -1; }
+  if (rc) { ai_unref(dx); ai_unref(dw); ai_unref(db); return -1; }
   if (ga) *ga = dx;
   if (gw) *gw = dw;
+  if (gb) *gb = db;
   return 0;
 }
 

@@ -113,11 +113,11 @@ typedef enum { NNK_PAD_REFLECT, NNK_PAD_REPLICATE, NNK_PAD_CIRCULAR } nnk_pad_mo
   size_t nnk_conv2d_backward_weight_workspace_size##SFX(const nnk_conv *g);                    \
   int nnk_conv2d_backward_weight##SFX(T *dweight, const T *inp, const T *dout,                 \
                                       const nnk_conv *g, void *ws, size_t ws_bytes);           \
-  /* conv2d backward, both gradients (either pointer may be NULL to skip it) in one pass where \
-   * they share transforms; keep: NULL, or what nnk_conv2d_forward_keep filled for the same    \
-   * geometry and tensors (its transforms of inp and weight are then not recomputed). */       \
+  /* conv2d backward, the three gradients (any pointer may be NULL to skip it) in one pass    \
+   * where they share transforms; keep: NULL, or what nnk_conv2d_forward_keep filled for the  \
+   * same geometry and tensors (its transforms of inp and weight are then not recomputed). */   \
   size_t nnk_conv2d_backward_workspace_size##SFX(const nnk_conv *g);                           \
-  int nnk_conv2d_backward##SFX(T *dinp, T *dweight, const T *inp, const T *dout,               \
+  int nnk_conv2d_backward##SFX(T *dinp, T *dweight, T *dbias, const T *inp, const T *dout,     \
                                const T *weight, const void *keep, const nnk_conv *g, void *ws, \
                                size_t ws_bytes);                                               \
   /* A forward that keeps its transformed operands for the backward: keep_bytes is 0 where   \
@@ -147,8 +147,8 @@ typedef enum { NNK_PAD_REFLECT, NNK_PAD_REPLICATE, NNK_PAD_CIRCULAR } nnk_pad_mo
   /* both gradients in one pass, as nnk_conv2d_backward, with the keep of                    \
    * nnk_conv_transpose2d_forward_keep (keep_bytes: as conv2d's) */                             \
   size_t nnk_conv_transpose2d_backward_workspace_size##SFX(const nnk_convt *g);                \
-  int nnk_conv_transpose2d_backward##SFX(T *dinp, T *dweight, const T *inp, const T *dout,     \
-                                         const T *weight, const void *keep,                    \
+  int nnk_conv_transpose2d_backward##SFX(T *dinp, T *dweight, T *dbias, const T *inp,         \
+                                         const T *dout, const T *weight, const void *keep,     \
                                          const nnk_convt *g, void *ws, size_t ws_bytes);       \
   size_t nnk_conv_transpose2d_keep_bytes##SFX(const nnk_convt *g);                             \
   int nnk_conv_transpose2d_forward_keep##SFX(T *out, const T *inp, const T *weight,            \

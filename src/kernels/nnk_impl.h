@@ -877,8 +877,8 @@ int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, cons
   return 0;
 }
 
-/* dinp and/or dweight (either may be NULL) in one pass where the transforms can be shared
- * (nnk_poly.h), with the keep of nnk_conv2d_forward_keep or NULL */
+/* dinp, dweight and/or dbias (each may be NULL) in one pass where the transforms can be
+ * shared (nnk_poly.h), with the keep of nnk_conv2d_forward_keep or NULL */
 size_t FN(nnk_conv2d_backward_workspace_size)(const nnk_conv *g) {
   if (conv_check(g)) return 0;
   if (poly_use(g, sizeof(T)) && !conv_is_depthwise(g)) return poly_ws_query(g, 0, 1, 1);
@@ -886,16 +886,18 @@ size_t FN(nnk_conv2d_backward_workspace_size)(const nnk_conv *g) {
   return a > b ? a : b;
 }
 
-int FN(nnk_conv2d_backward)(T *dinp, T *dweight, const T *inp, const T *dout, const T *weight,
+int FN(nnk_conv2d_backward)(T *dinp, T *dweight, T *dbias, const T *inp, const T *dout, const T *weight,
                             const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
   if (conv_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
-  if (!dinp && !dweight) return 0;
+  if (!dinp && !dweight && !dbias) return 0;
   if (!conv_is_depthwise(g)) {
-    const int prc = POLY_BACKWARD(dinp, dweight, inp, dout, weight, keep, g, ws, ws_bytes); /* nnk_poly.h */
+    const int prc = POLY_BACKWARD(dinp, dweight, dbias, inp, dout, weight, keep, g, ws, ws_bytes); /* nnk_poly.h */
     if (prc <= 0) return prc;
   }
   if (dinp && FN(nnk_conv2d_backward_input)(dinp, dout, weight, g, ws, ws_bytes)) return -1;
-  return dweight ? FN(nnk_conv2d_backward_weight)(dweight, inp, dout, g, ws, ws_bytes) : 0;
+  if (dweight && FN(nnk_conv2d_backward_weight)(dweight, inp, dout, g, ws, ws_bytes)) return -1;
+  if (dbias) FN(nnk_bias_backward)(dbias, dout, g->N, g->K, (int64_t)g->P * g->Q);
+  return 0;
 }
 
 /* The row loops of the normalisations and of the bias gradient: called once per plane row of
@@ -1027,8 +1029,8 @@ int FN(nnk_conv_transpose2d_backward_weight)(T *dweight, const T *inp, const T *
   return FN(nnk_conv2d_backward_weight)(dweight, dout, inp, &c, ws, ws_bytes);
 }
 
-/* dinp and/or dweight (either may be NULL) in one pass where the transforms can be shared,
- * with the keep of nnk_conv_transpose2d_forward_keep or NULL */
+/* dinp, dweight and/or dbias (each may be NULL) in one pass where the transforms can be
+ * shared, with the keep of nnk_conv_transpose2d_forward_keep or NULL */
 size_t FN(nnk_conv_transpose2d_backward_workspace_size)(const nnk_convt *g) {
   nnk_conv c;
   if (convt_check(g)) return 0;
@@ -1038,18 +1040,21 @@ size_t FN(nnk_conv_transpose2d_backward_workspace_size)(const nnk_convt *g) {
   return a > b ? a : b;
 }
 
-int FN(nnk_conv_transpose2d_backward)(T *dinp, T *dweight, const T *inp, const T *dout, const T *weight,
-                                      const void *keep, const nnk_convt *g, void *ws, size_t ws_bytes) {
+int FN(nnk_conv_transpose2d_backward)(T *dinp, T *dweight, T *dbias, const T *inp, const T *dout,
+                                      const T *weight, const void *keep, const nnk_convt *g, void *ws,
+                                      size_t ws_bytes) {
   nnk_conv c;
   if (convt_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
-  if (!dinp && !dweight) return 0;
+  if (!dinp && !dweight && !dbias) return 0;
   nnk_convt_as_conv(g, &c);
   if (!conv_is_depthwise(&c)) {
-    const int prc = POLY_TRANSPOSED_BACKWARD(dinp, dweight, inp, dout, weight, keep, &c, ws, ws_bytes);
+    const int prc = POLY_TRANSPOSED_BACKWARD(dinp, dweight, dbias, inp, dout, weight, keep, &c, ws, ws_bytes);
     if (prc <= 0) return prc;
   }
   if (dinp && FN(nnk_conv2d_forward)(dinp, dout, weight, NULL, &c, ws, ws_bytes)) return -1;
-  return dweight ? FN(nnk_conv2d_backward_weight)(dweight, dout, inp, &c, ws, ws_bytes) : 0;
+  if (dweight && FN(nnk_conv2d_backward_weight)(dweight, dout, inp, &c, ws, ws_bytes)) return -1;
+  if (dbias) FN(nnk_bias_backward)(dbias, dout, g->N, g->K, (int64_t)g->P * g->Q);
+  return 0;
 }
 
 /* ---- pooling -------------------------------------------------------------------------------- */

@@ -49,6 +49,7 @@ typedef struct {
   int64_t C4, nb, nblk;   /* 4C; images per block; blocks */
   int64_t PH, PW, plane;  /* padded input plane: rows, columns, floats (per image) */
   size_t u_bytes, v_bytes, m_bytes, buf_bytes; /* U or S; V or dV; M or Z; per-thread planes */
+  size_t sum_bytes;       /* C + K channel sums (double) */
 } poly_plan;
 
 static void poly_plan_make(poly_plan *pl, const nnk_conv *g) {
@@ -63,6 +64,7 @@ static void poly_plan_make(poly_plan *pl, const nnk_conv *g) {
   pl->v_bytes = round64((size_t)(POLY_PTS * pl->C4 * T) * sizeof(float));
   pl->m_bytes = round64((size_t)(POLY_PTS * g->K * T) * sizeof(float));
   pl->buf_bytes = round64((size_t)(pl->nb * pl->plane) * sizeof(float));
+  pl->sum_bytes = round64((size_t)(g->C + g->K) * sizeof(double));
 }
 
 /* ---- the 1-D transforms, on POLY_L lanes; x, y: 5 or 4 rows of lanes at row strides xs, ys */
@@ -222,9 +224,10 @@ static inline void poly_lanes_at(poly_lanes *ln, const poly_plan *pl, int64_t nb
   }
 }
 
-/* pb = the block's planes of channel c, zero-padded (xpad row r at pb row r) */
-NNK_CLONES static void poly_pad(float *pb, const float *inp, const nnk_conv *g, const poly_plan *pl,
-                     int64_t n0, int64_t nbk, int64_t c) {
+/* pb = the block's planes of channel c, zero-padded (xpad row r at pb row r); *sum (where
+ * given) += the sum of those planes */
+NNK_CLONES static void poly_pad(float *pb, double *sum, const float *inp, const nnk_conv *g, const poly_plan *pl,
+                                int64_t n0, int64_t nbk, int64_t c) {
   const int64_t HW = (int64_t)g->H * g->W, CHW = g->C * HW, PW = pl->PW;
   /* zero only the border: row 0, rows past H, and in rows 1..H columns 0 and past W */
   memset(pb, 0, (size_t)(PW * nbk) * sizeof(float));
@@ -245,6 +248,8 @@ NNK_CLONES static void poly_pad(float *pb, const float *inp, const nnk_conv *g, 
         for (int64_t n = 0; n < nn; n++) {
           const float *xr = x + n * CHW + r * g->W + s0;
           for (int64_t s = 0; s < ns; s++) tile[s][n] = xr[s];
+          if (sum)
+            for (int64_t s = 0; s < ns; s++) *sum += (double)xr[s];
         }
         for (int64_t s = 0; s < ns; s++) memcpy(p + (s0 + s) * nbk, tile[s], sizeof(float) * (size_t)nn);
       }
@@ -295,8 +300,8 @@ NNK_CLONES static void poly_input(float *V, const float *pb, const poly_plan *pl
 
 /* Z[xi][k][t] = (A dy A^T)[xi] for the block's tiles, dy the 4x4 dout window (0 past P, Q).
  * yb (P*Q*nbk floats) first gets the block's planes of channel k with the images innermost,
- * so that a lane group's values are contiguous. */
-NNK_CLONES static void poly_dout(float *Z, float *yb, const float *dout, const nnk_conv *g,
+ * so that a lane group's values are contiguous; *sum (where given) += their sum. */
+NNK_CLONES static void poly_dout(float *Z, float *yb, double *sum, const float *dout, const nnk_conv *g,
                                  const poly_plan *pl, int64_t n0, int64_t nbk, int64_t T, int64_t k) {
   const int64_t PQ = (int64_t)g->P * g->Q, KPQ = g->K * PQ;
   for (int64_t nb0 = 0; nb0 < nbk; nb0 += 8) { /* the transpose, 8 images x 8 positions at a time */
@@ -305,8 +310,11 @@ NNK_CLONES static void poly_dout(float *Z, float *yb, const float *dout, const n
     for (int64_t o0 = 0; o0 < PQ; o0 += 8) {
       const int64_t no = imin64(8, PQ - o0);
       float tile[8][8];
-      for (int64_t n = 0; n < nn; n++)
+      for (int64_t n = 0; n < nn; n++) {
         for (int64_t o = 0; o < no; o++) tile[o][n] = y[n * KPQ + o0 + o];
+        if (sum)
+          for (int64_t o = 0; o < no; o++) *sum += (double)y[n * KPQ + o0 + o];
+      }
       for (int64_t o = 0; o < no; o++) memcpy(yb + (o0 + o) * nbk + nb0, tile[o], sizeof(float) * (size_t)nn);
     }
   }
@@ -444,6 +452,8 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
  *   dinp    = conv^T(dout, weight) + dinp_bias          from U and Z, through dV
  *             (dinp_bias: the bias of a transposed convolution, whose forward this is)
  *   dweight = the correlation of inp and dout           from V and Z, through S
+ *   dout_sum, inp_sum = the channel sums of dout, of inp (a bias gradient: conv2d's is
+ *             dout's, a transposed convolution's its forward's dout, here inp)
  * A backward asks for two of them (conv2d: dinp and dweight; conv_transpose2d: out and
  * dweight), which then share a transform. keep (NULL: none) carries transforms from a
  * forward to the backward of the same geometry: a head, U, then V (keep_v: a conv2d
@@ -452,6 +462,7 @@ NNK_CLONES static void poly_dinput(float *dinp, float *pb, const float *dV, cons
  * filled for this geometry, so that each operand is transformed once per training step. */
 typedef struct {
   float *out, *dinp, *dweight;
+  float *dout_sum, *inp_sum; /* the per-channel sums of dout and of inp (bias gradients) */
   const float *inp, *dout, *weight, *bias, *dinp_bias;
   void *keep;
   int keep_v, kept;
@@ -484,8 +495,9 @@ typedef struct { int u, v, z, ku, kv, kz; } poly_needs;
 
 static poly_needs poly_needs_of(const poly_job *j) {
   poly_needs n;
-  n.u = j->out || j->dinp, n.v = j->out || j->dweight, n.z = j->dinp || j->dweight;
-  n.ku = j->keep != NULL, n.kv = j->keep && j->keep_v, n.kz = j->keep && !j->keep_v;
+  n.u = j->out || j->dinp, n.v = j->out || j->dweight || j->inp_sum, n.z = j->dinp || j->dweight || j->dout_sum;
+  /* an operand whose channel sums are asked for is transformed here, not taken from the keep */
+  n.ku = j->keep != NULL, n.kv = j->keep && j->keep_v && !j->inp_sum, n.kz = j->keep && !j->keep_v && !j->dout_sum;
   return n;
 }
 
@@ -493,7 +505,7 @@ static size_t poly_ws_bytes(const poly_plan *pl, const poly_job *j, int nt) {
   const poly_needs n = poly_needs_of(j);
   return (n.u && !n.ku ? pl->u_bytes : 0) + (j->dweight ? pl->u_bytes : 0) +
          (n.v && !n.kv ? pl->v_bytes : 0) + (n.z && !n.kz ? pl->m_bytes : 0) +
-         (j->out ? pl->m_bytes : 0) + (j->dinp ? pl->v_bytes : 0) + (size_t)nt * pl->buf_bytes;
+         (j->out ? pl->m_bytes : 0) + (j->dinp ? pl->v_bytes : 0) + pl->sum_bytes + (size_t)nt * pl->buf_bytes;
 }
 
 /* Workspace of a job asking for out, dinp and dweight (each 0 or 1), without a keep (the
@@ -510,6 +522,7 @@ static size_t poly_ws_query(const nnk_conv *g, int out, int dinp, int dweight) {
  * of consecutive blocks there; 0: one block's, in the workspace) */
 typedef struct {
   float *U, *S, *V, *Z, *M, *dV;
+  double *sums; /* C + K: the sums of inp's and dout's channels */
   int64_t v_step, z_step;
   char *bufs;
   void *owned;
@@ -544,6 +557,7 @@ static int poly_begin(const nnk_conv *g, const poly_job *j, poly_plan *pl, void 
   }
   if (j->out) POLY_TAKE(p->M, pl->m_bytes);
   if (j->dinp) POLY_TAKE(p->dV, pl->v_bytes);
+  p->sums = (double *)w, w += pl->sum_bytes;
 #undef POLY_TAKE
   p->bufs = w;
   return 0;
@@ -588,6 +602,7 @@ static int poly_run(const poly_job *j, const nnk_conv *g, void *ws, size_t ws_by
   if (j->dinp) prods[np++] = POLY_DINP;
   if (j->dweight) prods[np++] = POLY_DWEIGHT;
   const int nitems = poly_items(np, nt);
+  memset(p.sums, 0, pl.sum_bytes);
   NNK_OMP(parallel num_threads(nt) if (nt > 1))
   {
     float *pb = poly_planes(&p, &pl, omp_get_thread_num());
@@ -605,10 +620,10 @@ static int poly_run(const poly_job *j, const nnk_conv *g, void *ws, size_t ws_by
         NNK_OMP(for schedule(static, 1))
         for (int64_t i = 0; i < nv + nz; i++) {
           if (i < nv) {
-            poly_pad(pb, j->inp, g, &pl, n0, nbk, i);
+            poly_pad(pb, j->inp_sum ? p.sums + i : NULL, j->inp, g, &pl, n0, nbk, i);
             poly_input(V, pb, &pl, nbk, T, i);
           } else {
-            poly_dout(Z, pb, j->dout, g, &pl, n0, nbk, T, i - nv);
+            poly_dout(Z, pb, j->dout_sum ? p.sums + g->C + i - nv : NULL, j->dout, g, &pl, n0, nbk, T, i - nv);
           }
         }
       }
@@ -645,6 +660,8 @@ static int poly_run(const poly_job *j, const nnk_conv *g, void *ws, size_t ws_by
       for (int64_t k = 0; k < K; k++) poly_dfilter(j->dweight, p.S, g, k);
     }
   }
+  for (int64_t c = 0; c < g->C && j->inp_sum; c++) j->inp_sum[c] = (float)p.sums[c];
+  for (int64_t k = 0; k < K && j->dout_sum; k++) j->dout_sum[k] = (float)p.sums[g->C + k];
   free(p.owned);
   if (j->keep && !j->kept) {
     const poly_keep_head h = {POLY_KEEP_MAGIC, g->N, g->C, g->H, g->W, g->K, j->keep_v};
@@ -685,25 +702,25 @@ static int poly_backward_weight(float *dweight, const float *inp, const float *d
   return poly_run(&j, g, ws, ws_bytes);
 }
 
-/* conv2d's backward: dinp and/or dweight, with poly_forward's keep (or NULL) */
-static int poly_backward(float *dinp, float *dweight, const float *inp, const float *dout, const float *weight,
-                         const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
+/* conv2d's backward: dinp, dweight and/or dbias, with poly_forward's keep (or NULL) */
+static int poly_backward(float *dinp, float *dweight, float *dbias, const float *inp, const float *dout,
+                         const float *weight, const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
   if (!poly_use(g, sizeof(float))) return 1;
   const int k = keep && poly_keep_valid(keep, g, 1);
-  const poly_job j = {.dinp = dinp, .dweight = dweight, .inp = inp, .dout = dout, .weight = weight,
-                      .keep = k ? (void *)keep : NULL, .keep_v = 1, .kept = 1};
+  const poly_job j = {.dinp = dinp, .dweight = dweight, .dout_sum = dbias, .inp = inp, .dout = dout,
+                      .weight = weight, .keep = k ? (void *)keep : NULL, .keep_v = 1, .kept = 1};
   return poly_run(&j, g, ws, ws_bytes);
 }
 
 /* the backward of the transposed convolution whose forward is g's backward_input (x its
- * input, dy its output's gradient): dx = conv(dy) and dweight = the correlation of dy and x,
- * with poly_backward_input's keep (or NULL) */
-static int poly_transposed_backward(float *dx, float *dweight, const float *x, const float *dy,
+ * input, dy its output's gradient): dx = conv(dy), dweight = the correlation of dy and x and
+ * dbias = the channel sums of dy, with poly_backward_input's keep (or NULL) */
+static int poly_transposed_backward(float *dx, float *dweight, float *dbias, const float *x, const float *dy,
                                     const float *weight, const void *keep, const nnk_conv *g, void *ws,
                                     size_t ws_bytes) {
   if (!poly_use(g, sizeof(float))) return 1;
   const int k = keep && poly_keep_valid(keep, g, 0);
-  const poly_job j = {.out = dx, .dweight = dweight, .inp = dy, .dout = x, .weight = weight,
+  const poly_job j = {.out = dx, .dweight = dweight, .inp_sum = dbias, .inp = dy, .dout = x, .weight = weight,
                       .keep = k ? (void *)keep : NULL, .keep_v = 0, .kept = 1};
   return poly_run(&j, g, ws, ws_bytes);
 }

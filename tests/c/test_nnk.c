@@ -238,21 +238,24 @@ static void FN(check)(const char *what, const char *label, const T *got, const T
 /* ---- workspace modes: 0 NULL, 1 as queried, 2 sized for one thread ---- */
 typedef size_t (*FN(conv_query))(const nnk_conv *);
 
-/* conv2d's fused backward (both gradients, and each alone) against the references, then with
- * the keep of a forward: that backward must not need x or w (given as NaN copies), and a
+/* conv2d's fused backward (all three gradients, and each alone) against the references, then
+ * with the keep of a forward: that backward must not need x or w (given as NaN copies), and a
  * keep whose head was cleared must be ignored */
 static void FN(test_conv_fused)(const char *lab, const nnk_conv *g, const T *x, const T *w, const T *b,
-                                const T *dy, const T *yr, const T *dxr, const T *dwr, void *wsf,
+                                const T *dy, const T *yr, const T *dxr, const T *dwr, const T *dbr, void *wsf,
                                 size_t szf, void *wsb, size_t szb) {
   const int64_t ni = (int64_t)g->N * g->C * g->H * g->W, nw = (int64_t)g->K * (g->C / g->groups) * g->R * g->S;
   const int64_t no = (int64_t)g->N * g->K * g->P * g->Q;
   T *dx = FN(talloc)(ni), *dw = FN(talloc)(nw), *y = FN(talloc)(no), *xn = FN(talloc)(ni), *wn = FN(talloc)(nw);
-  for (int part = 0; part < 3; part++) { /* both, dinp alone, dweight alone */
-    FN(poison)(dx, ni), FN(poison)(dw, nw);
-    int rc = FN(nnk_conv2d_backward)(part != 2 ? dx : NULL, part != 1 ? dw : NULL, x, dy, w, NULL, g, wsb, szb);
+  T *db = FN(talloc)(g->K);
+  for (int part = 0; part < 4; part++) { /* all, dinp alone, dweight alone, dbias alone */
+    FN(poison)(dx, ni), FN(poison)(dw, nw), FN(poison)(db, g->K);
+    const int wx = part == 0 || part == 1, ww = part == 0 || part == 2, wb = part == 0 || part == 3;
+    int rc = FN(nnk_conv2d_backward)(wx ? dx : NULL, ww ? dw : NULL, wb ? db : NULL, x, dy, w, NULL, g, wsb, szb);
     result(rc == 0, "conv2d_backward rc part=%d %s %s", part, TNAME, lab);
-    if (part != 2) FN(check)("conv2d_backward dinp", lab, dx, dxr, ni);
-    if (part != 1) FN(check)("conv2d_backward dweight", lab, dw, dwr, nw);
+    if (wx) FN(check)("conv2d_backward dinp", lab, dx, dxr, ni);
+    if (ww) FN(check)("conv2d_backward dweight", lab, dw, dwr, nw);
+    if (wb) FN(check)("conv2d_backward dbias", lab, db, dbr, g->K);
   }
   const size_t kb = FN(nnk_conv2d_keep_bytes)(g);
   if (kb) {
@@ -260,19 +263,20 @@ static void FN(test_conv_fused)(const char *lab, const nnk_conv *g, const T *x, 
     FN(poison)(y, no);
     result(FN(nnk_conv2d_forward_keep)(y, x, w, b, keep, g, wsf, szf) == 0, "conv2d_forward_keep rc %s %s", TNAME, lab);
     FN(check)("conv2d_forward_keep", lab, y, yr, no);
-    FN(poison)(xn, ni), FN(poison)(wn, nw), FN(poison)(dx, ni), FN(poison)(dw, nw);
-    int rc = FN(nnk_conv2d_backward)(dx, dw, xn, dy, wn, keep, g, wsb, szb);
+    FN(poison)(xn, ni), FN(poison)(wn, nw), FN(poison)(dx, ni), FN(poison)(dw, nw), FN(poison)(db, g->K);
+    int rc = FN(nnk_conv2d_backward)(dx, dw, db, xn, dy, wn, keep, g, wsb, szb);
     result(rc == 0, "conv2d_backward with keep rc %s %s", TNAME, lab);
     FN(check)("conv2d_backward dinp with keep", lab, dx, dxr, ni);
     FN(check)("conv2d_backward dweight with keep", lab, dw, dwr, nw);
+    FN(check)("conv2d_backward dbias with keep", lab, db, dbr, g->K);
     memset(keep, 0, 64);
     FN(poison)(dx, ni), FN(poison)(dw, nw);
-    rc = FN(nnk_conv2d_backward)(dx, dw, x, dy, w, keep, g, wsb, szb);
+    rc = FN(nnk_conv2d_backward)(dx, dw, NULL, x, dy, w, keep, g, wsb, szb);
     result(rc == 0, "conv2d_backward stale keep rc %s %s", TNAME, lab);
     FN(check)("conv2d_backward dweight, keep ignored", lab, dw, dwr, nw);
     free(keep);
   }
-  free(dx), free(dw), free(y), free(xn), free(wn);
+  free(dx), free(dw), free(y), free(xn), free(wn), free(db);
 }
 
 /* ---- conv2d ---- */
@@ -333,7 +337,7 @@ static void FN(test_conv)(int N, int C, int H, int W, int K, int R, int S, int s
       FN(poison)(db, K);
       FN(nnk_bias_backward)(db, dy, N, K, (int64_t)g.P * g.Q);
       FN(check)("bias_backward", lab, db, dbr, K);
-      FN(test_conv_fused)(lab, &g, x, w, b, dy, yr, dxr, dwr, ws[0], sz[0], ws[3], sz[3]);
+      FN(test_conv_fused)(lab, &g, x, w, b, dy, yr, dxr, dwr, dbr, ws[0], sz[0], ws[3], sz[3]);
       for (int k = 0; k < 4; k++) free(ws[k]);
     }
   }
@@ -370,10 +374,12 @@ static void FN(test_convt)(int N, int C, int H, int W, int K, int R, int S, int 
   T *x = FN(talloc)(ni), *w = FN(talloc)(nw), *b = FN(talloc)(K), *dy = FN(talloc)(no);
   T *y = FN(talloc)(no), *yr = FN(talloc)(no);
   T *dx = FN(talloc)(ni), *dxr = FN(talloc)(ni), *dw_ = FN(talloc)(nw), *dwr = FN(talloc)(nw);
+  T *db = FN(talloc)(K), *dbr = FN(talloc)(K);
   FN(fill)(x, ni, -1, 1);
   FN(fill)(w, nw, -1, 1);
   FN(fill)(b, K, -1, 1);
   FN(fill)(dy, no, -1, 1);
+  FN(nnk_ref_bias_backward)(dbr, dy, N, K, (int64_t)g.P * g.Q);
   FN(nnk_ref_conv_transpose2d_forward)(yr, x, w, b, &g);
   FN(nnk_ref_conv_transpose2d_backward_input)(dxr, dy, w, &g);
   FN(nnk_ref_conv_transpose2d_backward_weight)(dwr, x, dy, &g);
@@ -405,13 +411,15 @@ static void FN(test_convt)(int N, int C, int H, int W, int K, int R, int S, int 
       rc = FN(nnk_conv_transpose2d_backward_weight)(dw_, x, dy, &g, ws[2], sz[2]);
       result(rc == 0, "conv_transpose2d_backward_weight rc %s", lab);
       FN(check)("conv_transpose2d_backward_weight", lab, dw_, dwr, nw);
-      for (int part = 0; part < 3; part++) { /* fused: both, dinp alone, dweight alone */
-        FN(poison)(dx, ni), FN(poison)(dw_, nw);
-        rc = FN(nnk_conv_transpose2d_backward)(part != 2 ? dx : NULL, part != 1 ? dw_ : NULL, x, dy, w, NULL, &g,
+      for (int part = 0; part < 4; part++) { /* fused: all, dinp alone, dweight alone, dbias alone */
+        FN(poison)(dx, ni), FN(poison)(dw_, nw), FN(poison)(db, K);
+        const int wx = part == 0 || part == 1, ww = part == 0 || part == 2, wb = part == 0 || part == 3;
+        rc = FN(nnk_conv_transpose2d_backward)(wx ? dx : NULL, ww ? dw_ : NULL, wb ? db : NULL, x, dy, w, NULL, &g,
                                                ws[3], sz[3]);
         result(rc == 0, "conv_transpose2d_backward rc part=%d %s", part, lab);
-        if (part != 2) FN(check)("conv_transpose2d_backward dinp", lab, dx, dxr, ni);
-        if (part != 1) FN(check)("conv_transpose2d_backward dweight", lab, dw_, dwr, nw);
+        if (wx) FN(check)("conv_transpose2d_backward dinp", lab, dx, dxr, ni);
+        if (ww) FN(check)("conv_transpose2d_backward dweight", lab, dw_, dwr, nw);
+        if (wb) FN(check)("conv_transpose2d_backward dbias", lab, db, dbr, K);
       }
       const size_t kb = FN(nnk_conv_transpose2d_keep_bytes)(&g);
       if (kb) { /* with the forward's keep, the backward needs neither x nor w */
@@ -421,18 +429,19 @@ static void FN(test_convt)(int N, int C, int H, int W, int K, int R, int S, int 
         result(rc == 0, "conv_transpose2d_forward_keep rc %s", lab);
         FN(check)("conv_transpose2d_forward_keep", lab, y, yr, no);
         T *xn = FN(talloc)(ni), *wn = FN(talloc)(nw);
-        FN(poison)(xn, ni), FN(poison)(wn, nw), FN(poison)(dx, ni), FN(poison)(dw_, nw);
-        rc = FN(nnk_conv_transpose2d_backward)(dx, dw_, xn, dy, wn, keep, &g, ws[3], sz[3]);
+        FN(poison)(xn, ni), FN(poison)(wn, nw), FN(poison)(dx, ni), FN(poison)(dw_, nw), FN(poison)(db, K);
+        rc = FN(nnk_conv_transpose2d_backward)(dx, dw_, db, xn, dy, wn, keep, &g, ws[3], sz[3]);
         result(rc == 0, "conv_transpose2d_backward with keep rc %s", lab);
         FN(check)("conv_transpose2d_backward dinp with keep", lab, dx, dxr, ni);
         FN(check)("conv_transpose2d_backward dweight with keep", lab, dw_, dwr, nw);
+        FN(check)("conv_transpose2d_backward dbias with keep", lab, db, dbr, K);
         free(xn), free(wn), free(keep);
       }
       for (int k = 0; k < 4; k++) free(ws[k]);
     }
   }
   free(x), free(w), free(b), free(dy), free(y), free(yr), free(dx), free(dxr), free(dw_);
-  free(dwr);
+  free(dwr), free(db), free(dbr);
 }
 
 /* Winograd F(4x4,3x3) (f32 3x3 stride-1 convolutions, forward and so the flipped backward
