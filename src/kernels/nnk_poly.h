@@ -198,6 +198,14 @@ NNK_CLONES static void poly_dfilter(float *dweight, const float *S, const nnk_co
   }
 }
 
+/* the sum of x[0..n), in double (inlined into the clones) */
+NNK_INLINE double poly_sum(const float *x, int64_t n) {
+  double s = 0;
+  NNK_SIMD_RED(+ : s)
+  for (int64_t i = 0; i < n; i++) s += (double)x[i];
+  return s;
+}
+
 /* ---- data transforms. The tiles of a block are t = pos * nbk + n (pos = ty * TW + tx, n the
  * image in the block), so that POLY_L consecutive tiles are usually the same tile of POLY_L
  * images; the padded planes pb hold the block's images innermost, pb[(row * PW + col) * nbk
@@ -248,13 +256,12 @@ NNK_CLONES static void poly_pad(float *pb, double *sum, const float *inp, const 
         for (int64_t n = 0; n < nn; n++) {
           const float *xr = x + n * CHW + r * g->W + s0;
           for (int64_t s = 0; s < ns; s++) tile[s][n] = xr[s];
-          if (sum)
-            for (int64_t s = 0; s < ns; s++) *sum += (double)xr[s];
         }
         for (int64_t s = 0; s < ns; s++) memcpy(p + (s0 + s) * nbk, tile[s], sizeof(float) * (size_t)nn);
       }
     }
   }
+  if (sum) *sum += poly_sum(pb, pl->plane * nbk); /* the border is zero */
 }
 
 /* offsets in pb of the lanes' first X' element of phase (ph, pw); returns 1 when they are
@@ -310,14 +317,12 @@ NNK_CLONES static void poly_dout(float *Z, float *yb, double *sum, const float *
     for (int64_t o0 = 0; o0 < PQ; o0 += 8) {
       const int64_t no = imin64(8, PQ - o0);
       float tile[8][8];
-      for (int64_t n = 0; n < nn; n++) {
+      for (int64_t n = 0; n < nn; n++)
         for (int64_t o = 0; o < no; o++) tile[o][n] = y[n * KPQ + o0 + o];
-        if (sum)
-          for (int64_t o = 0; o < no; o++) *sum += (double)y[n * KPQ + o0 + o];
-      }
       for (int64_t o = 0; o < no; o++) memcpy(yb + (o0 + o) * nbk + nb0, tile[o], sizeof(float) * (size_t)nn);
     }
   }
+  if (sum) *sum += poly_sum(yb, PQ * nbk);
   float d[16 * POLY_L], e[20 * POLY_L], z[25 * POLY_L];
   poly_lanes ln;
   for (int64_t t0 = 0; t0 < T; t0 += POLY_L) {
