@@ -1,8 +1,9 @@
 /* nnk_poly.h: f32 convolutions with a 4x4 kernel, stride 2, padding 1 (dilation 1, groups 1):
  * the down-sampling convolutions of DCGAN-style discriminators and, as their backward_input,
- * the up-sampling transposed convolutions of the generators. conv2d forward, backward_input
- * and backward_weight. Included once by nnk.c after nnk_winograd.h (uses its mode switch and
- * nnk.c's static helpers). Not a public header. f64 keeps im2col.
+ * the up-sampling transposed convolutions of the generators. conv2d forward, backward_input,
+ * backward_weight and the fused backward (all one poly_run job, below). Included once by
+ * nnk.c after nnk_winograd.h (uses its mode switch and nnk.c's static helpers). Not a public
+ * header. f64 keeps im2col.
  *
  * Polyphase: with x padded by 1, y[p][q] = sum w[k][c][r][s] x[2p+r][2q+s], and r = 2a + ph,
  * s = 2b + pw turns it into a 2x2 stride-1 convolution over 4C channels c' = (c, ph, pw):
@@ -20,7 +21,9 @@
  * test_wino_accuracy). The tiles of a block of images are the lanes of the transforms (POLY_L
  * at a time, usually one tile of POLY_L images, so they vectorise) and the columns of the
  * sgemms; the 25 sgemms of a block are spread evenly over the threads (OpenBLAS runs
- * single-threaded here). Tried and left out: F(7x7,2x2) (64 products per 49 outputs): on
+ * single-threaded here). A backward shares transforms between its gradients, and takes the
+ * forward's transforms of its operands from the forward's keep (DCGAN step: 8 transforms of
+ * each kind became 4, 59 -> 53 ms). Tried and left out: F(7x7,2x2) (64 products per 49 outputs): on
  * DCGAN's 7x7 outputs its sgemms shrink by a third, but with 64 images its 2.6x larger
  * transformed filter costs more in transforms and packing than that saves. */
 
