@@ -156,8 +156,11 @@ NNK_CLONES static void poly_filter(float *U, const float *weight, const nnk_conv
         o[0][l] = 2 * w0, o[1][l] = w0 + w1, o[2][l] = (w1 - w0) * third;
         o[3][l] = -(8 * w0 + 4 * w1) * third, o[4][l] = w1;
       }
-      for (int j = 0; j < 5; j++)
-        for (int l = 0; l < nl; l++) u[j * KC4 + l] = o[j][l];
+      for (int j = 0; j < 5; j++) {
+        if (nl == POLY_L) memcpy(u + j * KC4, o[j], sizeof o[j]); /* one vector store */
+        else
+          for (int l = 0; l < nl; l++) u[j * KC4 + l] = o[j][l];
+      }
     }
   }
 }
@@ -384,7 +387,7 @@ NNK_CLONES static void poly_output(float *out, const float *M, const float *bias
                         const poly_plan *pl, int64_t n0, int64_t nbk, int64_t T, int64_t k) {
   const int64_t PQ = (int64_t)g->P * g->Q;
   const float bk = bias ? bias[k] : 0.0f;
-  float m[25 * POLY_L], e[20 * POLY_L], y[16 * POLY_L];
+  float m[25 * POLY_L], e[20 * POLY_L], y[16 * POLY_L], yt[POLY_L * 16];
   poly_lanes ln;
   for (int64_t t0 = 0; t0 < T; t0 += POLY_L) {
     const int nl = (int)imin64(POLY_L, T - t0);
@@ -397,13 +400,17 @@ NNK_CLONES static void poly_output(float *out, const float *M, const float *bias
       for (int j = 0; j < 5; j++) poly_at(e + j * POLY_L, 5 * POLY_L, m + j * POLY_L, 5 * POLY_L); /* e[4][5] */
     }
     for (int i = 0; i < 4; i++) poly_at(y + i * 4 * POLY_L, POLY_L, e + i * 5 * POLY_L, POLY_L);
+    /* yt[l] = lane l's 4 x 4 outputs + bias, then stored row by row */
+    for (int a = 0; a < 16; a += 8)
+      for (int b = 0; b < POLY_L; b += 8) poly_tr(yt + b * 16 + a, 16, y + a * POLY_L + b, POLY_L, 8, 8, bk);
     poly_lanes_at(&ln, pl, nbk, t0, T);
     for (int l = 0; l < nl; l++) {
-      const int64_t n = ln.n[l], ty = ln.ty[l], tx = ln.tx[l];
-      float *o = out + ((n0 + n) * g->K + k) * PQ;
-      for (int i = 0; i < 4 && 4 * ty + i < g->P; i++)
-        for (int j = 0; j < 4 && 4 * tx + j < g->Q; j++)
-          o[(4 * ty + i) * g->Q + 4 * tx + j] = y[(i * 4 + j) * POLY_L + l] + bk;
+      const int64_t n = ln.n[l], ty = ln.ty[l], tx = ln.tx[l], nj = imin64(4, g->Q - 4 * tx);
+      float *o = out + ((n0 + n) * g->K + k) * PQ + 4 * ty * g->Q + 4 * tx;
+      for (int i = 0; i < 4 && 4 * ty + i < g->P; i++) {
+        if (nj == 4) memcpy(o + i * g->Q, yt + l * 16 + i * 4, 4 * sizeof(float));
+        else memcpy(o + i * g->Q, yt + l * 16 + i * 4, (size_t)nj * sizeof(float));
+      }
     }
   }
 }
