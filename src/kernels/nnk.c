@@ -293,6 +293,12 @@ static int max_threads(void) {
   return nt < 1 ? 1 : nt;
 }
 
+/* depthwise (one input channel per group, at most 4 outputs per group, kernel width <= 32):
+ * direct loops instead of a gemm per group, whose inner dimension would be only R*S */
+static int conv_is_depthwise(const nnk_conv *g) {
+  return g->C == g->groups && g->K / g->groups <= 4 && g->S <= 32;
+}
+
 #include "nnk_winograd.h"
 #include "nnk_poly.h"
 
@@ -315,12 +321,6 @@ typedef struct {
 static int conv_is_direct(const nnk_conv *g) {
   return g->R == 1 && g->S == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
          g->pad_w == 0 && g->P == g->H && g->Q == g->W;
-}
-
-/* depthwise (one input channel per group, at most 4 outputs per group, kernel width <= 32):
- * direct loops instead of a gemm per group, whose inner dimension would be only R*S */
-static int conv_is_depthwise(const nnk_conv *g) {
-  return g->C == g->groups && g->K / g->groups <= 4 && g->S <= 32;
 }
 
 /* Kernel taps as shifted planes. With stride st along an axis of n inputs, stride phase ph
@@ -511,21 +511,6 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #define LOG logf
 #define FLOOR floorf
 #include "nnk_impl.h"
-#undef T
-#undef FN
-#undef GEMM
-#undef EXP
-#undef LOG
-#undef FLOOR
-#undef WINO_FORWARD
-#undef WINO_BACKWARD_WEIGHT
-#undef POLY_FORWARD
-#undef POLY_BACKWARD_INPUT
-#undef POLY_BACKWARD_WEIGHT
-#undef POLY_BACKWARD
-#undef POLY_TRANSPOSED_BACKWARD
-#undef POLY_KEEP_BYTES
-#undef POLY_KEEP_CLEAR
 
 #define T double
 #define FN(name) name##_f64
@@ -543,18 +528,3 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 #define LOG log
 #define FLOOR floor
 #include "nnk_impl.h"
-#undef T
-#undef FN
-#undef GEMM
-#undef EXP
-#undef LOG
-#undef FLOOR
-#undef WINO_FORWARD
-#undef WINO_BACKWARD_WEIGHT
-#undef POLY_FORWARD
-#undef POLY_BACKWARD_INPUT
-#undef POLY_BACKWARD_WEIGHT
-#undef POLY_BACKWARD
-#undef POLY_TRANSPOSED_BACKWARD
-#undef POLY_KEEP_BYTES
-#undef POLY_KEEP_CLEAR

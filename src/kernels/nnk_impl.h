@@ -687,7 +687,7 @@ int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
 }
 
 size_t FN(nnk_conv2d_keep_bytes)(const nnk_conv *g) {
-  return conv_check(g) || conv_is_depthwise(g) ? 0 : POLY_KEEP_BYTES(g, 1);
+  return conv_check(g) ? 0 : POLY_KEEP_BYTES(g, 1);
 }
 
 int FN(nnk_conv2d_forward_keep)(T *out, const T *inp, const T *weight, const T *bias, void *keep,
@@ -881,8 +881,9 @@ int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, cons
  * shared (nnk_poly.h), with the keep of nnk_conv2d_forward_keep or NULL */
 size_t FN(nnk_conv2d_backward_workspace_size)(const nnk_conv *g) {
   if (conv_check(g)) return 0;
-  if (poly_use(g, sizeof(T)) && !conv_is_depthwise(g)) return poly_ws_query(g, 0, 1, 1);
-  const size_t a = conv_ws_query(g, 1, sizeof(T)), b = conv_ws_query(g, 2, sizeof(T));
+  if (poly_use(g, sizeof(T))) return poly_ws_query(g, 0, 1, 1);
+  const size_t a = FN(nnk_conv2d_backward_input_workspace_size)(g);
+  const size_t b = FN(nnk_conv2d_backward_weight_workspace_size)(g);
   return a > b ? a : b;
 }
 
@@ -890,10 +891,8 @@ int FN(nnk_conv2d_backward)(T *dinp, T *dweight, T *dbias, const T *inp, const T
                             const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
   if (conv_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
   if (!dinp && !dweight && !dbias) return 0;
-  if (!conv_is_depthwise(g)) {
-    const int prc = POLY_BACKWARD(dinp, dweight, dbias, inp, dout, weight, keep, g, ws, ws_bytes); /* nnk_poly.h */
-    if (prc <= 0) return prc;
-  }
+  const int prc = POLY_BACKWARD(dinp, dweight, dbias, inp, dout, weight, keep, g, ws, ws_bytes); /* nnk_poly.h */
+  if (prc <= 0) return prc;
   if (dinp && FN(nnk_conv2d_backward_input)(dinp, dout, weight, g, ws, ws_bytes)) return -1;
   if (dweight && FN(nnk_conv2d_backward_weight)(dweight, inp, dout, g, ws, ws_bytes)) return -1;
   if (dbias) FN(nnk_bias_backward)(dbias, dout, g->N, g->K, (int64_t)g->P * g->Q);
@@ -984,7 +983,7 @@ size_t FN(nnk_conv_transpose2d_keep_bytes)(const nnk_convt *g) {
   nnk_conv c;
   if (convt_check(g)) return 0;
   nnk_convt_as_conv(g, &c);
-  return conv_is_depthwise(&c) ? 0 : POLY_KEEP_BYTES(&c, 0);
+  return POLY_KEEP_BYTES(&c, 0);
 }
 
 int FN(nnk_conv_transpose2d_forward_keep)(T *out, const T *inp, const T *weight, const T *bias, void *keep,
@@ -993,10 +992,8 @@ int FN(nnk_conv_transpose2d_forward_keep)(T *out, const T *inp, const T *weight,
   POLY_KEEP_CLEAR(keep);
   if (convt_check(g) || !out || !inp || !weight) return -1;
   nnk_convt_as_conv(g, &c);
-  if (!conv_is_depthwise(&c)) {
-    const int prc = POLY_BACKWARD_INPUT(out, inp, weight, bias, keep, &c, ws, ws_bytes); /* nnk_poly.h */
-    if (prc <= 0) return prc;
-  }
+  const int prc = POLY_BACKWARD_INPUT(out, inp, weight, bias, keep, &c, ws, ws_bytes); /* nnk_poly.h */
+  if (prc <= 0) return prc;
   if (FN(nnk_conv2d_backward_input)(out, inp, weight, &c, ws, ws_bytes)) return -1;
   if (bias) {
     const int64_t PQ = (int64_t)g->P * g->Q, NK = (int64_t)g->N * g->K;
@@ -1035,8 +1032,9 @@ size_t FN(nnk_conv_transpose2d_backward_workspace_size)(const nnk_convt *g) {
   nnk_conv c;
   if (convt_check(g)) return 0;
   nnk_convt_as_conv(g, &c);
-  if (poly_use(&c, sizeof(T)) && !conv_is_depthwise(&c)) return poly_ws_query(&c, 1, 0, 1);
-  const size_t a = conv_ws_query(&c, 0, sizeof(T)), b = conv_ws_query(&c, 2, sizeof(T));
+  if (poly_use(&c, sizeof(T))) return poly_ws_query(&c, 1, 0, 1);
+  const size_t a = FN(nnk_conv_transpose2d_backward_input_workspace_size)(g);
+  const size_t b = FN(nnk_conv_transpose2d_backward_weight_workspace_size)(g);
   return a > b ? a : b;
 }
 
@@ -1047,12 +1045,10 @@ int FN(nnk_conv_transpose2d_backward)(T *dinp, T *dweight, T *dbias, const T *in
   if (convt_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
   if (!dinp && !dweight && !dbias) return 0;
   nnk_convt_as_conv(g, &c);
-  if (!conv_is_depthwise(&c)) {
-    const int prc = POLY_TRANSPOSED_BACKWARD(dinp, dweight, dbias, inp, dout, weight, keep, &c, ws, ws_bytes);
-    if (prc <= 0) return prc;
-  }
-  if (dinp && FN(nnk_conv2d_forward)(dinp, dout, weight, NULL, &c, ws, ws_bytes)) return -1;
-  if (dweight && FN(nnk_conv2d_backward_weight)(dweight, dout, inp, &c, ws, ws_bytes)) return -1;
+  const int prc = POLY_TRANSPOSED_BACKWARD(dinp, dweight, dbias, inp, dout, weight, keep, &c, ws, ws_bytes);
+  if (prc <= 0) return prc;
+  if (dinp && FN(nnk_conv_transpose2d_backward_input)(dinp, dout, weight, g, ws, ws_bytes)) return -1;
+  if (dweight && FN(nnk_conv_transpose2d_backward_weight)(dweight, inp, dout, g, ws, ws_bytes)) return -1;
   if (dbias) FN(nnk_bias_backward)(dbias, dout, g->N, g->K, (int64_t)g->P * g->Q);
   return 0;
 }
@@ -1447,8 +1443,6 @@ int FN(nnk_pad2d_backward)(T *dinp, const T *dout, int N, int C, int H, int W, i
   }
   return 0;
 }
-
-/* ---- helpers for the normalisations --------------------------------------------------------- */
 
 /* ---- batch_norm ------------------------------------------------------------------------- */
 
@@ -2018,3 +2012,20 @@ void FN(nnk_log_softmax_backward)(T *dinp, const T *dout, const T *out, int64_t 
                                   int64_t dim, int64_t inner) {
   FN(softmax_bwd)(dinp, dout, out, outer, dim, inner, 1);
 }
+
+/* the parameters of this template, defined by nnk.c before each inclusion */
+#undef T
+#undef FN
+#undef GEMM
+#undef EXP
+#undef LOG
+#undef FLOOR
+#undef WINO_FORWARD
+#undef WINO_BACKWARD_WEIGHT
+#undef POLY_FORWARD
+#undef POLY_BACKWARD_INPUT
+#undef POLY_BACKWARD_WEIGHT
+#undef POLY_BACKWARD
+#undef POLY_TRANSPOSED_BACKWARD
+#undef POLY_KEEP_BYTES
+#undef POLY_KEEP_CLEAR

@@ -40,9 +40,10 @@ static int poly_applies(const nnk_conv *g) {
  * (forward, 2 threads): 64 -> 128 channels at 14x14 wins from 16 images (2.4 against 2.8 ms;
  * 8 images: 1.55 against 1.40), 64 -> 64 at 8x8 from 32, 32 -> 64 at 64x64 with one image
  * (0.97 against 1.25 ms), and 128 -> 256 at 32x32 with 64 images by 2x; 16 -> 16 channels
- * never. DCGAN's 1 <-> 64 layers keep im2col. */
+ * never. DCGAN's 1 <-> 64 layers keep im2col. Depthwise shapes (C = 1, K <= 4) keep their
+ * direct loops. */
 static int poly_use(const nnk_conv *g, size_t esize) {
-  if (esize != sizeof(float) || conv_check(g) || !poly_applies(g)) return 0;
+  if (esize != sizeof(float) || conv_check(g) || !poly_applies(g) || conv_is_depthwise(g)) return 0;
   const int m = wino_mode();
   return m == 2 || (m == 1 && g->C >= 32 && g->K >= 32 && (int64_t)g->N * g->P * g->Q >= 512);
 }
@@ -706,13 +707,14 @@ static int poly_run(const poly_job *j, const nnk_conv *g, void *ws, size_t ws_by
  * caller goes on with im2col), else poly_run's result. A keep is filled by the forwards and
  * read, where its head matches, by the backwards. */
 
+/* the forwards' entry points clear the head first, so that a keep they do not fill (another
+ * path ran) is never read as filled */
 static void poly_keep_clear(void *keep) {
   if (keep) memset(keep, 0, sizeof(poly_keep_head));
 }
 
 static int poly_forward(float *out, const float *inp, const float *weight, const float *bias, void *keep,
                         const nnk_conv *g, void *ws, size_t ws_bytes) {
-  poly_keep_clear(keep);
   if (!poly_use(g, sizeof(float))) return 1;
   const poly_job j = {.out = out, .inp = inp, .weight = weight, .bias = bias, .keep = keep, .keep_v = 1};
   return poly_run(&j, g, ws, ws_bytes);
@@ -721,7 +723,6 @@ static int poly_forward(float *out, const float *inp, const float *weight, const
 /* bias: a transposed convolution's (this is its forward) */
 static int poly_backward_input(float *dinp, const float *dout, const float *weight, const float *bias,
                                void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
-  poly_keep_clear(keep);
   if (!poly_use(g, sizeof(float))) return 1;
   const poly_job j = {.dinp = dinp, .dout = dout, .weight = weight, .dinp_bias = bias, .keep = keep};
   return poly_run(&j, g, ws, ws_bytes);
