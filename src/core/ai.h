@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops.h"
+
 #define AI_MAXDIM 8
 
 typedef enum { AI_U8, AI_I64, AI_F32, AI_F64, AI_NDTYPES } ai_dtype;
@@ -129,20 +131,29 @@ int ai_binary_(int op, ai_tensor *a, ai_tensor *b); /* a = a op b (add_, mul_, .
 int ai_clamp_(ai_tensor *t, double lo, double hi);
 int ai_masked_fill_(ai_tensor *t, ai_tensor *mask, double v);
 
-/* ---- elementwise ---- */
-typedef enum {
-  AI_ADD, AI_SUB, AI_MUL, AI_DIV, AI_POW, AI_REM, AI_MAXIMUM, AI_MINIMUM, AI_ATAN2,
-  AI_EQ, AI_NE, AI_LT, AI_LE, AI_GT, AI_GE, AI_AND, AI_OR,
-  AI_NBINARY
-} ai_binop;
-extern const char *const ai_binop_names[AI_NBINARY];
+/* ---- the op registry (ops.h) as data, for tests, the REPL and the docs ---- */
+typedef struct {
+  const char *NAME;     /* "ADD": the row's name, as grad_fn shows it */
+  const char *name;     /* "add": the name users see */
+  const char *family;   /* "binary", "unary", "tensor" or "nn" */
+  const char *dtypes;   /* binary: ARITH, FLOAT or COMPARE; unary: KEEP, FLOAT or BOOL; else "" */
+  bool recorded;        /* recorded for autograd, with a rule */
+  bool double_backward; /* its rule records its own graph (create_graph works through it) */
+  bool inplace;         /* binary: has an in-place method name_ */
+} ai_op_info;
+extern const ai_op_info ai_op_table[]; /* indexed by the autograd row (graph.h's ai_opid) */
+extern const int ai_op_count;
 
-typedef enum {
-  AI_NEG, AI_ABS, AI_SIGN, AI_EXP, AI_LOG, AI_LOG1P, AI_EXPM1, AI_SQRT, AI_RSQRT, AI_SIN, AI_COS,
-  AI_TANH, AI_SIGMOID, AI_RELU, AI_SILU, AI_GELU, AI_FLOOR, AI_CEIL, AI_ROUND, AI_NOT,
-  AI_RECIPROCAL, AI_SQUARE, AI_LOG2, AI_ERF, AI_NUNARY
-} ai_unop;
+/* ---- elementwise ---- */
+/* The elementwise and reduction ops are rows of the lists in ops.h (the op registry). */
+#define AI_ELEM_ENUM(NAME, ...) AI_##NAME,
+typedef enum { AI_BINARY_OPS(AI_ELEM_ENUM) AI_NBINARY } ai_binop;
+typedef enum { AI_UNARY_OPS(AI_ELEM_ENUM) AI_NUNARY } ai_unop;
+typedef enum { AI_REDUCE_OPS(AI_ELEM_ENUM) AI_NREDUCE } ai_redop;
+#undef AI_ELEM_ENUM
+extern const char *const ai_binop_names[AI_NBINARY]; /* "add", ... (the Lua names) */
 extern const char *const ai_unop_names[AI_NUNARY];
+extern const char *const ai_redop_names[AI_NREDUCE];
 
 ai_tensor *ai_binary(ai_binop op, ai_tensor *a, ai_tensor *b);
 ai_tensor *ai_binary_scalar(ai_binop op, ai_tensor *a, double s, bool scalar_first);
@@ -157,9 +168,6 @@ ai_dtype ai_promote(ai_dtype a, ai_dtype b);
 int ai_broadcast_shape(const ai_tensor *a, const ai_tensor *b, int *ndim, int64_t *shape);
 
 /* ---- reductions: dims is a bitmask of 0-based dims (0 = all dims) ---- */
-typedef enum {
-  AI_RSUM, AI_RMEAN, AI_RPROD, AI_RMAX, AI_RMIN, AI_RLOGSUMEXP, AI_NREDUCE
-} ai_redop;
 ai_tensor *ai_reduce(ai_redop op, ai_tensor *t, unsigned dims, bool keepdim);
 ai_tensor *ai_var(ai_tensor *t, unsigned dims, bool unbiased, bool keepdim);
 ai_tensor *ai_norm(ai_tensor *t, double p, unsigned dims, bool keepdim);

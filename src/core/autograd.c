@@ -24,7 +24,7 @@ int ai_set_requires_grad(ai_tensor *t, bool on) {
   return 0;
 }
 
-const char *ai_grad_fn_name(const ai_tensor *t) { return t->grad_fn ? ai_op_names[t->grad_fn->op] : NULL; }
+const char *ai_grad_fn_name(const ai_tensor *t) { return t->grad_fn ? ai_op_name(t->grad_fn->op) : NULL; }
 
 int ai_set_grad_hook(ai_tensor *leaf, ai_grad_hook_fn fn, void *ctx) {
   if (leaf->grad_fn) return ai_seterror("grad hook: the tensor is not a leaf");
@@ -106,11 +106,11 @@ int ai_save_output(ai_node *n, ai_tensor *out) {
 ai_tensor *ai_saved_get(ai_node *n, int k) {
   if (n->freed || k >= n->nsaved)
     return AI_ERRNULL("backward through the graph a second time: the tensors saved by %s were freed; "
-                      "pass retain_graph=true to the first backward", ai_op_names[n->op]);
+                      "pass retain_graph=true to the first backward", ai_op_name(n->op));
   ai_saved *s = &n->saved[k];
   if (s->t->storage->version != s->version)
     return AI_ERRNULL("a tensor saved for the backward of %s was modified in place since; "
-                      "clone it before changing it", ai_op_names[n->op]);
+                      "clone it before changing it", ai_op_name(n->op));
   if (!s->is_output || !grad_mode) return ai_ref(s->t);
   ai_tensor *a = ai_detach(s->t);
   if (!a) return NULL;
@@ -280,12 +280,12 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
     if (g) {
       if (n->freed) {
         ai_seterror("backward through the graph a second time (%s's saved tensors were freed); "
-                    "pass retain_graph=true to the first backward", ai_op_names[n->op]);
+                    "pass retain_graph=true to the first backward", ai_op_name(n->op));
         ai_unref(g);
         goto out;
       }
-      if (create && !ai_op_double_backward[n->op]) {
-        ai_seterror("create_graph: the backward of %s is not differentiable", ai_op_names[n->op]);
+      if (create && !ai_op_table[n->op].double_backward) {
+        ai_seterror("create_graph: the backward of %s is not differentiable", ai_op_name(n->op));
         ai_unref(g);
         goto out;
       }

@@ -8,24 +8,20 @@
 #include "graph.h"
 #include "iter.h"
 
-const char *const ai_binop_names[AI_NBINARY] = {
-    "add", "sub", "mul", "div", "pow", "remainder", "maximum", "minimum", "atan2",
-    "eq",  "ne",  "lt",  "le",  "gt",  "ge",        "logical_and", "logical_or"};
-
-const char *const ai_unop_names[AI_NUNARY] = {
-    "neg",  "abs",  "sign",    "exp",  "log",  "log1p", "expm1", "sqrt",  "rsqrt",
-    "sin",  "cos",  "tanh",    "sigmoid", "relu", "silu", "gelu", "floor", "ceil",
-    "round", "logical_not", "reciprocal", "square", "log2", "erf"};
-
-/* Differentiable unary ops map to op-table rows; the rest are constant almost everywhere. */
-static const int unop_row[AI_NUNARY] = {
-    AI_OP_NEG, AI_OP_ABS, -1, AI_OP_EXP, AI_OP_LOG, AI_OP_LOG1P, AI_OP_EXPM1, AI_OP_SQRT,
-    AI_OP_RSQRT, AI_OP_SIN, AI_OP_COS, AI_OP_TANH, AI_OP_SIGMOID, AI_OP_RELU, AI_OP_SILU,
-    AI_OP_GELU, -1, -1, -1, -1, AI_OP_RECIPROCAL, AI_OP_SQUARE, AI_OP_LOG2, AI_OP_ERF};
-
-static const int binop_row[AI_NBINARY] = {
-    AI_OP_ADD, AI_OP_SUB, AI_OP_MUL, AI_OP_DIV, AI_OP_POW, AI_OP_REM, AI_OP_MAXIMUM,
-    AI_OP_MINIMUM, AI_OP_ATAN2, -1, -1, -1, -1, -1, -1, -1, -1};
+/* Properties of each elementwise op, from its row in the registry (ops.h). */
+enum { KIND_ARITH, KIND_FLOAT, KIND_COMPARE };                  /* binary: the result's dtype */
+enum { INTS_KEEP, INTS_FLOAT, INTS_BOOL };                      /* unary: what integers become */
+enum { SAVES_NOTHING, SAVES_INPUTS, SAVES_INPUT, SAVES_OUTPUT }; /* what the rule needs */
+#define RECORDS_GRAD 1
+#define RECORDS_GRAD1 1
+#define RECORDS_NOGRAD 0
+#define BIN_PROPS(NAME, name, args, grad, kind, saves, inplace) \
+  [AI_##NAME] = {KIND_##kind, SAVES_##saves, RECORDS_##grad},
+#define UN_PROPS(NAME, name, args, grad, ints, saves) [AI_##NAME] = {INTS_##ints, SAVES_##saves, RECORDS_##grad},
+static const struct { unsigned char dtypes, saves; bool records; } binop_props[AI_NBINARY] = {AI_BINARY_OPS(BIN_PROPS)},
+                                                                 unop_props[AI_NUNARY] = {AI_UNARY_OPS(UN_PROPS)};
+#undef BIN_PROPS
+#undef UN_PROPS
 
 ai_dtype ai_promote(ai_dtype a, ai_dtype b) { return a > b ? a : b; }
 
@@ -89,83 +85,82 @@ static inline int64_t pow_i(int64_t a, int64_t b) {
     }                                                                                       \
   } while (0)
 
-#define F_ADD(x, y) ((x) + (y))
-#define F_SUB(x, y) ((x) - (y))
-#define F_MUL(x, y) ((x) * (y))
-#define F_DIV(x, y) ((x) / (y))
-#define F_MAX(x, y) ((x) > (y) || (x) != (x) ? (x) : (y))
-#define F_MIN(x, y) ((x) < (y) || (x) != (x) ? (x) : (y))
-#define F_EQ(x, y) ((x) == (y))
-#define F_NE(x, y) ((x) != (y))
-#define F_LT(x, y) ((x) < (y))
-#define F_LE(x, y) ((x) <= (y))
-#define F_GT(x, y) ((x) > (y))
-#define F_GE(x, y) ((x) >= (y))
-#define F_AND(x, y) ((x) != 0 && (y) != 0)
-#define F_OR(x, y) ((x) != 0 || (y) != 0)
+/* The binary kernels: bk_<name>_f for floats (either width: libm's function is picked by the
+ * operand's type), bk_<name>_i for integers. Integer arithmetic runs on the bits as uint64_t,
+ * so it wraps on overflow instead of being undefined behaviour. */
+#define FLOAT_FN(x, f32, f64) _Generic((x), float: f32, default: f64)
+#define bk_add_f(x, y) ((x) + (y))
+#define bk_sub_f(x, y) ((x) - (y))
+#define bk_mul_f(x, y) ((x) * (y))
+#define bk_div_f(x, y) ((x) / (y))
+#define bk_pow_f(x, y) FLOAT_FN(x, powf, pow)(x, y)
+#define bk_remainder_f(x, y) FLOAT_FN(x, rem_ff, rem_f)(x, y)
+#define bk_maximum_f(x, y) ((x) > (y) || (x) != (x) ? (x) : (y))
+#define bk_minimum_f(x, y) ((x) < (y) || (x) != (x) ? (x) : (y))
+#define bk_atan2_f(x, y) FLOAT_FN(x, atan2f, atan2)(x, y)
+#define bk_eq_f(x, y) ((x) == (y))
+#define bk_ne_f(x, y) ((x) != (y))
+#define bk_lt_f(x, y) ((x) < (y))
+#define bk_le_f(x, y) ((x) <= (y))
+#define bk_gt_f(x, y) ((x) > (y))
+#define bk_ge_f(x, y) ((x) >= (y))
+#define bk_logical_and_f(x, y) ((x) != 0 && (y) != 0)
+#define bk_logical_or_f(x, y) ((x) != 0 || (y) != 0)
+#define bk_add_i(x, y) ((uint64_t)(x) + (uint64_t)(y))
+#define bk_sub_i(x, y) ((uint64_t)(x) - (uint64_t)(y))
+#define bk_mul_i(x, y) ((uint64_t)(x) * (uint64_t)(y))
+#define bk_pow_i pow_i
+#define bk_remainder_i rem_i
+#define bk_maximum_i bk_maximum_f
+#define bk_minimum_i bk_minimum_f
+#define bk_eq_i bk_eq_f
+#define bk_ne_i bk_ne_f
+#define bk_lt_i bk_lt_f
+#define bk_le_i bk_le_f
+#define bk_gt_i bk_gt_f
+#define bk_ge_i bk_ge_f
+#define bk_logical_and_i bk_logical_and_f
+#define bk_logical_or_i bk_logical_or_f
 
-/* Ops common to every dtype: arithmetic that stays in T, and comparisons to u8. i64 arithmetic
- * runs on the same bits as u64 (ARITH_CASES(uint64_t)): it wraps on overflow instead of being
- * undefined behaviour. */
-#define ARITH_CASES(T)                                      \
-  case AI_ADD: BINLOOP(T, T, F_ADD); return;                \
-  case AI_SUB: BINLOOP(T, T, F_SUB); return;                \
-  case AI_MUL: BINLOOP(T, T, F_MUL); return;
-#define COMMON_CASES(T) ARITH_CASES(T) ORDER_CASES(T)
-#define ORDER_CASES(T)                                      \
-  case AI_MAXIMUM: BINLOOP(T, T, F_MAX); return;            \
-  case AI_MINIMUM: BINLOOP(T, T, F_MIN); return;            \
-  case AI_EQ: BINLOOP(T, uint8_t, F_EQ); return;            \
-  case AI_NE: BINLOOP(T, uint8_t, F_NE); return;            \
-  case AI_LT: BINLOOP(T, uint8_t, F_LT); return;            \
-  case AI_LE: BINLOOP(T, uint8_t, F_LE); return;            \
-  case AI_GT: BINLOOP(T, uint8_t, F_GT); return;            \
-  case AI_GE: BINLOOP(T, uint8_t, F_GE); return;            \
-  case AI_AND: BINLOOP(T, uint8_t, F_AND); return;          \
-  case AI_OR: BINLOOP(T, uint8_t, F_OR); return;
+/* One case per row: the float switch covers every op, the integer one every op that is not
+ * computed in f32. T is the element type of the row function being compiled. */
+#define BIN_OUT_ARITH T
+#define BIN_OUT_FLOAT T
+#define BIN_OUT_COMPARE uint8_t
+#define BIN_FLOAT_CASE(NAME, name, args, grad, kind, saves, inplace) \
+  case AI_##NAME: BINLOOP(T, BIN_OUT_##kind, bk_##name##_f); return;
+#define BIN_INT_CASE(NAME, name, args, grad, kind, saves, inplace) BIN_INT_CASE_##kind(NAME, name)
+#define BIN_INT_CASE_ARITH(NAME, name) case AI_##NAME: BINLOOP(T, T, bk_##name##_i); return;
+#define BIN_INT_CASE_COMPARE(NAME, name) case AI_##NAME: BINLOOP(T, uint8_t, bk_##name##_i); return;
+#define BIN_INT_CASE_FLOAT(NAME, name)
 
 typedef struct { int op; ai_dtype dt; } bin_ctx;
 
 AI_CLONES static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   bin_ctx *c = ctx;
   switch (c->dt) {
-  case AI_F32:
-    switch (c->op) {
-      COMMON_CASES(float)
-      case AI_DIV: BINLOOP(float, float, F_DIV); return;
-      case AI_POW: BINLOOP(float, float, powf); return;
-      case AI_REM: BINLOOP(float, float, rem_ff); return;
-      case AI_ATAN2: BINLOOP(float, float, atan2f); return;
-    }
+  case AI_F32: {
+    typedef float T;
+    switch ((ai_binop)c->op) { AI_BINARY_OPS(BIN_FLOAT_CASE) case AI_NBINARY: return; }
     return;
-  case AI_F64:
-    switch (c->op) {
-      COMMON_CASES(double)
-      case AI_DIV: BINLOOP(double, double, F_DIV); return;
-      case AI_POW: BINLOOP(double, double, pow); return;
-      case AI_REM: BINLOOP(double, double, rem_f); return;
-      case AI_ATAN2: BINLOOP(double, double, atan2); return;
-    }
+  }
+  case AI_F64: {
+    typedef double T;
+    switch ((ai_binop)c->op) { AI_BINARY_OPS(BIN_FLOAT_CASE) case AI_NBINARY: return; }
     return;
-  case AI_I64:
-    switch (c->op) {
-      ARITH_CASES(uint64_t)
-      ORDER_CASES(int64_t)
-      case AI_POW: BINLOOP(int64_t, int64_t, pow_i); return;
-      case AI_REM: BINLOOP(int64_t, int64_t, rem_i); return;
-    }
-    return;
-  default:
-    switch (c->op) {
-      COMMON_CASES(uint8_t)
-      case AI_POW: BINLOOP(uint8_t, uint8_t, pow_i); return;
-      case AI_REM: BINLOOP(uint8_t, uint8_t, rem_i); return;
-    }
-    return;
+  }
+  case AI_I64: {
+    typedef int64_t T;
+    switch ((ai_binop)c->op) { AI_BINARY_OPS(BIN_INT_CASE) default: return; }
+  }
+  default: {
+    typedef uint8_t T;
+    switch ((ai_binop)c->op) { AI_BINARY_OPS(BIN_INT_CASE) default: return; }
+  }
   }
 }
 
-static bool is_compare(int op) { return op >= AI_EQ; }
+static bool is_compare(int op) { return binop_props[op].dtypes == KIND_COMPARE; }
 
 /* Integer remainder by zero has no answer: refuse it instead of crashing. */
 static bool has_zero(const ai_tensor *t) {
@@ -194,14 +189,6 @@ static void binary_into(int op, ai_tensor *out, const ai_tensor *a, const ai_ten
   ai_iter_run(&it, binary_row, &c);
 }
 
-static void save_binary_inputs(ai_node *n, int op, ai_tensor *a, ai_tensor *b, int *err) {
-  switch (op) {
-  case AI_ADD: case AI_SUB: return;
-  default:
-    if (ai_save(n, a) || ai_save(n, b)) *err = 1;
-  }
-}
-
 ai_tensor *ai_binary(ai_binop op, ai_tensor *a, ai_tensor *b) {
   if ((int)op < 0 || op >= AI_NBINARY) return AI_ERRNULL("unknown binary op");
   int ndim;
@@ -212,7 +199,7 @@ ai_tensor *ai_binary(ai_binop op, ai_tensor *a, ai_tensor *b) {
     return AI_ERRNULL("%s: %s", ai_binop_names[op], msg);
   }
   ai_dtype dt = ai_promote(a->dtype, b->dtype);
-  if ((op == AI_DIV || op == AI_ATAN2) && !ai_is_float(dt)) dt = AI_F32;
+  if (binop_props[op].dtypes == KIND_FLOAT && !ai_is_float(dt)) dt = AI_F32;
   ai_dtype odt = is_compare(op) ? AI_U8 : dt;
   ai_tensor *ca = ai_to_dtype(a, dt), *cb = ca ? ai_to_dtype(b, dt) : NULL, *out = NULL;
   if (!cb) goto done;
@@ -223,11 +210,11 @@ ai_tensor *ai_binary(ai_binop op, ai_tensor *a, ai_tensor *b) {
   out = ai_empty(odt, ndim, shape);
   if (!out) goto done;
   binary_into(op, out, ca, cb, dt);
-  if (binop_row[op] >= 0 && ai_is_float(dt)) {
+  if (binop_props[op].records && ai_is_float(dt)) {
     ai_node *n = NULL;
     ai_tensor *ins[2] = {ca, cb};
-    int err = ai_record(&n, (ai_opid)binop_row[op], out, 2, ins);
-    if (!err && n) save_binary_inputs(n, op, ca, cb, &err);
+    int err = ai_record(&n, ai_binop_row(op), out, 2, ins);
+    if (!err && n && binop_props[op].saves == SAVES_INPUTS) err = ai_save(n, ca) || ai_save(n, cb);
     if (err) { ai_unref(out); out = NULL; }
   }
 done:
@@ -262,7 +249,7 @@ int ai_binary_(int op, ai_tensor *a, ai_tensor *b) {
   if (ndim != a->ndim || memcmp(shape, a->shape, sizeof(int64_t) * (size_t)ndim))
     return ai_seterror("%s: the result's shape differs from the tensor's (an in-place result keeps its shape)", name);
   ai_dtype dt = a->dtype;
-  if ((op == AI_DIV || op == AI_ATAN2) && !ai_is_float(dt))
+  if (binop_props[op].dtypes == KIND_FLOAT && !ai_is_float(dt))
     return ai_seterror("%s: the result of an integer tensor would be float; use the out-of-place form", name);
   ai_tensor *cb = ai_to_dtype(b, dt);
   if (!cb) return -1;
@@ -291,18 +278,6 @@ typedef struct { int op; ai_dtype dt; double p0, p1; } un_ctx;
       for (int64_t i = 0; i < n; i++) *(TO *)(p[0] + i * st[0]) = (TO)(F(*(const T *)(p[1] + i * st[1]))); \
     }                                                                                     \
   } while (0)
-
-#define U_NEG(x) (-(x))
-#define U_ABS(x) ((x) < 0 ? -(x) : (x))
-#define U_SIGN(x) (((x) > 0) - ((x) < 0))
-#define U_NOT(x) ((x) == 0)
-#define U_ID(x) (x)
-#define U_SQUARE(x) ((x) * (x))
-#define U_RELU(x) ((x) > 0 ? (x) : 0)
-/* integer forms that wrap (-INT64_MIN is INT64_MIN) instead of overflowing */
-#define UI_NEG(x) (0 - (uint64_t)(x))
-#define UI_ABS(x) ((x) < 0 ? 0 - (uint64_t)(x) : (uint64_t)(x))
-#define UI_SQUARE(x) ((uint64_t)(x) * (uint64_t)(x))
 
 /* exp for f32 written so that the compiler vectorises the loops that call it (libm's expf is a
  * call per element, and SiLU/sigmoid were the largest non-GEMM cost of the UNet): Cephes'
@@ -333,8 +308,6 @@ static inline float vexpf(float x) {
   y = x < -103.972f ? 0.0f : y;
   return x == x ? y : x;
 }
-#define EXPV_f(x) vexpf(x)
-#define EXPV_(x) exp(x)
 
 /* tanh for f32, vectorisable for the same reason (libm's tanhf calls expm1f per element; it was
  * 4% of the MLP GAN's step): Cephes' odd polynomial below |x| = 0.625, where 1 - 2/(e^2x + 1)
@@ -351,76 +324,92 @@ static inline float vtanhf(float x) {
   float big = 1.0f - 2.0f / (vexpf(2.0f * ax) + 1.0f);
   return copysignf(ax < 0.625f ? p : big, x); /* odd, on |x|: tanh(-0) = -0 */
 }
-#define TANHV_f(x) vtanhf(x)
-#define TANHV_(x) tanh(x)
+/* The unary kernels: uk_<name>_f32 and uk_<name>_f64 for every op, uk_<name>_int for the ops
+ * that keep integers (computed on int64_t, wrapping: -INT64_MIN is INT64_MIN). */
+#define UNARY_KERNEL(name, f32_expr, f64_expr)                       \
+  static inline float uk_##name##_f32(float x) { return f32_expr; }  \
+  static inline double uk_##name##_f64(double x) { return f64_expr; }
+#define UNARY_INT_KERNEL(name, expr) static inline int64_t uk_##name##_int(int64_t x) { return (int64_t)(expr); }
+UNARY_KERNEL(neg, -x, -x)
+UNARY_KERNEL(abs, fabsf(x), fabs(x))
+UNARY_KERNEL(sign, (x > 0) - (x < 0), (x > 0) - (x < 0))
+UNARY_KERNEL(exp, vexpf(x), exp(x))
+UNARY_KERNEL(log, logf(x), log(x))
+UNARY_KERNEL(log1p, log1pf(x), log1p(x))
+UNARY_KERNEL(expm1, expm1f(x), expm1(x))
+UNARY_KERNEL(sqrt, sqrtf(x), sqrt(x))
+UNARY_KERNEL(rsqrt, 1 / sqrtf(x), 1 / sqrt(x))
+UNARY_KERNEL(sin, sinf(x), sin(x))
+UNARY_KERNEL(cos, cosf(x), cos(x))
+UNARY_KERNEL(tanh, vtanhf(x), tanh(x))
+UNARY_KERNEL(sigmoid, 1 / (1 + vexpf(-x)), 1 / (1 + exp(-x))) /* inf -> 0, no branch */
+UNARY_KERNEL(relu, x > 0 ? x : 0, x > 0 ? x : 0)
+UNARY_KERNEL(silu, x * uk_sigmoid_f32(x), x * uk_sigmoid_f64(x))
+UNARY_KERNEL(gelu, 0.5f * x * (1 + erff(x * 0.70710678118654752440f)),
+             0.5 * x * (1 + erf(x * 0.70710678118654752440)))
+UNARY_KERNEL(floor, floorf(x), floor(x))
+UNARY_KERNEL(ceil, ceilf(x), ceil(x))
+UNARY_KERNEL(round, nearbyintf(x), nearbyint(x))
+UNARY_KERNEL(logical_not, x == 0, x == 0)
+UNARY_KERNEL(reciprocal, 1 / x, 1 / x)
+UNARY_KERNEL(square, x * x, x * x)
+UNARY_KERNEL(log2, log2f(x), log2(x))
+UNARY_KERNEL(erf, erff(x), erf(x))
+UNARY_INT_KERNEL(neg, 0 - (uint64_t)x)
+UNARY_INT_KERNEL(abs, x < 0 ? 0 - (uint64_t)x : (uint64_t)x)
+UNARY_INT_KERNEL(sign, (x > 0) - (x < 0))
+UNARY_INT_KERNEL(relu, x > 0 ? x : 0)
+UNARY_INT_KERNEL(square, (uint64_t)x * (uint64_t)x)
+UNARY_INT_KERNEL(floor, x)
+UNARY_INT_KERNEL(ceil, x)
+UNARY_INT_KERNEL(round, x)
+UNARY_INT_KERNEL(logical_not, x == 0)
+/* The float kernel of an op for the element type T of the row function being compiled. */
+#define UK_FLOAT(name) _Generic((T)0, float: uk_##name##_f32, default: uk_##name##_f64)
 
-#define FLOAT_UNARY(T, S)                                                                   \
-  static inline T sigmoid_##S(T x) { return 1 / (1 + EXPV_##S(-x)); /* inf -> 0, no branch */ } \
-  static inline T silu_##S(T x) { return x * sigmoid_##S(x); }                           \
-  static inline T gelu_##S(T x) { return (T)0.5 * x * (1 + erf##S(x * (T)0.70710678118654752440)); } \
-  static inline T rsqrt_##S(T x) { return 1 / sqrt##S(x); }                              \
-  static inline T recip_##S(T x) { return 1 / x; }                                        \
-  AI_CLONES static void unary_##S(int op, char **p, const int64_t *st, int64_t n) {        \
-    switch (op) {                                                                         \
-    case AI_NEG: UNLOOP(T, T, U_NEG); return;                                             \
-    case AI_ABS: UNLOOP(T, T, fabs##S); return;                                           \
-    case AI_SIGN: UNLOOP(T, T, U_SIGN); return;                                           \
-    case AI_EXP: UNLOOP(T, T, EXPV_##S); return;                                          \
-    case AI_LOG: UNLOOP(T, T, log##S); return;                                            \
-    case AI_LOG1P: UNLOOP(T, T, log1p##S); return;                                        \
-    case AI_EXPM1: UNLOOP(T, T, expm1##S); return;                                        \
-    case AI_SQRT: UNLOOP(T, T, sqrt##S); return;                                          \
-    case AI_RSQRT: UNLOOP(T, T, rsqrt_##S); return;                                       \
-    case AI_SIN: UNLOOP(T, T, sin##S); return;                                            \
-    case AI_COS: UNLOOP(T, T, cos##S); return;                                            \
-    case AI_TANH: UNLOOP(T, T, TANHV_##S); return;                                        \
-    case AI_SIGMOID: UNLOOP(T, T, sigmoid_##S); return;                                   \
-    case AI_RELU: UNLOOP(T, T, U_RELU); return;                                           \
-    case AI_SILU: UNLOOP(T, T, silu_##S); return;                                         \
-    case AI_GELU: UNLOOP(T, T, gelu_##S); return;                                         \
-    case AI_FLOOR: UNLOOP(T, T, floor##S); return;                                        \
-    case AI_CEIL: UNLOOP(T, T, ceil##S); return;                                          \
-    case AI_ROUND: UNLOOP(T, T, nearbyint##S); return;                                    \
-    case AI_NOT: UNLOOP(T, uint8_t, U_NOT); return;                                       \
-    case AI_RECIPROCAL: UNLOOP(T, T, recip_##S); return;                                  \
-    case AI_SQUARE: UNLOOP(T, T, U_SQUARE); return;                                       \
-    case AI_LOG2: UNLOOP(T, T, log2##S); return;                                          \
-    case AI_ERF: UNLOOP(T, T, erf##S); return;                                            \
-    }                                                                                     \
-  }
-FLOAT_UNARY(float, f)
-FLOAT_UNARY(double, )
+#define UN_OUT_KEEP T
+#define UN_OUT_FLOAT T
+#define UN_OUT_BOOL uint8_t
+#define UN_FLOAT_CASE(NAME, name, args, grad, ints, saves) \
+  case AI_##NAME: UNLOOP(T, UN_OUT_##ints, UK_FLOAT(name)); return;
+#define UN_INT_CASE(NAME, name, args, grad, ints, saves) UN_INT_CASE_##ints(NAME, name)
+#define UN_INT_CASE_KEEP(NAME, name) case AI_##NAME: UNLOOP(T, T, uk_##name##_int); return;
+#define UN_INT_CASE_BOOL(NAME, name) case AI_##NAME: UNLOOP(T, uint8_t, uk_##name##_int); return;
+#define UN_INT_CASE_FLOAT(NAME, name)
 
-#define INT_UNARY(T, S)                                                                     \
-  static void unary_##S(int op, char **p, const int64_t *st, int64_t n) {                  \
-    switch (op) {                                                                         \
-    case AI_NEG: UNLOOP(T, T, UI_NEG); return;                                            \
-    case AI_ABS: UNLOOP(T, T, UI_ABS); return;                                            \
-    case AI_SIGN: UNLOOP(T, T, U_SIGN); return;                                           \
-    case AI_RELU: UNLOOP(T, T, U_RELU); return;                                           \
-    case AI_SQUARE: UNLOOP(T, T, UI_SQUARE); return;                                      \
-    case AI_NOT: UNLOOP(T, uint8_t, U_NOT); return;                                       \
-    default: UNLOOP(T, T, U_ID); return; /* floor/ceil/round of an integer */             \
-    }                                                                                     \
-  }
-INT_UNARY(int64_t, i64)
-INT_UNARY(uint8_t, u8)
+AI_CLONES static void unary_f32(int op, char **p, const int64_t *st, int64_t n) {
+  typedef float T;
+  switch ((ai_unop)op) { AI_UNARY_OPS(UN_FLOAT_CASE) case AI_NUNARY: return; }
+}
+AI_CLONES static void unary_f64(int op, char **p, const int64_t *st, int64_t n) {
+  typedef double T;
+  switch ((ai_unop)op) { AI_UNARY_OPS(UN_FLOAT_CASE) case AI_NUNARY: return; }
+}
+/* integer tensors reach only the KEEP and BOOL ops: the others convert them to f32 first */
+static void unary_i64(int op, char **p, const int64_t *st, int64_t n) {
+  typedef int64_t T;
+  switch ((ai_unop)op) { AI_UNARY_OPS(UN_INT_CASE) default: return; }
+}
+static void unary_u8(int op, char **p, const int64_t *st, int64_t n) {
+  typedef uint8_t T;
+  switch ((ai_unop)op) { AI_UNARY_OPS(UN_INT_CASE) default: return; }
+}
 
 static void unary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   un_ctx *c = ctx;
   switch (c->dt) {
-  case AI_F32: unary_f(c->op, p, st, n); return;
-  case AI_F64: unary_(c->op, p, st, n); return;
+  case AI_F32: unary_f32(c->op, p, st, n); return;
+  case AI_F64: unary_f64(c->op, p, st, n); return;
   case AI_I64: unary_i64(c->op, p, st, n); return;
   default: unary_u8(c->op, p, st, n); return;
   }
 }
 
-/* Ops that keep an integer dtype; the rest compute in float. */
-static bool int_preserving(int op) {
-  return op == AI_NEG || op == AI_ABS || op == AI_SIGN || op == AI_RELU || op == AI_SQUARE ||
-         op == AI_FLOOR || op == AI_CEIL || op == AI_ROUND || op == AI_NOT;
+/* The dtype an op computes in, and that of its result. */
+static ai_dtype unary_dtype(ai_unop op, ai_dtype in) {
+  return (ai_is_float(in) || unop_props[op].dtypes != INTS_FLOAT) ? in : AI_F32;
 }
+static ai_dtype unary_out_dtype(ai_unop op, ai_dtype dt) { return unop_props[op].dtypes == INTS_BOOL ? AI_U8 : dt; }
 
 static void run_unary(int op, ai_tensor *out, const ai_tensor *a) {
   ai_iter it;
@@ -432,40 +421,29 @@ static void run_unary(int op, ai_tensor *out, const ai_tensor *a) {
 }
 
 ai_tensor *ai_unary_nograd(ai_unop op, ai_tensor *a) {
-  ai_dtype dt = (ai_is_float(a->dtype) || int_preserving(op)) ? a->dtype : AI_F32;
+  ai_dtype dt = unary_dtype(op, a->dtype);
   ai_tensor *ca = ai_to_dtype(a, dt);
   if (!ca) return NULL;
-  ai_tensor *out = ai_empty(op == AI_NOT ? AI_U8 : dt, a->ndim, a->shape);
+  ai_tensor *out = ai_empty(unary_out_dtype(op, dt), a->ndim, a->shape);
   if (out) run_unary(op, out, ca);
   ai_unref(ca);
   return out;
 }
 
-/* What each unary rule needs saved: 1 = the input, 2 = the output, 0 = nothing. */
-static int unary_saves(int op) {
-  switch (op) {
-  case AI_NEG: return 0;
-  case AI_EXP: case AI_SQRT: case AI_RSQRT: case AI_TANH: case AI_SIGMOID: case AI_EXPM1:
-  case AI_RECIPROCAL: return 2;
-  default: return 1;
-  }
-}
-
 ai_tensor *ai_unary(ai_unop op, ai_tensor *a) {
   if ((int)op < 0 || op >= AI_NUNARY) return AI_ERRNULL("unknown unary op");
-  ai_dtype dt = (ai_is_float(a->dtype) || int_preserving(op)) ? a->dtype : AI_F32;
+  ai_dtype dt = unary_dtype(op, a->dtype);
   ai_tensor *ca = ai_to_dtype(a, dt);
   if (!ca) return NULL;
-  ai_tensor *out = ai_empty(op == AI_NOT ? AI_U8 : dt, a->ndim, a->shape);
+  ai_tensor *out = ai_empty(unary_out_dtype(op, dt), a->ndim, a->shape);
   if (!out) { ai_unref(ca); return NULL; }
   run_unary(op, out, ca);
-  if (unop_row[op] >= 0 && ai_is_float(dt)) {
+  if (unop_props[op].records && ai_is_float(dt)) {
     ai_node *n = NULL;
-    int err = ai_record(&n, (ai_opid)unop_row[op], out, 1, &ca);
+    int err = ai_record(&n, ai_unop_row(op), out, 1, &ca);
     if (!err && n) {
-      int s = unary_saves(op);
-      if (s == 1) err = ai_save(n, ca);
-      else if (s == 2) err = ai_save_output(n, out);
+      if (unop_props[op].saves == SAVES_INPUT) err = ai_save(n, ca);
+      else if (unop_props[op].saves == SAVES_OUTPUT) err = ai_save_output(n, out);
     }
     if (err) { ai_unref(out); out = NULL; }
   }
@@ -497,7 +475,7 @@ typedef struct { ai_dtype dt; ai_actgrad_kind kind; double slope; } actgrad_ctx;
   {                                                                                          \
     const T slope = (T)c->slope;                                                             \
     switch (c->kind) {                                                                       \
-    case AI_ACTGRAD_SILU: ACTGRAD_LOOP(T, g * sigmoid_##S(v) * (1 + v * (1 - sigmoid_##S(v)))); return; \
+    case AI_ACTGRAD_SILU: ACTGRAD_LOOP(T, g * uk_sigmoid_##S(v) * (1 + v * (1 - uk_sigmoid_##S(v)))); return; \
     case AI_ACTGRAD_SIGMOID_Y: ACTGRAD_LOOP(T, g * v * (1 - v)); return;                    \
     case AI_ACTGRAD_TANH_Y: ACTGRAD_LOOP(T, g * (1 - v * v)); return;                       \
     case AI_ACTGRAD_RELU: ACTGRAD_LOOP(T, v > 0 ? g : 0); return;                           \
@@ -508,8 +486,8 @@ typedef struct { ai_dtype dt; ai_actgrad_kind kind; double slope; } actgrad_ctx;
 
 AI_CLONES static void actgrad_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   actgrad_ctx *c = ctx;
-  if (c->dt == AI_F32) ACTGRAD_BODY(float, f)
-  ACTGRAD_BODY(double, )
+  if (c->dt == AI_F32) ACTGRAD_BODY(float, f32)
+  ACTGRAD_BODY(double, f64)
 }
 
 ai_tensor *ai_activation_grad(ai_tensor *g, ai_tensor *v, ai_actgrad_kind kind, double slope) {
@@ -589,7 +567,7 @@ static ai_tensor *activation(int kind, ai_opid row, ai_tensor *a, double p0, dou
   if (ai_is_float(dt)) {
     ai_node *n = NULL;
     int err = ai_record(&n, row, out, 1, &ca);
-    if (!err && n) { n->f[0] = p0; n->f[1] = p1; err = ai_save(n, ca); }
+    if (!err && n) { n->arg.act = (ai_act_args){p0, p1}; err = ai_save(n, ca); } /* the three act rows */
     if (err) { ai_unref(out); out = NULL; }
   }
   ai_unref(ca);

@@ -18,7 +18,7 @@ static void keep_shape(const ai_input *in, unsigned dims, int64_t *shape) {
 static ai_tensor *unreduce(scope *s, ai_node *n, ai_tensor *t) {
   if (!t || s->err) { s->err = true; return NULL; }
   int64_t shape[AI_MAXDIM];
-  keep_shape(&n->in[0], (unsigned)n->i[0], shape);
+  keep_shape(&n->in[0], n->arg.reduce.dims, shape);
   ai_tensor *v = K(s, ai_view(t, n->in[0].ndim, shape));
   return v ? K(s, ai_expand(v, n->in[0].ndim, n->in[0].shape)) : NULL;
 }
@@ -174,17 +174,19 @@ RULE(ERF) {
 }
 RULE(LEAKY_RELU) {
   BEGIN;
-  ACTGRAD(AI_ACTGRAD_LEAKY, n->f[0])
+  ACTGRAD(AI_ACTGRAD_LEAKY, AI_ARGS(n, LEAKY_RELU)->a)
   ai_tensor *x = saved(s, n, 0);
   ai_tensor *m = x ? K(s, ai_binary_scalar(AI_GT, x, 0, false)) : NULL;
-  ai_tensor *f = m ? adds(s, muls(s, m, 1 - n->f[0]), n->f[0]) : NULL;
+  double slope = AI_ARGS(n, LEAKY_RELU)->a;
+  ai_tensor *f = m ? adds(s, muls(s, m, 1 - slope), slope) : NULL;
   out(s, gin, 0, mul(s, g, f));
   END;
 }
 RULE(SOFTPLUS) {
   BEGIN;
-  ai_tensor *bx = muls(s, saved(s, n, 0), n->f[0]);
-  ai_tensor *m = bx ? K(s, ai_binary_scalar(AI_GT, bx, n->f[1], false)) : NULL;
+  const ai_act_args *a = AI_ARGS(n, SOFTPLUS); /* beta, threshold */
+  ai_tensor *bx = muls(s, saved(s, n, 0), a->a);
+  ai_tensor *m = bx ? K(s, ai_binary_scalar(AI_GT, bx, a->b, false)) : NULL;
   ai_tensor *sg = un(s, AI_SIGMOID, bx);
   out(s, gin, 0, mul(s, g, OK2(m, sg) ? K(s, ai_masked_fill(sg, m, 1)) : NULL));
   END;
@@ -192,8 +194,9 @@ RULE(SOFTPLUS) {
 RULE(CLAMP) {
   BEGIN;
   ai_tensor *x = saved(s, n, 0);
-  ai_tensor *lo = x ? K(s, ai_binary_scalar(AI_GE, x, n->f[0], false)) : NULL;
-  ai_tensor *hi = x ? K(s, ai_binary_scalar(AI_LE, x, n->f[1], false)) : NULL;
+  const ai_act_args *a = AI_ARGS(n, CLAMP); /* min, max */
+  ai_tensor *lo = x ? K(s, ai_binary_scalar(AI_GE, x, a->a, false)) : NULL;
+  ai_tensor *hi = x ? K(s, ai_binary_scalar(AI_LE, x, a->b, false)) : NULL;
   out(s, gin, 0, mul(s, g, bin(s, AI_AND, lo, hi)));
   END;
 }
@@ -215,7 +218,7 @@ RULE(MASKED_FILL) {
 
 static int64_t reduced_count(const ai_node *n) {
   int64_t r = 1;
-  for (int d = 0; d < n->in[0].ndim; d++) if (n->i[0] & (1 << d)) r *= n->in[0].shape[d];
+  for (int d = 0; d < n->in[0].ndim; d++) if (n->arg.reduce.dims & (1u << d)) r *= n->in[0].shape[d];
   return r;
 }
 RULE(SUM) { BEGIN; out(s, gin, 0, unreduce(s, n, g)); END; }
@@ -224,7 +227,7 @@ RULE(PROD) { /* prod of the others: y / x where x != 0; with one zero in a group
               * of its non-zeros at the zero; with two or more zeros, 0 */
   BEGIN;
   ai_tensor *x = saved(s, n, 0), *y = saved(s, n, 1);
-  unsigned dims = (unsigned)n->i[0];
+  unsigned dims = AI_ARGS(n, PROD)->dims;
   ai_tensor *zero = x ? K(s, ai_binary_scalar(AI_EQ, x, 0, false)) : NULL;
   ai_tensor *nz = zero ? K(s, ai_masked_fill(x, zero, 1)) : NULL;
   ai_tensor *p_nz = unreduce(s, n, red(s, AI_RPROD, nz, dims, true));
@@ -243,7 +246,7 @@ RULE(AMAX) { /* ties share the gradient evenly, as PyTorch's amax */
   ai_tensor *x = saved(s, n, 0), *y = unreduce(s, n, saved(s, n, 1));
   ai_tensor *m = bin(s, AI_EQ, x, y);
   ai_tensor *mf = m ? K(s, ai_to_dtype(m, g->dtype)) : NULL;
-  ai_tensor *cnt = mf ? K(s, ai_reduce(AI_RSUM, mf, (unsigned)n->i[0], true)) : NULL;
+  ai_tensor *cnt = mf ? K(s, ai_reduce(AI_RSUM, mf, AI_ARGS(n, AMAX)->dims, true)) : NULL;
   out(s, gin, 0, mul(s, dvd(s, unreduce(s, n, g), cnt ? K(s, ai_expand(cnt, n->in[0].ndim, n->in[0].shape)) : NULL), mf));
   END;
 }
@@ -255,23 +258,24 @@ RULE(LOGSUMEXP) {
 }
 RULE(MAX_DIM) {
   BEGIN;
-  int dim = (int)n->i[0];
+  const ai_dim_args *a = AI_ARGS(n, MAX_DIM);
+  int dim = a->dim;
   ai_tensor *ix = saved(s, n, 0), *gk = g;
-  if (!n->i[1] && ix && g) { ix = K(s, ai_unsqueeze(ix, dim)); gk = K(s, ai_unsqueeze(g, dim)); }
+  if (!a->keepdim && ix && g) { ix = K(s, ai_unsqueeze(ix, dim)); gk = K(s, ai_unsqueeze(g, dim)); }
   ai_tensor *z = zeros_of(s, &n->in[0]);
   out(s, gin, 0, (OK2(ix, gk) && z) ? K(s, ai_scatter(z, dim, ix, gk, false)) : NULL);
   END;
 }
 RULE(NORM) { /* sign(x) |x|^(p-1) / r^(p-1), 0 where r == 0; for p = inf, amax's rule on |x| */
   BEGIN;
-  double p = n->f[0];
+  double p = AI_ARGS(n, NORM)->p;
   ai_tensor *x = saved(s, n, 0), *r = unreduce(s, n, saved(s, n, 1)), *gu = unreduce(s, n, g);
   ai_tensor *sg = x ? K(s, ai_unary_nograd(AI_SIGN, x)) : NULL;
   ai_tensor *d;
   if (isinf(p)) {
     ai_tensor *m = bin(s, AI_EQ, un(s, AI_ABS, x), r);
     ai_tensor *mf = m ? K(s, ai_to_dtype(m, g->dtype)) : NULL;
-    ai_tensor *cnt = unreduce(s, n, red(s, AI_RSUM, mf, (unsigned)n->i[0], true));
+    ai_tensor *cnt = unreduce(s, n, red(s, AI_RSUM, mf, AI_ARGS(n, NORM)->dims, true));
     d = dvd(s, mul(s, sg, mf), cnt);
   } else if (p == 1) {
     d = sg;
@@ -294,7 +298,7 @@ static ai_tensor *rev_cumsum(scope *s, ai_tensor *v, int dim) {
   ai_tensor *cs = K(s, ai_cumulative(v, dim, false));
   return add(s, sub(s, tot, cs), v);
 }
-RULE(CUMSUM) { BEGIN; out(s, gin, 0, rev_cumsum(s, g, (int)n->i[0])); END; }
+RULE(CUMSUM) { BEGIN; out(s, gin, 0, rev_cumsum(s, g, AI_ARGS(n, CUMSUM)->dim)); END; }
 /* The exact cumprod gradient along one row, zeros included: before the first zero z,
  * grad_j = sum_{j<=k<z} g_k y_k / x_j; at z the products skip x_z; after z everything is 0. */
 #define CUMPROD_ROW(T)                                                                   \
@@ -324,7 +328,7 @@ RULE(CUMSUM) { BEGIN; out(s, gin, 0, rev_cumsum(s, g, (int)n->i[0])); END; }
 
 RULE(CUMPROD) {
   BEGIN;
-  int dim = (int)n->i[0];
+  int dim = AI_ARGS(n, CUMPROD)->dim;
   ai_tensor *x = saved(s, n, 0), *y = saved(s, n, 1);
   if (s->err) END;
   if (ai_create_graph_active()) { /* differentiable form; assumes no zeros */
@@ -377,33 +381,36 @@ RULE(VIEW) { BEGIN; out(s, gin, 0, K(s, ai_reshape(g, n->in[0].ndim, n->in[0].sh
 RULE(PERMUTE) {
   BEGIN;
   int inv[AI_MAXDIM];
-  for (int d = 0; d < n->in[0].ndim; d++) inv[n->i[d]] = d;
+  for (int d = 0; d < n->in[0].ndim; d++) inv[AI_ARGS(n, PERMUTE)->perm[d]] = d;
   out(s, gin, 0, K(s, ai_permute(g, inv)));
   END;
 }
 RULE(SLICE) {
   BEGIN;
-  out(s, gin, 0, K(s, ai_slice_backward(g, n->in[0].ndim, n->in[0].shape, (int)n->i[0], n->i[1], n->i[2])));
+  const ai_slice_args *a = AI_ARGS(n, SLICE);
+  out(s, gin, 0, K(s, ai_slice_backward(g, n->in[0].ndim, n->in[0].shape, a->dim, a->start, a->step)));
   END;
 }
 RULE(SELECT) {
   BEGIN;
-  ai_tensor *u = K(s, ai_unsqueeze(g, (int)n->i[0]));
-  out(s, gin, 0, u ? K(s, ai_slice_backward(u, n->in[0].ndim, n->in[0].shape, (int)n->i[0], n->i[1], 1)) : NULL);
+  const ai_slice_args *a = AI_ARGS(n, SELECT);
+  ai_tensor *u = K(s, ai_unsqueeze(g, a->dim));
+  out(s, gin, 0, u ? K(s, ai_slice_backward(u, n->in[0].ndim, n->in[0].shape, a->dim, a->start, 1)) : NULL);
   END;
 }
 RULE(EXPAND) { BEGIN; out(s, gin, 0, g); END; }
 RULE(SLICE_BACKWARD) {
   BEGIN;
-  int64_t len = n->in[0].shape[n->i[0]], start = n->i[1], step = n->i[2];
-  out(s, gin, 0, K(s, ai_slice(g, (int)n->i[0], start, start + (len - 1) * step + 1, step)));
+  const ai_slice_args *a = AI_ARGS(n, SLICE_BACKWARD);
+  int64_t len = n->in[0].shape[a->dim], start = a->start, step = a->step;
+  out(s, gin, 0, K(s, ai_slice(g, a->dim, start, start + (len - 1) * step + 1, step)));
   END;
 }
 RULE(CLONE) { BEGIN; out(s, gin, 0, g); END; }
 RULE(TO_DTYPE) { BEGIN; out(s, gin, 0, g); END; }
 RULE(CAT) {
   BEGIN;
-  int dim = (int)n->i[0];
+  int dim = AI_ARGS(n, CAT)->dim;
   int64_t at = 0;
   for (int i = 0; i < n->nin; i++) {
     if (NEED(i)) out(s, gin, i, K(s, ai_narrow(g, dim, at, n->extra[i])));
@@ -414,28 +421,29 @@ RULE(CAT) {
 RULE(INDEX_SELECT) {
   BEGIN;
   ai_tensor *ix = saved(s, n, 0), *z = zeros_of(s, &n->in[0]);
-  out(s, gin, 0, OK2(ix, z) ? K(s, ai_index_add(z, (int)n->i[0], ix, g)) : NULL);
+  out(s, gin, 0, OK2(ix, z) ? K(s, ai_index_add(z, AI_ARGS(n, INDEX_SELECT)->dim, ix, g)) : NULL);
   END;
 }
 RULE(INDEX_ADD) {
   BEGIN;
   ai_tensor *ix = saved(s, n, 0);
   out(s, gin, 0, g);
-  if (NEED(2)) out(s, gin, 2, ix ? K(s, ai_index_select(g, (int)n->i[0], ix)) : NULL);
+  if (NEED(2)) out(s, gin, 2, ix ? K(s, ai_index_select(g, AI_ARGS(n, INDEX_ADD)->dim, ix)) : NULL);
   END;
 }
 RULE(GATHER) {
   BEGIN;
   ai_tensor *ix = saved(s, n, 0), *z = zeros_of(s, &n->in[0]);
-  out(s, gin, 0, OK2(ix, z) ? K(s, ai_scatter(z, (int)n->i[0], ix, g, true)) : NULL);
+  out(s, gin, 0, OK2(ix, z) ? K(s, ai_scatter(z, AI_ARGS(n, GATHER)->dim, ix, g, true)) : NULL);
   END;
 }
 RULE(SCATTER) {
   BEGIN;
-  int dim = (int)n->i[0];
+  const ai_dim_args *a = AI_ARGS(n, SCATTER);
+  int dim = a->dim;
   ai_tensor *ix = saved(s, n, 0);
   if (NEED(0)) {
-    if (n->i[1]) out(s, gin, 0, g);
+    if (a->add) out(s, gin, 0, g);
     else {
       ai_tensor *z = ix ? K(s, ai_zeros(g->dtype, ix->ndim, ix->shape)) : NULL;
       out(s, gin, 0, OK2(ix, z) ? K(s, ai_scatter(g, dim, ix, z, false)) : NULL);
@@ -449,20 +457,10 @@ RULE(SCATTER) {
 
 /* ---------------------------------------------------------------- the table */
 
-const ai_rule ai_rules[AI_NOPS] = {
-#define X(name, dbl) [AI_OP_##name] = name##_bw,
-    AI_OP_LIST(X)
-#undef X
-};
-
-const char *const ai_op_names[AI_NOPS] = {
-#define X(name, dbl) [AI_OP_##name] = #name,
-    AI_OP_LIST(X)
-#undef X
-};
-
-const bool ai_op_double_backward[AI_NOPS] = {
-#define X(name, dbl) [AI_OP_##name] = dbl,
-    AI_OP_LIST(X)
-#undef X
-};
+/* One rule per recorded row of the registry: a GRAD or GRAD1 row without its NAME_bw here does
+ * not compile, and a rule without a row is an unused function (a warning). */
+#define RULE_ROW(NAME, name, args, grad, ...) RULE_ROW_##grad(NAME)
+#define RULE_ROW_GRAD(NAME) [AI_OP_##NAME] = NAME##_bw,
+#define RULE_ROW_GRAD1(NAME) [AI_OP_##NAME] = NAME##_bw,
+#define RULE_ROW_NOGRAD(NAME)
+const ai_rule ai_rules[AI_NOPS] = {AI_OP_LIST(RULE_ROW)};

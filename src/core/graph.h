@@ -5,37 +5,61 @@
 
 #include "ai.h"
 
-/* One row per differentiable op: NAME, and whether its backward rule is itself differentiable
- * (written with recording ops) so that create_graph=true works through it. The rules live in
- * grad_rules.c; un-broadcasting and accumulation live only in the engine (autograd.c). */
-#define AI_OP_LIST(X)                                                                    \
-  X(ADD, 1) X(SUB, 1) X(MUL, 1) X(DIV, 1) X(POW, 1) X(REM, 1) X(MAXIMUM, 1) X(MINIMUM, 1) \
-  X(ATAN2, 1)                                                                            \
-  X(NEG, 1) X(ABS, 1) X(EXP, 1) X(LOG, 1) X(LOG1P, 1) X(EXPM1, 1) X(SQRT, 1) X(RSQRT, 1) \
-  X(SIN, 1) X(COS, 1) X(TANH, 1) X(SIGMOID, 1) X(RELU, 1) X(SILU, 1) X(GELU, 1)          \
-  X(RECIPROCAL, 1) X(SQUARE, 1) X(LOG2, 1) X(ERF, 1)                                    \
-  X(LEAKY_RELU, 1) X(SOFTPLUS, 1) X(CLAMP, 1) X(WHERE, 1) X(MASKED_FILL, 1)              \
-  X(SUM, 1) X(MEAN, 1) X(PROD, 1) X(AMAX, 1) X(LOGSUMEXP, 1) X(NORM, 1)        \
-  X(MAX_DIM, 1) X(CUMSUM, 1) X(CUMPROD, 1)                                               \
-  X(MATMUL, 1) X(VIEW, 1) X(PERMUTE, 1) X(SLICE, 1) X(SELECT, 1) X(EXPAND, 1)            \
-  X(SLICE_BACKWARD, 1) X(CLONE, 1) X(TO_DTYPE, 1) X(CAT, 1) X(INDEX_SELECT, 1)           \
-  X(GATHER, 1) X(SCATTER, 1) X(INDEX_ADD, 1) \
-  AI_OP_LIST_NN(X)
+/* The autograd table has one row per op of the registry (ops.h): AI_OP_ADD ... AI_OP_LOG_SOFTMAX.
+ * Rows marked NOGRAD exist but are never recorded. */
+#define AI_OPID(NAME, name, args, grad, ...) AI_OP_##NAME,
+typedef enum { AI_OP_LIST(AI_OPID) AI_NOPS } ai_opid;
+#undef AI_OPID
+/* The elementwise families open the table in their enums' order (ops.c checks it). */
+static inline ai_opid ai_binop_row(ai_binop op) { return (ai_opid)op; }
+static inline ai_opid ai_unop_row(ai_unop op) { return (ai_opid)(AI_NBINARY + (int)op); }
 
-/* Rows of the neural-network ops; their forwards are in nn.c, rules in grad_rules_nn.inc. */
-#define AI_OP_LIST_NN(X)                                                                  \
-  X(LINEAR, 1) X(CONV2D, 1) X(CONV_TRANSPOSE2D, 1) X(CONV2D_WEIGHT_GRAD, 1)              \
-  X(MAX_POOL2D, 0) X(AVG_POOL2D, 1) X(AVG_POOL2D_BACKWARD, 1) X(ADAPTIVE_AVG_POOL2D, 1)  \
-  X(ADAPTIVE_AVG_POOL2D_BACKWARD, 1) X(UPSAMPLE, 1) X(UPSAMPLE_BACKWARD, 1) X(PAD, 1)    \
-  X(PAD_BACKWARD, 1) X(BATCH_NORM, 1) X(GROUP_NORM, 1) X(LAYER_NORM, 1) X(SOFTMAX, 1)    \
-  X(LOG_SOFTMAX, 1)
-
-typedef enum {
-#define X(name, dbl) AI_OP_##name,
-  AI_OP_LIST(X)
-#undef X
-  AI_NOPS
-} ai_opid;
+/* ---- the arguments a forward keeps in its node for the rule: one struct per kind, named by
+ * the `args` column of the op's row; AI_ARGS(n, NAME) is that member of node n ---- */
+typedef struct { double a, b; } ai_act_args; /* LEAKY_RELU: slope; SOFTPLUS: beta, threshold; CLAMP: min, max */
+typedef struct {
+  unsigned dims; /* bitmask of the reduced 0-based dims (every dim for a full reduction) */
+  bool keepdim;
+  double p;      /* NORM: the order */
+} ai_reduce_args;
+typedef struct {
+  int dim;
+  bool keepdim;  /* MAX_DIM */
+  bool add;      /* SCATTER: scatter_add */
+} ai_dim_args;   /* also CAT (its sizes in node->extra), softmax, index ops */
+typedef struct { int dim; int64_t start, step; } ai_slice_args; /* SELECT: start is the index */
+typedef struct { int perm[AI_MAXDIM]; } ai_permute_args;
+typedef struct { ai_conv_opts o; int R, S; } ai_conv_args; /* R x S: CONV2D_WEIGHT_GRAD's kernel */
+typedef struct { int kernel[2], stride[2], pad[2], dil[2]; bool ceil_mode; } ai_pool_args;
+/* The linear geometric maps of nn.c (ai_linmap): H x W planes in, P x Q out. */
+typedef struct {
+  int H, W, P, Q;
+  int kernel[2], stride[2], pad[2]; /* AVG_POOL2D */
+  bool ceil_mode, count_include_pad;
+  int mode;                         /* UPSAMPLE: 0 nearest, 1 bilinear */
+  bool align_corners;
+  double scale_h, scale_w;          /* UPSAMPLE: the scale factors given (0: from the sizes) */
+  int left, right, top, bottom;     /* PAD */
+  ai_pad_mode pad_mode;
+} ai_linmap_args;
+typedef struct {
+  double eps;
+  bool training; /* BATCH_NORM */
+  int groups;    /* GROUP_NORM */
+  int ndims;     /* LAYER_NORM: the normalised trailing dims */
+} ai_norm_args;
+typedef union {
+  char none;
+  ai_act_args act;
+  ai_reduce_args reduce;
+  ai_dim_args dim;
+  ai_slice_args slice;
+  ai_permute_args permute;
+  ai_conv_args conv;
+  ai_pool_args pool;
+  ai_linmap_args linmap;
+  ai_norm_args norm;
+} ai_node_args;
 
 typedef struct {
   ai_node *fn;       /* producer of this input, or NULL */
@@ -59,8 +83,7 @@ struct ai_node {
   int nin, nsaved;
   bool freed;                 /* saved tensors released by a backward without retain_graph */
   ai_saved saved[AI_MAXSAVED];
-  double f[4];                /* op arguments */
-  int64_t i[12];
+  ai_node_args arg;           /* the op's arguments: AI_ARGS(n, NAME) */
   int64_t *extra;             /* variable-length arguments (e.g. cat sizes), freed with the node */
   /* engine scratch */
   ai_tensor *gbuf;
@@ -78,10 +101,18 @@ struct ai_grad_hook {
   int pending;
 };
 
+/* Typed access to a node's arguments: the member that the op's row names. */
+#define AI_ARGS_FN(NAME, name, args, grad, ...) \
+  static inline __typeof__(((ai_node *)0)->arg.args) *ai_args_##NAME(ai_node *n) { return &n->arg.args; }
+AI_OP_LIST(AI_ARGS_FN)
+#undef AI_ARGS_FN
+#define AI_ARGS(n, NAME) ai_args_##NAME(n)
+
+/* A rule fills gin[i] for the inputs that need a gradient (grad_rules.c); NULL for NOGRAD rows. */
 typedef int (*ai_rule)(ai_node *n, ai_tensor *g, ai_tensor **gin);
 extern const ai_rule ai_rules[AI_NOPS];
-extern const char *const ai_op_names[AI_NOPS];
-extern const bool ai_op_double_backward[AI_NOPS];
+/* The op's name as grad_fn shows it ("ADD", "CONV2D"). */
+static inline const char *ai_op_name(ai_opid op) { return ai_op_table[op].NAME; }
 
 /* Records op producing `out` from inputs ins[0..nin). *node is NULL when nothing needs
  * recording (grad disabled or no input requires grad). Returns -1 on allocation failure. */
@@ -106,7 +137,7 @@ void ai_gemm(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, con
              int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
 
 /* The linear geometric maps of nn.c (pooling, upsampling, padding) and their adjoints. */
-ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const int64_t *gi, const double *gf);
+ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const ai_linmap_args *a);
 
 /* g times an activation's derivative in one pass, not recorded (elementwise.c); used by the
  * rules when no graph is being recorded. v is the activation's input x or its output y. */

@@ -61,7 +61,7 @@ ai_tensor *ai_cat(ai_tensor **ts, int n, int dim) {
   if (rc) { ai_unref(out); free(sizes); return NULL; }
   ai_node *node = NULL;
   if (ai_is_float(dt) && ai_record(&node, AI_OP_CAT, out, n, ts)) { ai_unref(out); free(sizes); return NULL; }
-  if (node) { node->i[0] = dim; node->extra = sizes; }
+  if (node) { AI_ARGS(node, CAT)->dim = dim; node->extra = sizes; }
   else free(sizes);
   return out;
 }
@@ -123,7 +123,7 @@ ai_tensor *ai_index_select(ai_tensor *t, int dim, ai_tensor *index) {
     ai_node *n = NULL;
     ai_tensor *ins[2] = {t, ix};
     int err = ai_record(&n, AI_OP_INDEX_SELECT, out, 2, ins);
-    if (!err && n) { n->i[0] = dim; err = ai_save(n, ix); }
+    if (!err && n) { AI_ARGS(n, INDEX_SELECT)->dim = dim; err = ai_save(n, ix); }
     if (err) { ai_unref(out); out = NULL; }
   }
   ai_unref(ix);
@@ -175,7 +175,7 @@ ai_tensor *ai_index_add(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src)
     ai_node *n = NULL;
     ai_tensor *ins[3] = {t, ix, sc};
     int err = ai_record(&n, AI_OP_INDEX_ADD, out, 3, ins);
-    if (!err && n) { n->i[0] = dim; err = ai_save(n, ix); }
+    if (!err && n) { AI_ARGS(n, INDEX_ADD)->dim = dim; err = ai_save(n, ix); }
     if (err) { ai_unref(out); out = NULL; }
   }
   ai_unref(sc);
@@ -236,7 +236,7 @@ ai_tensor *ai_gather(ai_tensor *t, int dim, ai_tensor *index) {
     ai_node *nd = NULL;
     ai_tensor *ins[2] = {t, index};
     int err = ai_record(&nd, AI_OP_GATHER, out, 2, ins);
-    if (!err && nd) { nd->i[0] = dim; err = ai_save(nd, index); }
+    if (!err && nd) { AI_ARGS(nd, GATHER)->dim = dim; err = ai_save(nd, index); }
     if (err) { ai_unref(out); return NULL; }
   }
   return out;
@@ -276,7 +276,7 @@ ai_tensor *ai_scatter(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src, b
     ai_node *nd = NULL;
     ai_tensor *ins[3] = {t, index, src};
     int err = ai_record(&nd, AI_OP_SCATTER, out, 3, ins);
-    if (!err && nd) { nd->i[0] = dim; nd->i[1] = add; err = ai_save(nd, index); }
+    if (!err && nd) { *AI_ARGS(nd, SCATTER) = (ai_dim_args){.dim = dim, .add = add}; err = ai_save(nd, index); }
     if (err) { ai_unref(out); return NULL; }
   }
   return out;

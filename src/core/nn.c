@@ -78,11 +78,6 @@ ai_tensor *ai_linear(ai_tensor *x, ai_tensor *w, ai_tensor *b) {
 
 /* ---------------------------------------------------------------- convolutions */
 
-static void store_conv(ai_node *n, const ai_conv_opts *o) {
-  n->i[0] = o->stride[0]; n->i[1] = o->stride[1]; n->i[2] = o->pad[0]; n->i[3] = o->pad[1];
-  n->i[4] = o->dil[0]; n->i[5] = o->dil[1]; n->i[6] = o->groups;
-  n->i[7] = o->out_pad[0]; n->i[8] = o->out_pad[1];
-}
 static int check_conv_args(ai_tensor *x, ai_tensor *w, ai_tensor *b, int64_t bias_size, const char *fn) {
   if (need_float(x, fn, "input") || need_float(w, fn, "weight")) return -1;
   if (need_dims(x, 4, fn, "input", "N x C x H x W") || need_dims(w, 4, fn, "weight", "4-D")) return -1;
@@ -176,8 +171,7 @@ static ai_tensor *conv_run(conv_kind kind, ai_tensor *a, ai_tensor *w, ai_tensor
   ai_tensor *ins[3] = {ac, wc, bc};
   y = record(op, y, kind == CK_WGRAD ? 2 : 3, ins, &n);
   if (y && n) {
-    store_conv(n, o);
-    n->i[9] = R; n->i[10] = S;
+    n->arg.conv = (ai_conv_args){*o, R, S}; /* the three conv rows share their arguments */
     if (ai_save(n, ac) || ai_save(n, wc) || (keep && ai_save(n, keep))) { ai_unref(y); y = NULL; }
   }
   ai_unref(ac); ai_unref(wc); ai_unref(bc); ai_unref(keep);
@@ -277,8 +271,7 @@ ai_tensor *ai_max_pool2d(ai_tensor *x, const int *k, const int *s, const int *p,
   ai_node *n;
   y = record(AI_OP_MAX_POOL2D, y, 1, &xc, &n);
   if (y && n) {
-    int v[] = {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], ceil_mode};
-    for (int i = 0; i < 9; i++) n->i[i] = v[i];
+    *AI_ARGS(n, MAX_POOL2D) = (ai_pool_args){{k[0], k[1]}, {s[0], s[1]}, {p[0], p[1]}, {d[0], d[1]}, ceil_mode};
     if (ai_save(n, ix)) { ai_unref(y); y = NULL; }
   }
   ai_unref(ix);
@@ -289,14 +282,14 @@ ai_tensor *ai_max_pool2d(ai_tensor *x, const int *k, const int *s, const int *p,
 /* ---------------------------------------------------------------- linear maps and adjoints
  * Average pooling, adaptive average pooling, upsampling and reflect/replicate padding are
  * linear: the backward of each is its adjoint, and the backward of the adjoint is the map
- * again, so each pair of rows differentiates any number of times. i[0..3] = H W P Q (input
- * and output plane sizes), i[4..] and f[] the map's parameters. */
+ * again, so each pair of rows differentiates any number of times. Both rows of a pair keep the
+ * same ai_linmap_args. */
 
-ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const int64_t *gi, const double *gf) {
-  if (need_float(in, ai_op_names[fwd], "input") || need_dims(in, 4, ai_op_names[fwd], "input", "N x C x H x W"))
+ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const ai_linmap_args *a) {
+  if (need_float(in, ai_op_name(fwd), "input") || need_dims(in, 4, ai_op_name(fwd), "input", "N x C x H x W"))
     return NULL;
   int N = (int)in->shape[0], C = (int)in->shape[1];
-  int H = (int)gi[0], W = (int)gi[1], P = (int)gi[2], Q = (int)gi[3];
+  int H = a->H, W = a->W, P = a->P, Q = a->Q;
   int64_t shape[4] = {N, C, adjoint ? H : P, adjoint ? W : Q};
   ai_dtype dt = in->dtype;
   ai_tensor *ic = ai_contiguous(in), *y = ic ? ai_empty(dt, 4, shape) : NULL;
@@ -306,8 +299,8 @@ ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const int64_t *gi
   switch (fwd) {
   case AI_OP_AVG_POOL2D: {
     nnk_pool g;
-    nnk_pool_setup(&g, N, C, H, W, (int)gi[4], (int)gi[5], (int)gi[6], (int)gi[7], (int)gi[8], (int)gi[9], 1, 1,
-                   (int)gi[10], (int)gi[11], 0);
+    nnk_pool_setup(&g, N, C, H, W, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], 1, 1,
+                   a->ceil_mode, a->count_include_pad, 0);
     rc = adjoint ? KCALL(dt, avg_pool2d_backward, yo, xi, &g) : KCALL(dt, avg_pool2d_forward, yo, xi, &g);
     break;
   }
@@ -316,23 +309,25 @@ ai_tensor *ai_linmap(ai_opid fwd, bool adjoint, ai_tensor *in, const int64_t *gi
     else KCALL(dt, adaptive_avg_pool2d_forward, yo, xi, N, C, H, W, P, Q);
     break;
   case AI_OP_UPSAMPLE:
-    if (gf[0] == 0)
-      rc = adjoint ? KCALL(dt, upsample_nearest2d_backward, yo, xi, N, C, H, W, P, Q, gf[2], gf[3])
-                   : KCALL(dt, upsample_nearest2d_forward, yo, xi, N, C, H, W, P, Q, gf[2], gf[3]);
+    if (a->mode == 0)
+      rc = adjoint ? KCALL(dt, upsample_nearest2d_backward, yo, xi, N, C, H, W, P, Q, a->scale_h, a->scale_w)
+                   : KCALL(dt, upsample_nearest2d_forward, yo, xi, N, C, H, W, P, Q, a->scale_h, a->scale_w);
     else
-      rc = adjoint ? KCALL(dt, upsample_bilinear2d_backward, yo, xi, N, C, H, W, P, Q, (int)gf[1], gf[2], gf[3])
-                   : KCALL(dt, upsample_bilinear2d_forward, yo, xi, N, C, H, W, P, Q, (int)gf[1], gf[2], gf[3]);
+      rc = adjoint ? KCALL(dt, upsample_bilinear2d_backward, yo, xi, N, C, H, W, P, Q, a->align_corners, a->scale_h,
+                           a->scale_w)
+                   : KCALL(dt, upsample_bilinear2d_forward, yo, xi, N, C, H, W, P, Q, a->align_corners, a->scale_h,
+                           a->scale_w);
     break;
   default: { /* PAD */
-    nnk_pad_mode m = gf[0] == AI_PAD_REFLECT ? NNK_PAD_REFLECT : NNK_PAD_REPLICATE;
-    rc = adjoint ? KCALL(dt, pad2d_backward, yo, xi, N, C, H, W, (int)gi[4], (int)gi[5], (int)gi[6], (int)gi[7], m)
-                 : KCALL(dt, pad2d_forward, yo, xi, N, C, H, W, (int)gi[4], (int)gi[5], (int)gi[6], (int)gi[7], m);
+    nnk_pad_mode m = a->pad_mode == AI_PAD_REFLECT ? NNK_PAD_REFLECT : NNK_PAD_REPLICATE;
+    rc = adjoint ? KCALL(dt, pad2d_backward, yo, xi, N, C, H, W, a->left, a->right, a->top, a->bottom, m)
+                 : KCALL(dt, pad2d_forward, yo, xi, N, C, H, W, a->left, a->right, a->top, a->bottom, m);
   }
   }
-  if (rc) { ai_unref(y); ai_unref(ic); return AI_ERRNULL("%s: invalid geometry", ai_op_names[fwd]); }
+  if (rc) { ai_unref(y); ai_unref(ic); return AI_ERRNULL("%s: invalid geometry", ai_op_name(fwd)); }
   ai_node *n;
   y = record(adjoint ? (ai_opid)(fwd + 1) : fwd, y, 1, &ic, &n);
-  if (y && n) { memcpy(n->i, gi, sizeof n->i); memcpy(n->f, gf, sizeof n->f); }
+  if (y && n) n->arg.linmap = *a;
   ai_unref(ic);
   return y;
 }
@@ -341,25 +336,24 @@ ai_tensor *ai_avg_pool2d(ai_tensor *x, const int *k, const int *s, const int *p,
   nnk_pool g;
   int one[2] = {1, 1};
   if (pool_setup(&g, x, k, s, p, one, ceil_mode, cip, "avg_pool2d")) return NULL;
-  int64_t gi[12] = {g.H, g.W, g.P, g.Q, k[0], k[1], s[0], s[1], p[0], p[1], ceil_mode, cip};
-  double gf[4] = {0};
-  return ai_linmap(AI_OP_AVG_POOL2D, false, x, gi, gf);
+  ai_linmap_args a = {.H = g.H, .W = g.W, .P = g.P, .Q = g.Q, .kernel = {k[0], k[1]}, .stride = {s[0], s[1]},
+                      .pad = {p[0], p[1]}, .ceil_mode = ceil_mode, .count_include_pad = cip};
+  return ai_linmap(AI_OP_AVG_POOL2D, false, x, &a);
 }
 
 ai_tensor *ai_adaptive_avg_pool2d(ai_tensor *x, int P, int Q) {
   if (need_dims(x, 4, "adaptive_avg_pool2d", "input", "N x C x H x W")) return NULL;
   if (P < 1 || Q < 1) return AI_ERRNULL("adaptive_avg_pool2d: output size must be positive");
-  int64_t gi[12] = {x->shape[2], x->shape[3], P, Q};
-  double gf[4] = {0};
-  return ai_linmap(AI_OP_ADAPTIVE_AVG_POOL2D, false, x, gi, gf);
+  ai_linmap_args a = {.H = (int)x->shape[2], .W = (int)x->shape[3], .P = P, .Q = Q};
+  return ai_linmap(AI_OP_ADAPTIVE_AVG_POOL2D, false, x, &a);
 }
 
 ai_tensor *ai_upsample(ai_tensor *x, int P, int Q, int mode, bool align_corners, double sh, double sw) {
   if (need_dims(x, 4, "upsample", "input", "N x C x H x W")) return NULL;
   if (P < 1 || Q < 1 || P > (1 << 24) || Q > (1 << 24)) return AI_ERRNULL("upsample: output size must be positive");
-  int64_t gi[12] = {x->shape[2], x->shape[3], P, Q};
-  double gf[4] = {mode, align_corners, sh > 0 ? sh : 0, sw > 0 ? sw : 0};
-  return ai_linmap(AI_OP_UPSAMPLE, false, x, gi, gf);
+  ai_linmap_args a = {.H = (int)x->shape[2], .W = (int)x->shape[3], .P = P, .Q = Q, .mode = mode,
+                      .align_corners = align_corners, .scale_h = sh > 0 ? sh : 0, .scale_w = sw > 0 ? sw : 0};
+  return ai_linmap(AI_OP_UPSAMPLE, false, x, &a);
 }
 
 ai_tensor *ai_pad2d(ai_tensor *x, int l, int r, int t, int b, ai_pad_mode mode, double value) {
@@ -392,9 +386,9 @@ ai_tensor *ai_pad2d(ai_tensor *x, int l, int r, int t, int b, ai_pad_mode mode, 
   int64_t H = x->shape[2], W = x->shape[3];
   if (mode == AI_PAD_REFLECT && (l >= W || r >= W || t >= H || b >= H))
     return AI_ERRNULL("pad: reflect padding must be smaller than the input size (%lldx%lld)", (long long)H, (long long)W);
-  int64_t gi[12] = {H, W, H + t + b, W + l + r, l, r, t, b};
-  double gf[4] = {mode};
-  return ai_linmap(AI_OP_PAD, false, x, gi, gf);
+  ai_linmap_args a = {.H = (int)H, .W = (int)W, .P = (int)(H + t + b), .Q = (int)(W + l + r), .left = l, .right = r,
+                      .top = t, .bottom = b, .pad_mode = mode};
+  return ai_linmap(AI_OP_PAD, false, x, &a);
 }
 
 /* ---------------------------------------------------------------- normalisation */
@@ -428,8 +422,7 @@ ai_tensor *ai_batch_norm(ai_tensor *x, ai_tensor *rm, ai_tensor *rv, ai_tensor *
   ai_tensor *ins[3] = {xc, wc, bc};
   y = record(AI_OP_BATCH_NORM, y, 3, ins, &n);
   if (y && n) {
-    n->i[0] = training;
-    n->f[0] = eps;
+    *AI_ARGS(n, BATCH_NORM) = (ai_norm_args){.eps = eps, .training = training};
     if (ai_save(n, xc) || ai_save(n, sm) || ai_save(n, si) || (wc && ai_save(n, wc))) { ai_unref(y); y = NULL; }
   }
   ai_unref(xc); ai_unref(wc); ai_unref(bc); ai_unref(sm); ai_unref(si);
@@ -457,8 +450,7 @@ ai_tensor *ai_group_norm(ai_tensor *x, int G, ai_tensor *w, ai_tensor *b, double
   ai_tensor *ins[3] = {xc, wc, bc};
   y = record(AI_OP_GROUP_NORM, y, 3, ins, &n);
   if (y && n) {
-    n->i[0] = G;
-    n->f[0] = eps;
+    *AI_ARGS(n, GROUP_NORM) = (ai_norm_args){.eps = eps, .groups = G};
     if (ai_save(n, xc) || ai_save(n, mean) || ai_save(n, rstd) || (wc && ai_save(n, wc))) { ai_unref(y); y = NULL; }
   }
   ai_unref(xc); ai_unref(wc); ai_unref(bc); ai_unref(mean); ai_unref(rstd);
@@ -491,8 +483,7 @@ ai_tensor *ai_layer_norm(ai_tensor *x, int nd, ai_tensor *w, ai_tensor *b, doubl
   ai_tensor *ins[3] = {xc, wc, bc};
   y = record(AI_OP_LAYER_NORM, y, 3, ins, &n);
   if (y && n) {
-    n->i[0] = nd;
-    n->f[0] = eps;
+    *AI_ARGS(n, LAYER_NORM) = (ai_norm_args){.eps = eps, .ndims = nd};
     if (ai_save(n, xc) || ai_save(n, mean) || ai_save(n, rstd) || (wc && ai_save(n, wc))) { ai_unref(y); y = NULL; }
   }
   ai_unref(xc); ai_unref(wc); ai_unref(bc); ai_unref(mean); ai_unref(rstd);
@@ -520,7 +511,7 @@ ai_tensor *ai_softmax(ai_tensor *x, int dim, bool log) {
   else KCALL(x->dtype, softmax_forward, ai_data(y), ai_data(xc), o, l, i);
   ai_node *n;
   y = record(log ? AI_OP_LOG_SOFTMAX : AI_OP_SOFTMAX, y, 1, &xc, &n);
-  if (y && n) { n->i[0] = dim; if (ai_save_output(n, y)) { ai_unref(y); y = NULL; } }
+  if (y && n) { n->arg.dim.dim = dim; if (ai_save_output(n, y)) { ai_unref(y); y = NULL; } }
   ai_unref(xc);
   return y;
 }

@@ -146,7 +146,6 @@ static void out_shape(const ai_tensor *t, unsigned dims, bool keepdim, int *nd, 
   *nd = k;
 }
 
-static const char *const redop_names[AI_NREDUCE] = {"sum", "mean", "prod", "max", "min", "logsumexp"};
 
 /* The raw reduction without recording. */
 static ai_tensor *reduce_raw(ai_redop op, ai_tensor *t, unsigned dims, bool keepdim) {
@@ -157,7 +156,7 @@ static ai_tensor *reduce_raw(ai_redop op, ai_tensor *t, unsigned dims, bool keep
   rgeom g;
   make_geom(t, dims, &g);
   if (g.R == 0 && (op == AI_RMAX || op == AI_RMIN))
-    return AI_ERRNULL("%s: cannot reduce over an empty dimension", redop_names[op]);
+    return AI_ERRNULL("%s: cannot reduce over an empty dimension", ai_redop_names[op]);
   ai_dtype odt = reduce_dtype(op, t->dtype);
   ai_tensor *out = ai_empty(odt, nd, shape);
   if (!out) return NULL;
@@ -194,13 +193,19 @@ static ai_tensor *reduce_raw(ai_redop op, ai_tensor *t, unsigned dims, bool keep
   return out;
 }
 
-static const ai_opid redop_row[AI_NREDUCE] = {AI_OP_SUM, AI_OP_MEAN, AI_OP_PROD, AI_OP_AMAX,
-                                              AI_OP_AMAX, AI_OP_LOGSUMEXP};
+#define REDUCE_ROW(RNAME, name, ROW, saves) [AI_##RNAME] = AI_OP_##ROW,
+static const ai_opid redop_row[AI_NREDUCE] = {AI_REDUCE_OPS(REDUCE_ROW)};
+#undef REDUCE_ROW
+#define SAVES_INOUT 1
+#define SAVES_NOTHING 0
+#define REDUCE_SAVES(RNAME, name, ROW, saves) [AI_##RNAME] = SAVES_##saves,
+static const bool redop_saves[AI_NREDUCE] = {AI_REDUCE_OPS(REDUCE_SAVES)};
+#undef REDUCE_SAVES
 
 ai_tensor *ai_reduce(ai_redop op, ai_tensor *t, unsigned dims, bool keepdim) {
   if ((int)op < 0 || op >= AI_NREDUCE) return AI_ERRNULL("unknown reduction");
   if (t->ndim && dims >= (1u << t->ndim))
-    return AI_ERRNULL("%s: dimension out of range for a %d-dim tensor", redop_names[op], t->ndim);
+    return AI_ERRNULL("%s: dimension out of range for a %d-dim tensor", ai_redop_names[op], t->ndim);
   bool was = ai_set_grad_enabled(false);
   ai_tensor *out = reduce_raw(op, t, dims, keepdim);
   ai_set_grad_enabled(was);
@@ -208,10 +213,8 @@ ai_tensor *ai_reduce(ai_redop op, ai_tensor *t, unsigned dims, bool keepdim) {
   ai_node *n = NULL;
   int err = ai_record(&n, redop_row[op], out, 1, &t);
   if (!err && n) {
-    n->i[0] = dims ? dims : (t->ndim ? (1u << t->ndim) - 1 : 0);
-    n->i[1] = keepdim;
-    if (op == AI_RPROD || op == AI_RMAX || op == AI_RMIN || op == AI_RLOGSUMEXP)
-      err = ai_save(n, t) || ai_save_output(n, out);
+    n->arg.reduce = (ai_reduce_args){.dims = dims ? dims : (t->ndim ? (1u << t->ndim) - 1 : 0), .keepdim = keepdim};
+    if (redop_saves[op]) err = ai_save(n, t) || ai_save_output(n, out);
   }
   if (err) { ai_unref(out); return NULL; }
   return out;
@@ -261,9 +264,8 @@ ai_tensor *ai_norm(ai_tensor *t, double p, unsigned dims, bool keepdim) {
     ai_node *n = NULL;
     int err = ai_record(&n, AI_OP_NORM, r, 1, &x);
     if (!err && n) {
-      n->i[0] = dims ? dims : (x->ndim ? (1u << x->ndim) - 1 : 0);
-      n->i[1] = keepdim;
-      n->f[0] = p;
+      *AI_ARGS(n, NORM) = (ai_reduce_args){.dims = dims ? dims : (x->ndim ? (1u << x->ndim) - 1 : 0),
+                                           .keepdim = keepdim, .p = p};
       err = ai_save(n, x) || ai_save_output(n, r);
     }
     if (err) { ai_unref(r); r = NULL; }
@@ -329,7 +331,7 @@ int ai_max_dim(ai_tensor *t, int dim, bool keepdim, bool is_min, ai_tensor **val
   if (ai_is_float(t->dtype)) {
     ai_node *n = NULL;
     int err = ai_record(&n, AI_OP_MAX_DIM, v, 1, &t);
-    if (!err && n) { n->i[0] = dim; n->i[1] = keepdim; err = ai_save(n, ix); }
+    if (!err && n) { *AI_ARGS(n, MAX_DIM) = (ai_dim_args){.dim = dim, .keepdim = keepdim}; err = ai_save(n, ix); }
     if (err) { ai_unref(v); ai_unref(ix); return -1; }
   }
   *values = v;
@@ -402,7 +404,7 @@ ai_tensor *ai_cumulative(ai_tensor *t, int dim, bool is_prod) {
     ai_node *n = NULL;
     int err = ai_record(&n, is_prod ? AI_OP_CUMPROD : AI_OP_CUMSUM, out, 1, &x);
     if (!err && n) {
-      n->i[0] = dim;
+      n->arg.dim.dim = dim; /* CUMSUM or CUMPROD */
       if (is_prod) err = ai_save(n, x) || ai_save_output(n, out);
     }
     if (err) { ai_unref(out); out = NULL; }

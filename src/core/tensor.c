@@ -481,7 +481,7 @@ ai_tensor *ai_permute(ai_tensor *t, const int *perm) {
   if (!v) return NULL;
   ai_node *n = NULL;
   if (!record1(AI_OP_PERMUTE, v, t, &n)) return NULL;
-  if (n) for (int d = 0; d < t->ndim; d++) n->i[d] = perm[d];
+  if (n) for (int d = 0; d < t->ndim; d++) AI_ARGS(n, PERMUTE)->perm[d] = perm[d];
   return v;
 }
 
@@ -514,7 +514,7 @@ ai_tensor *ai_slice(ai_tensor *t, int dim, int64_t start, int64_t stop, int64_t 
   if (!v) return NULL;
   ai_node *n = NULL;
   if (!record1(AI_OP_SLICE, v, t, &n)) return NULL;
-  if (n) { n->i[0] = dim; n->i[1] = start; n->i[2] = step; }
+  if (n) *AI_ARGS(n, SLICE) = (ai_slice_args){dim, start, step};
   return v;
 }
 
@@ -543,7 +543,7 @@ ai_tensor *ai_select(ai_tensor *t, int dim, int64_t index) {
   if (!v) return NULL;
   ai_node *n = NULL;
   if (!record1(AI_OP_SELECT, v, t, &n)) return NULL;
-  if (n) { n->i[0] = dim; n->i[1] = index; }
+  if (n) *AI_ARGS(n, SELECT) = (ai_slice_args){dim, index, 1};
   return v;
 }
 
@@ -644,6 +644,6 @@ ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int d
   ai_unref(part);
   ai_node *n = NULL;
   if (!record1(AI_OP_SLICE_BACKWARD, z, g, &n)) return NULL;
-  if (n) { n->i[0] = dim; n->i[1] = start; n->i[2] = step; }
+  if (n) *AI_ARGS(n, SLICE_BACKWARD) = (ai_slice_args){dim, start, step};
   return z;
 }

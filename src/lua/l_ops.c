@@ -28,11 +28,9 @@ static int binary(lua_State *L, ai_binop op) {
   return luaL_argerror(L, 1, lua_pushfstring(L, "tensor expected, got %s", luaL_typename(L, 1)));
 }
 
-#define BIN(name, op) static int op_##name(lua_State *L) { return binary(L, op); }
-BIN(add, AI_ADD) BIN(sub, AI_SUB) BIN(mul, AI_MUL) BIN(div, AI_DIV) BIN(pow, AI_POW)
-BIN(remainder, AI_REM) BIN(maximum, AI_MAXIMUM) BIN(minimum, AI_MINIMUM) BIN(atan2, AI_ATAN2)
-BIN(eq, AI_EQ) BIN(ne, AI_NE) BIN(lt, AI_LT) BIN(le, AI_LE) BIN(gt, AI_GT) BIN(ge, AI_GE)
-BIN(logical_and, AI_AND) BIN(logical_or, AI_OR)
+/* ai.add(a, b) / a:add(b) ... and a:add_(b) ...: one function per row of the registry (ops.h) */
+#define BIN(NAME, name, ...) static int op_##name(lua_State *L) { return binary(L, AI_##NAME); }
+AI_BINARY_OPS(BIN)
 #undef BIN
 
 /* a // b: floor of the true quotient (recorded as div then floor, so not differentiable) */
@@ -50,20 +48,16 @@ static int inplace(lua_State *L, ai_binop op) {
   lua_settop(L, 1);
   return 1;
 }
-#define INP(name, op) static int op_##name##_(lua_State *L) { return inplace(L, op); }
-INP(add, AI_ADD) INP(sub, AI_SUB) INP(mul, AI_MUL) INP(div, AI_DIV) INP(pow, AI_POW)
-INP(remainder, AI_REM) INP(maximum, AI_MAXIMUM) INP(minimum, AI_MINIMUM)
-#undef INP
+#define INP(NAME, name, args, grad, kind, saves, inplace) INP_##inplace(NAME, name)
+#define INP_INPLACE(NAME, name) static int op_##name##_(lua_State *L) { return inplace(L, AI_##NAME); }
+#define INP_OUTOFPLACE(NAME, name)
+AI_BINARY_OPS(INP)
 
 /* ---------------------------------------------------------------- unary */
 
 static int unary(lua_State *L, ai_unop op) { return lai_push(L, ai_unary(op, lai_check(L, 1))); }
-#define UN(name, op) static int op_##name(lua_State *L) { return unary(L, op); }
-UN(neg, AI_NEG) UN(abs, AI_ABS) UN(sign, AI_SIGN) UN(exp, AI_EXP) UN(log, AI_LOG) UN(log1p, AI_LOG1P)
-UN(expm1, AI_EXPM1) UN(sqrt, AI_SQRT) UN(rsqrt, AI_RSQRT) UN(sin, AI_SIN) UN(cos, AI_COS)
-UN(tanh, AI_TANH) UN(sigmoid, AI_SIGMOID) UN(relu, AI_RELU) UN(silu, AI_SILU) UN(gelu, AI_GELU)
-UN(floor, AI_FLOOR) UN(ceil, AI_CEIL) UN(round, AI_ROUND) UN(logical_not, AI_NOT)
-UN(reciprocal, AI_RECIPROCAL) UN(square, AI_SQUARE) UN(log2, AI_LOG2) UN(erf, AI_ERF)
+#define UN(NAME, name, ...) static int op_##name(lua_State *L) { return unary(L, AI_##NAME); }
+AI_UNARY_OPS(UN)
 #undef UN
 
 static int op_leaky_relu(lua_State *L) {
@@ -685,23 +679,52 @@ static int dbg_lua_mem_limit(lua_State *L) {
   return 1;
 }
 
+/* ---------------------------------------------------------------- ai._ops */
+
+/* ai._ops: the op registry (ops.h) as a list of {NAME=, name=, family=, dtypes=, recorded=,
+ * double_backward=, inplace=}, one per autograd row, for tests and tools. */
+static void push_op_table(lua_State *L) {
+  lua_createtable(L, ai_op_count, 0);
+  for (int i = 0; i < ai_op_count; i++) {
+    const ai_op_info *o = &ai_op_table[i];
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, o->NAME);
+    lua_setfield(L, -2, "NAME");
+    lua_pushstring(L, o->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, o->family);
+    lua_setfield(L, -2, "family");
+    lua_pushstring(L, o->dtypes);
+    lua_setfield(L, -2, "dtypes");
+    lua_pushboolean(L, o->recorded);
+    lua_setfield(L, -2, "recorded");
+    lua_pushboolean(L, o->double_backward);
+    lua_setfield(L, -2, "double_backward");
+    lua_pushboolean(L, o->inplace);
+    lua_setfield(L, -2, "inplace");
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
 /* ---------------------------------------------------------------- registration */
 
 #define F(name) {#name, op_##name}
+#define ELEM_REG(NAME, name, ...) F(name),
+static const luaL_Reg elementwise[] = {AI_BINARY_OPS(ELEM_REG) AI_UNARY_OPS(ELEM_REG) {NULL, NULL}};
+#undef ELEM_REG
+#define INPLACE_REG(NAME, name, args, grad, kind, saves, inplace) INPLACE_REG_##inplace(name)
+#define INPLACE_REG_INPLACE(name) F(name##_),
+#define INPLACE_REG_OUTOFPLACE(name)
+static const luaL_Reg elementwise_inplace[] = {AI_BINARY_OPS(INPLACE_REG) {NULL, NULL}};
+#undef INPLACE_REG
 static const luaL_Reg both[] = {
-    F(add), F(sub), F(mul), F(div), F(pow), F(remainder), F(maximum), F(minimum), F(atan2),
-    F(eq), F(ne), F(lt), F(le), F(gt), F(ge), F(logical_and), F(logical_or), F(floor_divide),
-    F(neg), F(abs), F(sign), F(exp), F(log), F(log1p), F(expm1), F(sqrt), F(rsqrt), F(sin),
-    F(cos), F(tanh), F(sigmoid), F(relu), F(silu), F(gelu), F(floor), F(ceil), F(round),
-    F(logical_not), F(reciprocal), F(square), F(log2), F(erf), F(leaky_relu), F(softplus),
-    F(clamp), F(where), F(masked_fill), F(sum), F(mean), F(prod), F(logsumexp), F(amax), F(amin),
+    F(floor_divide), F(leaky_relu), F(softplus), F(clamp), F(where), F(masked_fill), F(sum), F(mean), F(prod), F(logsumexp), F(amax), F(amin),
     F(max), F(min), F(argmax), F(argmin), F(var), F(std), F(norm), F(cumsum), F(cumprod),
     F(matmul), F(mm), F(bmm), F(dot), F(cat), F(stack), F(split), F(chunk), F(index_select),
     F(gather), F(scatter), F(scatter_add), F(index_add), F(masked_select), F(bernoulli),
     {"fmod", op_remainder}, {"clip", op_clamp}, {NULL, NULL}};
 
 static const luaL_Reg methods_only[] = {
-    F(add_), F(sub_), F(mul_), F(div_), F(pow_), F(remainder_), F(maximum_), F(minimum_),
     F(clamp_), F(masked_fill_), F(uniform_), F(normal_), F(bernoulli_), F(random_), {NULL, NULL}};
 
 static const luaL_Reg module_only[] = {
@@ -714,12 +737,17 @@ void lai_open_ops(lua_State *L) {
   lua_pushcfunction(L, op_eigh);
   lua_setfield(L, -2, "eigh");
   lua_setfield(L, -3, "linalg");
+  lai_register(L, elementwise);
+  lai_register(L, elementwise_inplace);
   lai_register(L, both);
   lai_register(L, methods_only);
   lua_pushvalue(L, -2);
+  lai_register(L, elementwise);
   lai_register(L, both);
   lai_register(L, module_only);
   lua_pop(L, 1);
+  push_op_table(L);
+  lua_setfield(L, -3, "_ops");
   /* ai._debug: hooks for the reliability tests */
   const luaL_Reg dbg[] = {{"lua_alloc_fail_after", dbg_lua_alloc_fail_after},
                           {"lua_mem_limit", dbg_lua_mem_limit},
