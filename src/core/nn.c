@@ -621,15 +621,38 @@ ai_tensor *ai_smooth_l1_loss(ai_tensor *x, ai_tensor *y, double beta, ai_reducti
   return finish(s, (small && quad && lin) ? K(s, ai_where(small, quad, lin)) : NULL, r);
 }
 
-ai_tensor *ai_bce_loss(ai_tensor *p, ai_tensor *y, ai_tensor *weight, ai_reduction r) {
-  if (same_shape_args(p, y, "bce_loss")) return NULL;
-  scope S = {.n = 0}, *s = &S;
-  /* log clamped at -100 as PyTorch, so p = 0 or 1 gives a finite loss */
+/* The elementwise binary cross-entropy -w (y log p + (1 - y) log(1 - p)), logs clamped at -100
+ * as PyTorch's, so that p = 0 or 1 gives a finite loss. */
+static ai_tensor *bce_terms(scope *s, ai_tensor *p, ai_tensor *y, ai_tensor *weight) {
   ai_tensor *lp = un(s, AI_LOG, p), *l1p = un(s, AI_LOG, one_minus(s, p));
   lp = lp ? K(s, ai_clamp(lp, -100, INFINITY)) : NULL;
   l1p = l1p ? K(s, ai_clamp(l1p, -100, INFINITY)) : NULL;
   ai_tensor *l = un(s, AI_NEG, add(s, mul(s, y, lp), mul(s, one_minus(s, y), l1p)));
-  if (weight) l = mul(s, l, weight);
+  return weight ? mul(s, l, weight) : l;
+}
+
+/* One recorded op, not a composite of log and clamp: their gradients would give 0 x inf = NaN
+ * where p is exactly 0 or 1 (sigmoid(x) is 1 in f32 above x = 17), so the rule (BCE_LOSS_bw)
+ * divides by max(p (1 - p), 1e-12) as PyTorch does. */
+ai_tensor *ai_bce_loss(ai_tensor *p, ai_tensor *y, ai_tensor *weight, ai_reduction r) {
+  if (same_shape_args(p, y, "bce_loss")) return NULL;
+  ai_tensor *lo = ai_reduce(AI_RMIN, p, 0, false), *hi = lo ? ai_reduce(AI_RMAX, p, 0, false) : NULL;
+  double pmin = lo ? ai_item(lo) : 0, pmax = hi ? ai_item(hi) : 0;
+  ai_unref(lo);
+  ai_unref(hi);
+  if (!hi) return NULL;
+  if (ai_numel(p) > 0 && !(pmin >= 0 && pmax <= 1))
+    return AI_ERRNULL("bce_loss: every input value must be a probability in [0, 1] (got values from %g to %g); "
+                      "for logits use bce_with_logits", pmin, pmax);
+  scope S = {.n = 0}, *s = &S;
+  bool was = ai_set_grad_enabled(false);
+  ai_tensor *l = bce_terms(s, p, y, weight);
+  ai_set_grad_enabled(was);
+  ai_node *n = NULL;
+  ai_tensor *ins[3] = {p, y, weight};
+  if (l && (ai_record(&n, AI_OP_BCE_LOSS, l, 3, ins) ||
+            (n && (ai_save(n, p) || ai_save(n, y) || (weight && ai_save(n, weight))))))
+    s->err = true;
   return finish(s, l, r);
 }
 

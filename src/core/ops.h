@@ -140,7 +140,8 @@
   X(GROUP_NORM, group_norm, norm, GRAD)                                 \
   X(LAYER_NORM, layer_norm, norm, GRAD)                                 \
   X(SOFTMAX, softmax, dim, GRAD)                                        \
-  X(LOG_SOFTMAX, log_softmax, dim, GRAD)
+  X(LOG_SOFTMAX, log_softmax, dim, GRAD)                                \
+  X(BCE_LOSS, bce_loss, none, GRAD)
 
 /* Every op of the autograd table, family by family. A macro used with it takes the four
  * common columns and ignores the rest: #define X(NAME, name, args, grad, ...) */
