@@ -63,7 +63,8 @@ local batches_per_epoch = #loader
 local fixed_z = ai.randn(64, cfg.z_dim) -- the same noise for every sample grid
 local step, last_ckpt = 0, out .. "/last.safetensors"
 
--- The losses, the gradient penalty, the sample grids and the checkpoints: below the loop.
+-- The loop, run at the end of the file (after a resume has loaded its checkpoint); the losses,
+-- the gradient penalty, the sample grids and the checkpoints are defined below it.
 local d_loss, g_loss, gradient_penalty, as_input, save_samples, checkpoint
 
 local function train()
