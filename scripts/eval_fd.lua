@@ -3,20 +3,21 @@
 -- in place of Inception): |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)). `--help` for options.
 local ai = require "aiart"
 local models = require "aiart.models"
+local experiment = require "aiart.experiment"
 
-local defaults = {
-  samples = "samples.idx",
-  classifier = "runs/classifier/classifier.safetensors",
-  reference = "test",
-  limit = 0,
-}
-local help = {
-  samples = "an IDX file of u8 28x28 images (sample.lua out=*.idx) or a folder of PNGs",
-  classifier = "checkpoint of train_classifier.lua",
-  reference = "reference images: the Fashion-MNIST split (test or train)",
-  limit = "use at most N images of each set (0: all)",
-}
-local cfg = ai.config.parse(arg, defaults, {help = help, description = "Fréchet distance of samples to Fashion-MNIST on the classifier's features."})
+local cfg = experiment.options(arg, {
+  samples = {"samples.idx", "an IDX file of u8 28x28 images (sample.lua out=*.idx) or a folder of PNGs", "string"},
+  classifier = {"runs/classifier/classifier.safetensors", "checkpoint of train_classifier.lua", "string"},
+  reference = {"test", "reference images: the Fashion-MNIST split", {"test", "train"}},
+  limit = {0, "use at most N images of each set (0: all)", "integer >= 0"},
+}, {
+  description = "Fréchet distance of samples to Fashion-MNIST on the classifier's features.",
+  check = function(c)
+    -- a covariance of one image divides by zero
+    if c.limit == 1 then return "limit=1: the covariances need at least 2 images of each set" end
+    return experiment.unreadable(c, "classifier", "samples")
+  end,
+})
 
 local parts = ai.checkpoint.read(cfg.classifier)
 local net = models.Classifier{width = parts.config and parts.config.width or 32}

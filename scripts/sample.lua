@@ -4,28 +4,35 @@
 local ai = require "aiart"
 local models = require "aiart.models"
 local diffusion = require "aiart.diffusion"
+local experiment = require "aiart.experiment"
+local computed = ai.config.computed
 
-local defaults = {
-  ckpt = "runs/mlp-bce/last.safetensors",
-  n = 64,
-  out = "samples.png",
-  seed = 1,
-  sample_steps = -1,
-  eta = -1.0,
-  batch = 250,
-}
-local help = {
-  ckpt = "checkpoint of train_gan.lua or train_ddpm.lua",
-  n = "number of samples",
-  out = "a .png grid, a folder (ending in /) of PNGs, or an .idx / .idx.gz file",
-  seed = "random seed",
-  sample_steps = "DDPM only: DDIM steps (-1: as trained, 0: ancestral DDPM)",
-  eta = "DDPM only: DDIM eta (-1: as trained)",
-  batch = "samples generated per batch",
-}
-local cfg = ai.config.parse(arg, defaults, {help = help, description = "Write samples of a trained GAN or DDPM."})
+-- The checkpoint, read once: by the first default taken from its training config, or below.
+local parts
+local function checkpoint(c)
+  local f = io.open(c.ckpt, "rb")
+  if not f then return {} end -- the check names the missing file
+  f:close()
+  parts = parts or ai.checkpoint.read(c.ckpt)
+  return parts
+end
+local function as_trained(key) return function(c) return (checkpoint(c).config or {})[key] or 0 end end
 
-local parts = ai.checkpoint.read(cfg.ckpt)
+local cfg = experiment.options(arg, {
+  ckpt = {"runs/mlp-bce/last.safetensors", "checkpoint of train_gan.lua or train_ddpm.lua", "string"},
+  n = {64, "number of samples", "integer >= 1"},
+  out = {"samples.png", "a .png grid, a folder (ending in /) of PNGs, or an .idx / .idx.gz file", "string"},
+  sample_steps = {computed("as trained", as_trained("sample_steps")), "DDPM only: DDIM steps (0: ancestral DDPM)",
+                  "integer >= 0"},
+  eta = {computed("as trained", as_trained("eta")), "DDPM only: DDIM eta", "number >= 0"},
+  batch = {250, "samples generated per batch", "integer >= 1"},
+}, {
+  description = "Write samples of a trained GAN or DDPM.",
+  common = {"seed"},
+  check = function(c) return experiment.unreadable(c, "ckpt") end,
+})
+
+parts = parts or ai.checkpoint.read(cfg.ckpt)
 local tc = parts.config or error("sample: " .. cfg.ckpt .. " holds no training config", 0)
 ai.manual_seed(cfg.seed)
 
@@ -39,8 +46,11 @@ if parts.G then
     return ai.no_grad(function() return G(ai.randn(k, tc.z_dim)):reshape(k, 1, 28, 28) end)
   end
 elseif parts.model and tc.T then
-  local mults = {}
-  for m in tostring(tc.mults):gmatch("[^,]+") do mults[#mults + 1] = tonumber(m) end
+  local mults = tc.mults -- a list; "1,2" in the checkpoints of the trees before option rules
+  if type(mults) ~= "table" then
+    mults = {}
+    for m in tostring(tc.mults):gmatch("[^,]+") do mults[#mults + 1] = tonumber(m) end
+  end
   local net = models.UNet{ch = tc.ch, mults = mults}
   net:load_state_dict(parts.model)
   if parts.ema then -- sample from the averaged weights, as training does
@@ -50,9 +60,7 @@ elseif parts.model and tc.T then
   end
   net:eval()
   local sched = diffusion.schedule(tc.T, tc.schedule)
-  local steps = cfg.sample_steps >= 0 and cfg.sample_steps or tc.sample_steps
-  local eta = cfg.eta >= 0 and cfg.eta or tc.eta
-  generate = function(k) return diffusion.sample(net, sched, {k, 1, 28, 28}, {steps = steps, eta = eta}) end
+  generate = function(k) return diffusion.sample(net, sched, {k, 1, 28, 28}, {steps = cfg.sample_steps, eta = cfg.eta}) end
 else
   error("sample: " .. cfg.ckpt .. " is not a GAN or DDPM checkpoint of this project", 0)
 end

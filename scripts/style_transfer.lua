@@ -6,48 +6,30 @@
 -- script runs out of the box. Without content=/style=, a generated pair is used.
 local ai = require "aiart"
 local models = require "aiart.models"
+local experiment = require "aiart.experiment"
 local F = ai.F
 
-local defaults = {
-  content = "",
-  style = "",
-  vgg = "",
-  size = 256,
-  steps = 100,
-  optimizer = "lbfgs",
-  lr = 1.0,
-  lbfgs_iter = 1,
-  style_weight = 1e5,
-  content_weight = 1.0,
-  tv_weight = 1e-4,
-  init = "content",
-  save_every = 25,
-  seed = 1,
-  threads = 0,
-  out = "runs/style",
-}
-local help = {
-  content = "content image (PNG); empty: a generated scene",
-  style = "style image (PNG); empty: a generated pattern",
-  vgg = "VGG-19 weights (safetensors, torchvision key names features.N.weight); empty: random CNN",
-  size = "size of the longer side of the output (up to 512)",
-  steps = "optimiser iterations (L-BFGS: each runs up to 20 evaluations... see lbfgs_iter)",
-  optimizer = "lbfgs or adam",
-  lr = "learning rate (L-BFGS: 1; Adam: try 0.02)",
-  lbfgs_iter = "L-BFGS inner iterations per step",
-  style_weight = "weight of the Gram-matrix losses",
-  content_weight = "weight of the content loss (0: texture synthesis)",
-  tv_weight = "weight of the total-variation loss",
-  init = "content or noise",
-  save_every = "write an intermediate image every N steps (0: never)",
-  seed = "random seed",
-  threads = "threads (0: all cores)",
-  out = "output folder (result.png, step_*.png, content.png, style.png)",
-}
-local cfg = ai.config.parse(arg, defaults, {help = help, description = "Gatys-style neural style transfer."})
+local cfg = experiment.options(arg, {
+  content = {"", "content image (PNG); empty: a generated scene", "string"},
+  style = {"", "style image (PNG); empty: a generated pattern", "string"},
+  vgg = {"", "VGG-19 weights (safetensors, torchvision key names features.N.weight); empty: random CNN", "string"},
+  size = {256, "size of the longer side of the output", "integer >= 16 and <= 512"},
+  steps = {100, "optimiser iterations (L-BFGS: each runs up to 20 evaluations... see lbfgs_iter)", "integer >= 0"},
+  optimizer = {"lbfgs", "lbfgs or adam", {"lbfgs", "adam"}},
+  lr = {1.0, "learning rate (L-BFGS: 1; Adam: try 0.02)", "number > 0"},
+  lbfgs_iter = {1, "L-BFGS inner iterations per step", "integer >= 1"},
+  style_weight = {1e5, "weight of the Gram-matrix losses", "number >= 0"},
+  content_weight = {1.0, "weight of the content loss (0: texture synthesis)", "number >= 0"},
+  tv_weight = {1e-4, "weight of the total-variation loss", "number >= 0"},
+  init = {"content", "the image that the optimisation starts from", {"content", "noise"}},
+  save_every = {25, "write an intermediate image every N steps (0: never)", "integer >= 0"},
+}, {
+  description = "Gatys-style neural style transfer.",
+  common = {out = {"runs/style", "output folder (result.png, step_*.png, content.png, style.png)"}, "seed", "threads"},
+  check = function(c) return experiment.unreadable(c, "content", "style", "vgg") end,
+})
 
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
-if cfg.size > 512 or cfg.size < 16 then error("size must be between 16 and 512", 0) end
 ai.manual_seed(cfg.seed)
 os.execute("mkdir -p '" .. cfg.out .. "'")
 
@@ -174,10 +156,8 @@ local opt
 if cfg.optimizer == "lbfgs" then
   opt = ai.optim.LBFGS({img}, {lr = cfg.lr, max_iter = cfg.lbfgs_iter, history_size = 50,
                               line_search_fn = "strong_wolfe"})
-elseif cfg.optimizer == "adam" then
-  opt = ai.optim.Adam({img}, {lr = cfg.lr})
 else
-  error("optimizer must be lbfgs or adam, got " .. cfg.optimizer, 0)
+  opt = ai.optim.Adam({img}, {lr = cfg.lr})
 end
 
 local function closure()

@@ -3,32 +3,27 @@
 -- is the feature extractor of eval_fd.lua. `--help` lists the options.
 local ai = require "aiart"
 local models = require "aiart.models"
+local experiment = require "aiart.experiment"
 
-local defaults = {
-  epochs = 12,
-  batch_size = 128,
-  lr = 0.1,
-  weight_decay = 5e-4,
-  width = 32,
-  limit = 0,
-  test_limit = 0,
-  seed = 1,
-  threads = 0,
-  out = "runs/classifier",
-}
-local help = {
-  epochs = "training epochs",
-  batch_size = "batch size",
-  lr = "peak learning rate of the one-cycle schedule (SGD, Nesterov momentum 0.9)",
-  weight_decay = "weight decay",
-  width = "channels of the first convolutions",
-  limit = "use only the first N training images (0: all), for quick runs",
-  test_limit = "evaluate on the first N test images (0: all 10,000)",
-  seed = "random seed",
-  threads = "threads (0: all cores)",
-  out = "output folder (classifier.safetensors, metrics.jsonl, loss.png)",
-}
-local cfg = ai.config.parse(arg, defaults, {help = help, description = "Train the Fashion-MNIST classifier used by eval_fd.lua."})
+local cfg = experiment.options(arg, {
+  epochs = {12, "training epochs", "integer >= 1"},
+  batch_size = {128, "batch size", "integer >= 1"},
+  lr = {0.1, "peak learning rate of the one-cycle schedule (SGD, Nesterov momentum 0.9)", "number > 0"},
+  weight_decay = {5e-4, "weight decay", "number >= 0"},
+  width = {32, "channels of the first convolutions", "integer >= 1"},
+  limit = {0, "use only the first N training images (0: all), for quick runs; at least batch_size", "integer >= 0"},
+  test_limit = {0, "evaluate on the first N test images (0: all 10,000)", "integer >= 0"},
+}, {
+  description = "Train the Fashion-MNIST classifier used by eval_fd.lua.",
+  common = {out = {"runs/classifier", "output folder (classifier.safetensors, metrics.jsonl, loss.png)"}, "seed",
+            "threads"},
+  check = function(c)
+    -- drop_last: fewer images than a batch leave the one-cycle schedule no step
+    if c.limit > 0 and c.limit < c.batch_size then
+      return ("limit=%d leaves no full batch of batch_size=%d"):format(c.limit, c.batch_size)
+    end
+  end,
+})
 
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 os.execute("mkdir -p '" .. cfg.out .. "'")

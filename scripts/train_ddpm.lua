@@ -9,63 +9,41 @@ local models = require "aiart.models"
 local diffusion = require "aiart.diffusion"
 local experiment = require "aiart.experiment"
 
-local defaults = {
-  ch = 32,
-  mults = "1,2",
-  T = 1000,
-  schedule = "linear",
-  batch_size = 64,
-  lr = 2e-4,
-  ema_decay = 0.999,
-  steps = 4000,
-  epochs = 0,
-  time_limit = 0,
-  sample_every = 2000,
-  sample_steps = 50,
-  eta = 0.0,
-  n_samples = 64,
-  path_samples = 8,
-  ckpt_every = 1000,
-  log_every = 10,
-  seed = 1,
-  threads = 0,
-  out = "runs/ddpm",
-  resume = false,
-  on_nan = "stop",
-  dist = false,
-}
-local help = {
-  ch = "base channels of the UNet",
-  mults = "channel multiplier per level (comma-separated); 28x28 allows up to 2 levels",
-  T = "diffusion steps",
-  schedule = "beta schedule: linear (1e-4..0.02) or cosine",
-  batch_size = "batch size",
-  lr = "Adam learning rate",
-  ema_decay = "decay of the exponential moving average of the weights",
-  steps = "training steps (0: no limit)",
-  epochs = "stop after this many epochs (0: no limit)",
-  time_limit = "stop after this many seconds (0: no limit)",
-  sample_every = "sample a grid every N steps (0: only at the end)",
-  sample_steps = "DDIM steps for samples (0 or T: ancestral DDPM with all T steps)",
-  eta = "DDIM eta (0: deterministic)",
-  n_samples = "samples in the final grid",
-  path_samples = "samples shown along the denoising path (strip and GIF)",
-  ckpt_every = "keep a numbered checkpoint every N steps",
-  log_every = "write a metrics line every N steps",
-  seed = "random seed",
-  threads = "threads (0: all cores)",
-  out = "output folder",
-  resume = "continue from out/last.safetensors",
-  on_nan = "stop (keep the last good checkpoint) or skip (drop the batch)",
-  dist = "data-parallel over the ranks of mpirun (batch_size is split among them)",
-}
-local cfg = ai.config.parse(arg, defaults, {help = help, description = "Train a DDPM on Fashion-MNIST and sample from its EMA weights."})
+local cfg = experiment.options(arg, {
+  ch = {32, "base channels of the UNet (each level's, times its mult, a multiple of 8)", "integer >= 1"},
+  mults = {{1, 2}, "channel multiplier per level; 28x28 allows up to 2 levels", "list of integers >= 1"},
+  T = {1000, "diffusion steps", "integer >= 1"},
+  schedule = {"linear", "beta schedule: linear (1e-4..0.02) or cosine", {"linear", "cosine"}},
+  batch_size = {64, "the batch of a step over all ranks", "integer >= 1"},
+  lr = {2e-4, "Adam learning rate", "number > 0"},
+  ema_decay = {0.999, "decay of the exponential moving average of the weights", "number >= 0 and <= 1"},
+  sample_steps = {50, "DDIM steps for samples (0 or T: ancestral DDPM with all T steps)", "integer >= 0"},
+  eta = {0.0, "DDIM eta (0: deterministic)", "number >= 0"},
+  n_samples = {64, "samples in the final grid", "integer >= 1"},
+  path_samples = {8, "samples shown along the denoising path (strip and GIF), at most n_samples", "integer >= 1"},
+}, {
+  description = "Train a DDPM on Fashion-MNIST and sample from its EMA weights.",
+  common = {steps = {4000, "training steps (0: no limit)"}, sample_every = 2000, out = "runs/ddpm",
+            "epochs", "time_limit", "log_every", "ckpt_every", "seed", "threads", "resume", "on_nan", "dist"},
+  check = function(c)
+    if c.path_samples > c.n_samples then
+      return ("path_samples=%d must be <= n_samples=%d"):format(c.path_samples, c.n_samples)
+    end
+    -- each level halves the size: 28 -> 14 -> 7, and a third level would leave 3.5
+    if #c.mults > 2 then return ("mults=%s: 28x28 images allow up to 2 levels"):format(table.concat(c.mults, ",")) end
+    for _, m in ipairs(c.mults) do
+      if c.ch * m % 8 ~= 0 then
+        return ("ch=%d, mults=%s: the group norms need ch * mult a multiple of 8 at every level"):format(c.ch,
+               table.concat(c.mults, ","))
+      end
+    end
+  end,
+})
 
 local dist = experiment.distributed(cfg)
 local main = dist.is_main()
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
-local mults = {}
-for m in tostring(cfg.mults):gmatch("[^,]+") do mults[#mults + 1] = tonumber(m) end
+local mults = cfg.mults
 local out = cfg.out
 ai.manual_seed(cfg.seed)
 

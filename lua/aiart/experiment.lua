@@ -1,15 +1,104 @@
--- aiart.experiment: the plumbing that the training scripts share: the output folder and its
--- config.json, a metrics file that a resumed run continues, an endless stream of batches, the
--- guard against non-finite losses, and the start of a data-parallel run (dist=true).
+-- aiart.experiment: the plumbing that the experiment scripts share: their common options and
+-- the check of every option at start, the output folder and its config.json, a metrics file
+-- that a resumed run continues, an endless stream of batches, the guard against non-finite
+-- losses, and the start of a data-parallel run (dist=true).
 local ai = require "aiart"
 
 local M = {}
 
---- experiment.prepare(out, cfg): creates out (and out/samples) and writes out/config.json
+-- The options that mean the same in every script that takes them, in config.parse's form.
+M.COMMON = {
+  seed = {1, "random seed", "integer"},
+  steps = {4000, "stop after this many steps (0: no limit)", "integer >= 0"},
+  epochs = {0, "stop after this many epochs (0: no limit)", "integer >= 0"},
+  time_limit = {0, "stop after this many seconds (0: no limit)", "number >= 0"},
+  sample_every = {500, "write a sample grid every N steps (0: only at the end)", "integer >= 0"},
+  log_every = {10, "write a metrics line every N steps", "integer >= 1"},
+  ckpt_every = {1000, "keep a numbered checkpoint every N steps (last.safetensors is updated at each)",
+                "integer >= 1"},
+  out = {"runs/experiment", "output folder", "string"},
+  resume = {false, "continue from out/last.safetensors", "boolean"},
+  on_nan = {"stop", "stop (keep the last good checkpoint) or skip (drop the batch)", {"stop", "skip"}},
+  -- OpenMP fails to start far more threads than that
+  threads = {0, "threads (0: all cores)", "integer >= 0 and <= 1024"},
+  dist = {false, "data-parallel over the ranks of mpirun (batch_size is split among them)", "boolean"},
+}
+
+local DEBUG = {false, "show the Lua traceback of an error in the options", "boolean"}
+
+-- debug=true among the raw arguments: known before they parse, so that an error in them can
+-- show its traceback
+local function wants_debug(args)
+  local on = false
+  for i = 1, #(args or {}) do
+    local a = tostring(args[i])
+    if a == "--debug" then on = true end
+    local v = a:match("^%-?%-?debug=(.*)$")
+    if v then on = ({["true"] = true, yes = true, on = true, ["1"] = true})[v:lower()] or false end
+  end
+  return on
+end
+
+--- experiment.options(args, spec[, {description=, common=, check=}]) -> cfg: the script's
+-- options (spec in config.parse's form {key = {default, "description", rule}}) merged with the
+-- common ones it names in opts.common, checked before anything is built. opts.common lists
+-- names ("seed") that take experiment.COMMON's default, and name = default pairs
+-- (steps = 4000, out = config.computed(...)) or name = {default, "description"} that give the
+-- script's own; opts.check(cfg) returns a message for a rule across options. A bad option ends
+-- the process with its message on stderr and exit status 1, without a Lua traceback (with one
+-- when debug=true is among the arguments).
+function M.options(args, spec, opts)
+  opts = opts or {}
+  local decl = {}
+  for k, v in pairs(opts.common or {}) do
+    local name, default = k, v
+    if math.type(k) == "integer" then name, default = v, nil end
+    local c = M.COMMON[name]
+    if not c then error("experiment.options: no common option " .. tostring(name), 2) end
+    local d = {c[1], c[2], c[3]}
+    if type(default) == "table" and getmetatable(default) == nil and type(default[2]) == "string" then
+      d[1], d[2] = default[1], default[2]
+    elseif default ~= nil then
+      d[1] = default
+    end
+    decl[name] = d
+  end
+  for k, v in pairs(spec) do
+    if decl[k] then error("experiment.options: " .. k .. " is both a common option and the script's own", 2) end
+    decl[k] = v
+  end
+  decl.debug = decl.debug or DEBUG
+  local popts = {name = ((args and args[0]) or "script"):match("[^/]*$"), description = opts.description,
+                 check = opts.check}
+  if wants_debug(args) then return ai.config.parse(args, decl, popts) end
+  local ok, cfg = pcall(ai.config.parse, args, decl, popts)
+  if ok then return cfg end
+  io.stderr:write(tostring(cfg), "\n")
+  os.exit(1)
+end
+
+--- experiment.unreadable(cfg, key, ...) -> a message for the first of these options that names
+-- a file (or folder) that cannot be opened, or nil; an empty value names none. For opts.check.
+function M.unreadable(cfg, ...)
+  for _, key in ipairs({...}) do
+    local path = cfg[key]
+    if path ~= "" then
+      local f, err = io.open(path, "rb")
+      if not f then return ("%s: cannot read %s"):format(key, err) end
+      f:close()
+    end
+  end
+end
+
+--- experiment.prepare(out, cfg): creates out (and out/samples) and writes out/config.json, the
+-- values the run uses, with resume=false: config=out/config.json starts the same run afresh
 function M.prepare(out, cfg)
   os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "/samples'")
+  local record = {}
+  for k, v in pairs(cfg) do record[k] = v end
+  if record.resume ~= nil then record.resume = false end
   local f = assert(io.open(out .. "/config.json", "w"))
-  f:write(ai.json.encode(cfg, {indent = true}), "\n")
+  f:write(ai.json.encode(record, {indent = true}), "\n")
   f:close()
 end
 
