@@ -535,8 +535,8 @@ test("in-place add_ sub_ mul_ div_ with tensors (broadcast) and numbers", functi
   v:t():add_(ai.tensor{1, 2, 3}) -- through a transposed view
   eq(v:tolist(), {{1, 1, 1, 1}, {2, 2, 2, 2}, {3, 3, 3, 3}})
   local i = ai.tensor({1, 2}, {dtype = "i64"})
-  i:add_(ai.tensor{1.7, 1.2}) -- converted to i64
-  eq(i:tolist(), {2, 3})
+  i:add_(ai.tensor({1, 2}, {dtype = "u8"})) -- an integer result goes into an integer tensor
+  eq(i:tolist(), {2, 4})
   local p = ai.tensor{1, 2, 3}
   p:pow_(2)
   eq(p:tolist(), {1, 4, 9})
@@ -597,7 +597,7 @@ end)
 test("errors: in-place ops", function()
   expect_error("add_: the result's shape differs from the tensor's", function() return ai.zeros(3, 1):add_(ai.zeros(1, 4)) end)
   expect_error("cannot be broadcast", function() return ai.zeros(3):add_(ai.zeros(4)) end)
-  expect_error("div_: the result of an integer tensor would be float", function() return ai.tensor({1}, {dtype = "i64"}):div_(2) end)
+  expect_error("div_: the result is f32, which cannot be written into this i64 tensor", function() return ai.tensor({1}, {dtype = "i64"}):div_(2) end)
   expect_error("clamp_: invalid bounds", function() return ai.zeros(2):clamp_(1, 0) end)
   expect_error("remainder_: integer division by zero", function() return ai.tensor({1}, {dtype = "i64"}):remainder_(0) end)
   expect_error("mask must be a u8", function() return ai.zeros(2):masked_fill_(ai.ones(2), 1) end)

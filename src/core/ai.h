@@ -127,7 +127,10 @@ ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int d
 int ai_copy_(ai_tensor *dst, ai_tensor *src); /* broadcasts src, converts dtype */
 int ai_fill_(ai_tensor *t, double v);
 int ai_zero_(ai_tensor *t);
-int ai_binary_(int op, ai_tensor *a, ai_tensor *b); /* a = a op b (add_, mul_, ...) */
+/* a = a op b (add_, mul_, ...); an error where the result's dtype would be float and a's is an
+ * integer (ai_result_dtype), as in PyTorch. The scalar form takes s as ai_binary_scalar does. */
+int ai_binary_(int op, ai_tensor *a, ai_tensor *b);
+int ai_binary_scalar_(int op, ai_tensor *a, double s);
 int ai_clamp_(ai_tensor *t, double lo, double hi);
 int ai_masked_fill_(ai_tensor *t, ai_tensor *mask, double v);
 
@@ -163,8 +166,11 @@ ai_tensor *ai_softplus(ai_tensor *a, double beta, double threshold);
 ai_tensor *ai_clamp(ai_tensor *a, double lo, double hi); /* +-INFINITY for no bound */
 ai_tensor *ai_where(ai_tensor *cond, ai_tensor *a, ai_tensor *b);
 ai_tensor *ai_masked_fill(ai_tensor *t, ai_tensor *mask, double v);
-/* Result dtype of a binary op and the broadcast shape of two tensors. */
+/* The wider of two dtypes (u8 < i64 < f32 < f64); the result dtype of a binary op (PyTorch's
+ * rule: a 0-dim operand beside one with dims decides only integer vs float); the broadcast shape
+ * of two tensors. */
 ai_dtype ai_promote(ai_dtype a, ai_dtype b);
+ai_dtype ai_result_dtype(const ai_tensor *a, const ai_tensor *b);
 int ai_broadcast_shape(const ai_tensor *a, const ai_tensor *b, int *ndim, int64_t *shape);
 
 /* ---- reductions: dims is a bitmask of 0-based dims (0 = all dims) ---- */

@@ -25,6 +25,19 @@ static const struct { unsigned char dtypes, saves; bool records; } binop_props[A
 
 ai_dtype ai_promote(ai_dtype a, ai_dtype b) { return a > b ? a : b; }
 
+/* PyTorch's result type: a 0-dim tensor (a number, as ai_binary_scalar makes it) beside a
+ * tensor with dims decides only the category (integer < float): x_f32 * 0-dim f64 is f32, i64 *
+ * 0-dim f32 is f32. Between tensors of the same kind the wider dtype wins. */
+static int category(ai_dtype d) { return ai_is_float(d) ? 1 : 0; }
+ai_dtype ai_result_dtype(const ai_tensor *a, const ai_tensor *b) {
+  if ((a->ndim == 0) == (b->ndim == 0)) return ai_promote(a->dtype, b->dtype);
+  const ai_tensor *dims = a->ndim ? a : b, *zero = a->ndim ? b : a;
+  return category(zero->dtype) > category(dims->dtype) ? zero->dtype : dims->dtype;
+}
+
+/* Integer division by zero has no answer: refused, as Lua does for // and %. */
+static bool divides_ints(int op) { return op == AI_REM || op == AI_FLOOR_DIVIDE; }
+
 int ai_broadcast_shape(const ai_tensor *a, const ai_tensor *b, int *ndim, int64_t *shape) {
   int n = a->ndim > b->ndim ? a->ndim : b->ndim;
   for (int d = 0; d < n; d++) {
@@ -56,6 +69,12 @@ static inline int64_t rem_i(int64_t a, int64_t b) {
   if (b == -1) return 0; /* INT64_MIN % -1 traps on x86 */
   int64_t r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+/* Lua's //: the quotient rounded down (a zero divisor is refused before the kernel runs) */
+static inline int64_t fdiv_i(int64_t a, int64_t b) {
+  if (b == -1) return (int64_t)(0 - (uint64_t)a); /* INT64_MIN // -1 wraps, as in Lua */
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 static inline int64_t pow_i(int64_t a, int64_t b) {
   if (b < 0) return a == 1 ? 1 : (a == -1 ? (b & 1 ? -1 : 1) : 0);
@@ -98,6 +117,7 @@ static inline int64_t pow_i(int64_t a, int64_t b) {
 #define bk_maximum_f(x, y) ((x) > (y) || (x) != (x) ? (x) : (y))
 #define bk_minimum_f(x, y) ((x) < (y) || (x) != (x) ? (x) : (y))
 #define bk_atan2_f(x, y) FLOAT_FN(x, atan2f, atan2)(x, y)
+#define bk_floor_divide_f(x, y) FLOAT_FN(x, floorf, floor)((x) / (y))
 #define bk_eq_f(x, y) ((x) == (y))
 #define bk_ne_f(x, y) ((x) != (y))
 #define bk_lt_f(x, y) ((x) < (y))
@@ -111,6 +131,7 @@ static inline int64_t pow_i(int64_t a, int64_t b) {
 #define bk_mul_i(x, y) ((uint64_t)(x) * (uint64_t)(y))
 #define bk_pow_i pow_i
 #define bk_remainder_i rem_i
+#define bk_floor_divide_i fdiv_i
 #define bk_maximum_i bk_maximum_f
 #define bk_minimum_i bk_minimum_f
 #define bk_eq_i bk_eq_f
@@ -198,13 +219,13 @@ ai_tensor *ai_binary(ai_binop op, ai_tensor *a, ai_tensor *b) {
     snprintf(msg, sizeof msg, "%s", ai_error());
     return AI_ERRNULL("%s: %s", ai_binop_names[op], msg);
   }
-  ai_dtype dt = ai_promote(a->dtype, b->dtype);
+  ai_dtype dt = ai_result_dtype(a, b);
   if (binop_props[op].dtypes == KIND_FLOAT && !ai_is_float(dt)) dt = AI_F32;
   ai_dtype odt = is_compare(op) ? AI_U8 : dt;
   ai_tensor *ca = ai_to_dtype(a, dt), *cb = ca ? ai_to_dtype(b, dt) : NULL, *out = NULL;
   if (!cb) goto done;
-  if (op == AI_REM && !ai_is_float(dt) && has_zero(cb)) {
-    ai_seterror("remainder: integer division by zero");
+  if (divides_ints(op) && !ai_is_float(dt) && has_zero(cb)) {
+    ai_seterror("%s: integer division by zero", ai_binop_names[op]);
     goto done;
   }
   out = ai_empty(odt, ndim, shape);
@@ -237,6 +258,14 @@ ai_tensor *ai_binary_scalar(ai_binop op, ai_tensor *a, double s, bool scalar_fir
   return r;
 }
 
+int ai_binary_scalar_(int op, ai_tensor *a, double s) {
+  ai_tensor *c = ai_scalar(scalar_dtype(a, s), s);
+  if (!c) return -1;
+  int rc = ai_binary_(op, a, c);
+  ai_unref(c);
+  return rc;
+}
+
 int ai_binary_(int op, ai_tensor *a, ai_tensor *b) {
   char name[32];
   snprintf(name, sizeof name, "%s_", (op >= 0 && op < AI_NBINARY) ? ai_binop_names[op] : "?");
@@ -248,12 +277,15 @@ int ai_binary_(int op, ai_tensor *a, ai_tensor *b) {
   if (ai_broadcast_shape(a, b, &ndim, shape)) return -1;
   if (ndim != a->ndim || memcmp(shape, a->shape, sizeof(int64_t) * (size_t)ndim))
     return ai_seterror("%s: the result's shape differs from the tensor's (an in-place result keeps its shape)", name);
-  ai_dtype dt = a->dtype;
-  if (binop_props[op].dtypes == KIND_FLOAT && !ai_is_float(dt))
-    return ai_seterror("%s: the result of an integer tensor would be float; use the out-of-place form", name);
+  ai_dtype dt = a->dtype, rt = ai_result_dtype(a, b);
+  if (binop_props[op].dtypes == KIND_FLOAT && !ai_is_float(rt)) rt = AI_F32;
+  if (ai_is_float(rt) && !ai_is_float(dt)) /* as PyTorch: a float result does not go into integers */
+    return ai_seterror("%s: the result is %s, which cannot be written into this %s tensor without losing "
+                       "its fraction; use the out-of-place form (x = x:%.*s(...)) or convert the tensor first",
+                       name, ai_dtype_names[rt], ai_dtype_names[dt], (int)strlen(name) - 1, name);
   ai_tensor *cb = ai_to_dtype(b, dt);
   if (!cb) return -1;
-  if (op == AI_REM && !ai_is_float(dt) && has_zero(cb)) {
+  if (divides_ints(op) && !ai_is_float(dt) && has_zero(cb)) {
     ai_unref(cb);
     return ai_seterror("%s: integer division by zero", name);
   }

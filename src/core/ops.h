@@ -35,6 +35,7 @@
   X(MAXIMUM, maximum, none, GRAD, ARITH, INPUTS, INPLACE)               \
   X(MINIMUM, minimum, none, GRAD, ARITH, INPUTS, INPLACE)               \
   X(ATAN2, atan2, none, GRAD, FLOAT, INPUTS, OUTOFPLACE)                \
+  X(FLOOR_DIVIDE, floor_divide, none, NOGRAD, ARITH, NOTHING, OUTOFPLACE) \
   X(EQ, eq, none, NOGRAD, COMPARE, NOTHING, OUTOFPLACE)                 \
   X(NE, ne, none, NOGRAD, COMPARE, NOTHING, OUTOFPLACE)                 \
   X(LT, lt, none, NOGRAD, COMPARE, NOTHING, OUTOFPLACE)                 \

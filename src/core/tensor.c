@@ -201,10 +201,22 @@ const char *ai_shape_str(const ai_tensor *t, char *buf, size_t n) {
 
 void ai_bump_version(ai_tensor *t) { t->storage->version++; }
 
+/* Whether two elements of t share one place in memory: the view ops make that only with a
+ * stride of 0 over a dim of size > 1 (expand, or a broadcast). */
+static bool has_internal_overlap(const ai_tensor *t) {
+  for (int d = 0; d < t->ndim; d++)
+    if (t->shape[d] > 1 && t->stride[d] == 0) return true;
+  return false;
+}
+
 int ai_check_inplace(ai_tensor *t, const char *fn) {
   if (ai_grad_enabled() && t->requires_grad)
     return ai_seterror("%s: in-place change of a tensor that requires grad; use ai.no_grad or "
                        ":detach()", fn);
+  if (has_internal_overlap(t))
+    return ai_seterror("%s: several elements of the tensor share one place in memory (an expanded "
+                       "view), so an in-place write would hit them all; write into :clone() or "
+                       ":contiguous() of it", fn);
   return 0;
 }
 
@@ -302,14 +314,14 @@ static void fill_raw(ai_tensor *t, double v) {
   ai_iter_run(&it, fill_row, &c);
 }
 
-int ai_fill_(ai_tensor *t, double v) {
-  if (ai_check_inplace(t, "fill_")) return -1;
+static int fill_named(ai_tensor *t, double v, const char *fn) {
+  if (ai_check_inplace(t, fn)) return -1;
   fill_raw(t, v);
   ai_bump_version(t);
   return 0;
 }
-
-int ai_zero_(ai_tensor *t) { return ai_fill_(t, 0); }
+int ai_fill_(ai_tensor *t, double v) { return fill_named(t, v, "fill_"); }
+int ai_zero_(ai_tensor *t) { return fill_named(t, 0, "zero_"); }
 
 /* ---------------------------------------------------------------- ranges */
 

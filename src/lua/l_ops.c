@@ -33,17 +33,16 @@ static int binary(lua_State *L, ai_binop op) {
 AI_BINARY_OPS(BIN)
 #undef BIN
 
-/* a // b: floor of the true quotient (recorded as div then floor, so not differentiable) */
-static int op_floor_divide(lua_State *L) {
-  binary(L, AI_DIV);
-  ai_tensor *q = lai_check(L, -1);
-  return lai_push(L, ai_unary(AI_FLOOR, q));
-}
-
 static int inplace(lua_State *L, ai_binop op) {
-  ai_tensor *a = lai_check(L, 1), *b = lai_totensor(L, 2, a);
-  int rc = ai_binary_(op, a, b);
-  ai_unref(b);
+  ai_tensor *a = lai_check(L, 1);
+  int rc;
+  if (lua_type(L, 2) == LUA_TNUMBER) { /* a number takes the tensor's dtype only when it fits */
+    rc = ai_binary_scalar_(op, a, lua_tonumber(L, 2));
+  } else {
+    ai_tensor *b = lai_totensor(L, 2, a);
+    rc = ai_binary_(op, a, b);
+    ai_unref(b);
+  }
   if (rc) return lai_error(L);
   lua_settop(L, 1);
   return 1;
@@ -718,7 +717,7 @@ static const luaL_Reg elementwise[] = {AI_BINARY_OPS(ELEM_REG) AI_UNARY_OPS(ELEM
 static const luaL_Reg elementwise_inplace[] = {AI_BINARY_OPS(INPLACE_REG) {NULL, NULL}};
 #undef INPLACE_REG
 static const luaL_Reg both[] = {
-    F(floor_divide), F(leaky_relu), F(softplus), F(clamp), F(where), F(masked_fill), F(sum), F(mean), F(prod), F(logsumexp), F(amax), F(amin),
+    F(leaky_relu), F(softplus), F(clamp), F(where), F(masked_fill), F(sum), F(mean), F(prod), F(logsumexp), F(amax), F(amin),
     F(max), F(min), F(argmax), F(argmin), F(var), F(std), F(norm), F(cumsum), F(cumprod),
     F(matmul), F(mm), F(bmm), F(dot), F(cat), F(stack), F(split), F(chunk), F(index_select),
     F(gather), F(scatter), F(scatter_add), F(index_add), F(masked_select), F(bernoulli),

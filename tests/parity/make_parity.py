@@ -5,14 +5,13 @@ Each case is named; values are plain lists, gradients included; inf and NaN are 
 import json
 import torch
 
-torch.set_default_dtype(torch.float64)
 cases = {}
 
 
 def bce(name, p, y, weight=None, reduction="mean"):
-    p = torch.tensor(p, requires_grad=True)
-    y = torch.tensor(y, requires_grad=True)
-    w = torch.tensor(weight) if weight is not None else None
+    p = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor(y, dtype=torch.float64, requires_grad=True)
+    w = torch.tensor(weight, dtype=torch.float64) if weight is not None else None
     loss = torch.nn.functional.binary_cross_entropy(p, y, weight=w, reduction=reduction)
     loss.backward()
     cases[name] = {"p": p.tolist(), "y": y.tolist(), "weight": weight, "reduction": reduction,
@@ -23,6 +22,32 @@ def bce(name, p, y, weight=None, reduction="mean"):
 bce("bce_edges", [0.0, 1.0, 0.0, 1.0, 0.5, 1e-30], [0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
 bce("bce_sum_weighted", [0.25, 0.75, 1.0, 0.0], [1.0, 0.0, 1.0, 1.0], weight=[1.0, 2.0, 0.5, 3.0], reduction="sum")
 bce("bce_soft_targets", [0.1, 0.9, 0.999999, 1e-7], [0.3, 0.7, 0.9, 0.1])
+
+# the type-promotion table: result dtype of a + b for tensors with dims, 0-dim tensors and numbers
+DT = {"u8": torch.uint8, "i64": torch.int64, "f32": torch.float32, "f64": torch.float64}
+NAMES = {v: k for k, v in DT.items()}
+promotion = {}
+operands = {}
+for k, d in DT.items():
+    operands[k] = torch.ones(3, dtype=d)
+    operands[k + "_0d"] = torch.ones((), dtype=d)
+operands["int"] = 2
+operands["float"] = 2.5
+for a, va in operands.items():
+    for b, vb in operands.items():
+        if isinstance(va, torch.Tensor) or isinstance(vb, torch.Tensor):
+            promotion[a + "+" + b] = NAMES[torch.result_type(va, vb)]
+cases["promotion"] = promotion
+
+# integer arithmetic: floor division and remainder round toward -inf, as Lua's // and %
+ia = [7, -7, 7, -7, 0, 9223372036854775807, -9223372036854775808]
+ib = [2, 2, -2, -2, 3, 2, 3]
+ta, tb = torch.tensor(ia), torch.tensor(ib)
+cases["int_arith"] = {"a": ia, "b": ib,
+                      "floor_divide": torch.div(ta, tb, rounding_mode="floor").tolist(),
+                      "remainder": torch.remainder(ta, tb).tolist(),
+                      "add_wrap": (ta + tb).tolist(), "mul_wrap": (ta * tb).tolist()}
+
 
 def finite_json(v):
     """JSON has no inf or NaN: they are written as the strings "inf", "-inf", "nan"."""
