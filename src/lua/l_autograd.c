@@ -117,6 +117,110 @@ static int l_set_grad_enabled(lua_State *L) {
 }
 static int l_is_grad_enabled(lua_State *L) { lua_pushboolean(L, ai_grad_enabled()); return 1; }
 
+/* ---------------------------------------------------------------- grad mode per coroutine
+ * The core keeps one grad mode; a coroutine that changes it (a sampler that yields inside
+ * ai.no_grad) must not leave it changed for the code that resumed it, as PyTorch keeps the mode
+ * per thread. So coroutine.resume and coroutine.wrap are wrapped: a coroutine runs with the
+ * mode of its resumer until it sets one of its own (a mode it left different from the one it
+ * was resumed with), which it then keeps at every resume; the resumer's mode is restored when
+ * the coroutine yields or ends. */
+
+static const char grad_modes_key = 0; /* registry: weak-keyed {thread = its own mode} */
+
+static int own_mode(lua_State *L, int co, bool *mode) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &grad_modes_key);
+  lua_pushvalue(L, co);
+  int t = lua_rawget(L, -2);
+  if (t == LUA_TBOOLEAN) *mode = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  return t == LUA_TBOOLEAN;
+}
+static void set_own_mode(lua_State *L, int co, bool mode) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &grad_modes_key);
+  lua_pushvalue(L, co);
+  lua_pushboolean(L, mode);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Calls the original resume (upvalue 1) on the coroutine at index 1 with the arguments above it;
+ * leaves the coroutine at 1 and resume's results above it. */
+static void resume_in_mode(lua_State *L, int resume_up) {
+  bool caller = ai_grad_enabled(), start = caller;
+  own_mode(L, 1, &start);
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(resume_up));
+  lua_insert(L, 2);        /* co, resume, co?, args... */
+  lua_pushvalue(L, 1);
+  lua_insert(L, 3);        /* co, resume, co, args... */
+  ai_set_grad_enabled(start);
+  lua_call(L, n, LUA_MULTRET); /* resume raises only for a bad argument, before running anything */
+  bool now = ai_grad_enabled();
+  if (now != start) set_own_mode(L, 1, now);
+  ai_set_grad_enabled(caller);
+}
+
+static int co_resume(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  resume_in_mode(L, 1);
+  lua_remove(L, 1);
+  return lua_gettop(L);
+}
+
+/* coroutine.wrap's function, over co_resume's logic, raising the coroutine's error as
+ * lcorolib's auxwrap does (its to-be-closed variables closed, the caller's position added). */
+static int co_wrapped(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_insert(L, 1);
+  resume_in_mode(L, 1);
+  lua_State *co = lua_tothread(L, 1);
+  if (lua_toboolean(L, 2)) return lua_gettop(L) - 2;
+  int stat = lua_status(co);
+  if (stat != LUA_OK && stat != LUA_YIELD) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    stat = lua_closethread(co, L);
+#else
+    stat = lua_resetthread(co);
+#endif
+    lua_xmove(co, L, 1);
+  }
+  if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+static int co_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the original resume */
+  lua_insert(L, -2);
+  lua_pushcclosure(L, co_wrapped, 2);
+  return 1;
+}
+
+static void wrap_coroutine_library(lua_State *L) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &grad_modes_key);
+  if (lua_getglobal(L, "coroutine") != LUA_TTABLE) { lua_pop(L, 1); return; }
+  lua_getfield(L, -1, "resume");
+  if (lua_tocfunction(L, -1) == co_resume || !lua_isfunction(L, -1)) { lua_pop(L, 2); return; } /* done already */
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, co_resume, 1);
+  lua_setfield(L, -3, "resume");
+  lua_pushcclosure(L, co_wrap, 1);
+  lua_setfield(L, -2, "wrap");
+  lua_pop(L, 1);
+}
+
 void lai_open_autograd(lua_State *L) {
   const luaL_Reg methods[] = {{"requires_grad", m_requires_grad}, {"requires_grad_", m_requires_grad_},
                               {"detach", m_detach}, {"backward", m_backward}, {NULL, NULL}};
@@ -127,4 +231,5 @@ void lai_open_autograd(lua_State *L) {
   lua_pushvalue(L, -2);
   lai_register(L, module);
   lua_pop(L, 1);
+  wrap_coroutine_library(L);
 }
