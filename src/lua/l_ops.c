@@ -454,13 +454,25 @@ static int op_get_rng_state(lua_State *L) {
   lua_setfield(L, -2, "offset");
   return 1;
 }
+/* set_rng_state(state) with state as get_rng_state returns it, or set_rng_state(seed, offset) */
 static int op_set_rng_state(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "seed");
-  lua_getfield(L, 1, "offset");
   int ok1, ok2;
-  lua_Integer seed = lua_tointegerx(L, -2, &ok1), off = lua_tointegerx(L, -1, &ok2);
-  if (!ok1 || !ok2) return luaL_argerror(L, 1, "expected a table {seed=integer, offset=integer}");
+  lua_Integer seed, off;
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    seed = lua_tointegerx(L, 1, &ok1);
+    off = lua_tointegerx(L, 2, &ok2);
+    if (!ok1) return luaL_argerror(L, 1, "the seed must be an integer");
+    if (!ok2) return luaL_argerror(L, 2, "the offset must be an integer");
+    if (lua_gettop(L) > 2) return luaL_argerror(L, 3, "too many arguments: set_rng_state(seed, offset)");
+  } else {
+    luaL_argexpected(L, lua_type(L, 1) == LUA_TTABLE, 1, "table {seed=, offset=} or integers seed, offset");
+    if (lua_gettop(L) > 1) return luaL_argerror(L, 2, "too many arguments: set_rng_state(state)");
+    lua_getfield(L, 1, "seed");
+    lua_getfield(L, 1, "offset");
+    seed = lua_tointegerx(L, -2, &ok1);
+    off = lua_tointegerx(L, -1, &ok2);
+    if (!ok1 || !ok2) return luaL_argerror(L, 1, "expected a table {seed=integer, offset=integer}");
+  }
   ai_rng_set((ai_rng_state){(uint64_t)seed, (uint64_t)off});
   return 0;
 }
