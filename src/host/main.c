@@ -392,7 +392,7 @@ static int handle_luainit(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* the host table given to repl.lua                                                            */
+/* the host table given to aiart.repl                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
 static int repl_ref = LUA_NOREF;  /* registry ref of the aiart.repl module table */
