@@ -101,7 +101,8 @@ asan: deps
 # ---- valgrind: memcheck over a representative subset (plain -O1 build without the caching
 # allocator, so that freed memory really is freed): tensors, autograd, a short training loop
 VALGRIND_BUILD := build-valgrind
-VALGRIND_TESTS := test_tensor.lua test_autograd.lua
+# (name fragments, as tests/run.lua takes them: every test_tensor*.lua and test_autograd*.lua)
+VALGRIND_TESTS := test_tensor test_autograd
 VALGRIND := valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect \
   --show-leak-kinds=definite,indirect --error-exitcode=1 --num-callers=30 \
   --suppressions=$(CURDIR)/tests/valgrind.supp
