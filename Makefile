@@ -183,12 +183,16 @@ bench-dist: all
 
 # ---- install
 .PHONY: install
+# the library folders are replaced, not merged: a file left from an older install (aiart/repl.lua
+# before repl/ became a folder) would be found before the new one
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/aiart-lua/lua/aiart
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/aiart-lua/lua
 	install -m 755 aiart-lua $(DESTDIR)$(PREFIX)/bin/aiart-lua
+	rm -rf $(DESTDIR)$(PREFIX)/share/aiart-lua/lua/aiart
 	cp -r lua/aiart $(DESTDIR)$(PREFIX)/share/aiart-lua/lua/
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/lua/5.4
 	install -m 755 aiart.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/aiart.so
+	rm -rf $(DESTDIR)$(PREFIX)/share/lua/5.4/aiart
 	cp -r lua/aiart $(DESTDIR)$(PREFIX)/share/lua/5.4/
 
 # ---- Jupyter: the aiart-lua kernel (see notebooks/README.md)
