@@ -101,7 +101,8 @@ asan: deps
 # ---- valgrind: memcheck over a representative subset (plain -O1 build without the caching
 # allocator, so that freed memory really is freed): tensors, autograd, a short training loop
 VALGRIND_BUILD := build-valgrind
-VALGRIND_TESTS := test_tensor.lua test_autograd.lua
+# (name fragments, as tests/run.lua takes them: every test_tensor*.lua and test_autograd*.lua)
+VALGRIND_TESTS := test_tensor test_autograd
 VALGRIND := valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect \
   --show-leak-kinds=definite,indirect --error-exitcode=1 --num-callers=30 \
   --suppressions=$(CURDIR)/tests/valgrind.supp
@@ -182,12 +183,16 @@ bench-dist: all
 
 # ---- install
 .PHONY: install
+# the library folders are replaced, not merged: a file left from an older install (aiart/repl.lua
+# before repl/ became a folder) would be found before the new one
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/aiart-lua/lua/aiart
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/aiart-lua/lua
 	install -m 755 aiart-lua $(DESTDIR)$(PREFIX)/bin/aiart-lua
+	rm -rf $(DESTDIR)$(PREFIX)/share/aiart-lua/lua/aiart
 	cp -r lua/aiart $(DESTDIR)$(PREFIX)/share/aiart-lua/lua/
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/lua/5.4
 	install -m 755 aiart.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/aiart.so
+	rm -rf $(DESTDIR)$(PREFIX)/share/lua/5.4/aiart
 	cp -r lua/aiart $(DESTDIR)$(PREFIX)/share/lua/5.4/
 
 # ---- Jupyter: the aiart-lua kernel (see notebooks/README.md)

@@ -123,4 +123,106 @@ function T.binary()
   return os.getenv("AIART_LUA") or "./aiart-lua"
 end
 
+-- ---------------------------------------------------------------- files, shells, child processes
+
+--- T.shell_quote(s) -> s as one word for sh
+function T.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- T.readfile(path) -> the file's bytes, or nil when it cannot be opened
+function T.readfile(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- T.exists(path) -> whether path can be opened for reading
+function T.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- T.writefile(path, s)
+function T.writefile(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+--- T.abspath(p) -> p, absolute (against the working directory), for children that cd elsewhere
+function T.abspath(p)
+  if p:sub(1, 1) == "/" then return p end
+  local pwd = os.getenv("PWD")
+  if not pwd then
+    local h = io.popen("pwd")
+    pwd = h:read("l")
+    h:close()
+  end
+  return pwd .. "/" .. p:gsub("^%./", "")
+end
+
+--- T.sh(cmd) -> exit status, output: runs a shell command line; the output is stdout and stderr
+-- together, the status the shell's $? (128 + n when signal n ended it)
+function T.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc, (out:gsub("rc=%d+%s*$", ""))
+end
+
+--- T.have(program) -> whether program is on PATH
+function T.have(program)
+  return os.execute("command -v " .. T.shell_quote(program) .. " >/dev/null 2>&1") == true
+end
+
+-- A Python 3 with the Jupyter modules, or nil and a message that says what to install.
+local JUPYTER_DEB = "python3-ipykernel python3-jupyter-client python3-nbclient python3-nbformat jupyter-core"
+local JUPYTER_MODULES = "import ipykernel, jupyter_client, nbclient, nbformat"
+function T.jupyter_python()
+  for _, c in ipairs({os.getenv("PYTHON") or "", "/usr/bin/python3", "python3"}) do
+    if c ~= "" and os.execute(T.shell_quote(c) .. " -c " .. T.shell_quote(JUPYTER_MODULES) .. " >/dev/null 2>&1") then
+      return c
+    end
+  end
+  return nil, "Jupyter is not installed (no Python 3 can " .. JUPYTER_MODULES .. "): install the Debian packages " ..
+      JUPYTER_DEB
+end
+
+-- ---------------------------------------------------------------- bookkeeping of a test file
+
+--- T.count_error_cases() -> check(file, min): registers a first case that notes how many
+-- error cases (T.expect_error) ran so far; check, called at the end of the file, registers the
+-- last case, which asserts that the file's cases checked at least min of them.
+function T.count_error_cases()
+  local at_start = 0
+  T.test("(start counting error cases)", function() at_start = T.error_cases or 0 end)
+  return function(file, min)
+    T.test("error count", function()
+      local n = (T.error_cases or 0) - at_start
+      print(("%s: %d error cases checked"):format(file, n))
+      T.ok(n >= min, "error cases: " .. n)
+    end)
+  end
+end
+
+--- T.run_alone(): at the end of a test file, runs its cases when the file itself is the
+-- script (./aiart-lua tests/test_x.lua); under tests/run.lua it does nothing.
+function T.run_alone()
+  if package.loaded["helper"] then return end
+  local passed, failed = 0, 0
+  for _, c in ipairs(T.cases) do
+    local ok, e = xpcall(c.fn, debug.traceback)
+    if ok then passed = passed + 1
+    else
+      failed = failed + 1
+      print("FAIL " .. c.name .. ": " .. tostring(e))
+    end
+  end
+  print(("%d passed, %d failed"):format(passed, failed))
+  os.exit(failed == 0 and 0 or 1)
+end
+
 return T

@@ -8,16 +8,8 @@
 -- `make badinput` does) and every targeted case.
 local T = require "helper"
 
-local function abs(p) return p:sub(1, 1) == "/" and p or (os.getenv("PWD") or ".") .. "/" .. p end
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local abs, sh_quote = T.abspath, T.shell_quote
+local function read_all(path) return T.readfile(path) or "" end
 
 -- Runs the cases [first, ...] in one child; returns the protocol facts.
 local function run_child(bin, child, dir, first, stride)

@@ -8,9 +8,8 @@ local BIN = T.binary()
 
 -- Runs the bench script with args; returns the decoded JSON lines, the whole output, success.
 local function bench(args)
-  local h = io.popen(("'%s' scripts/bench.lua %s 2>&1"):format(BIN, args))
-  local out = h:read("a")
-  local ok = h:close()
+  local rc, out = T.sh(("%s scripts/bench.lua %s"):format(T.shell_quote(BIN), args))
+  local ok = rc == 0
   local recs = {}
   for l in out:gmatch("[^\n]+") do
     if l:match("^{") then

@@ -192,14 +192,9 @@ T.test("progress bar: disable=true prints nothing", function()
 end)
 
 T.test("the build without MPI: the stand-in of src/core/dist.c compiles without warnings", function()
-  local p = io.popen("command -v cc 2>/dev/null")
-  local cc = p:read("l")
-  p:close()
-  if not cc then print("    (skipped: no C compiler)") return end
-  local cmd = "cc -std=gnu11 -c -Wall -Wextra -Werror -Wno-unused-parameter -Isrc -o /dev/null src/core/dist.c 2>&1"
-  p = io.popen(cmd)
-  local out = p:read("a")
-  T.ok(p:close(), out)
+  if not T.have("cc") then print("    (skipped: no C compiler)") return end
+  local rc, out = T.sh("cc -std=gnu11 -c -Wall -Wextra -Werror -Wno-unused-parameter -Isrc -o /dev/null src/core/dist.c")
+  T.ok(rc == 0, out)
 end)
 
 local function json_lines(out)
@@ -209,9 +204,8 @@ local function json_lines(out)
 end
 
 T.test("bench_dist.lua: one case in one process prints one JSON line", function()
-  local p = io.popen(T.binary() .. " scripts/bench_dist.lua --step batch=2 threads=1 steps=1 warmup=1 2>&1")
-  local out = p:read("a")
-  T.ok(p:close(), out)
+  local rc, out = T.sh(T.binary() .. " scripts/bench_dist.lua --step batch=2 threads=1 steps=1 warmup=1")
+  T.ok(rc == 0, out)
   local recs = json_lines(out)
   T.eq(#recs, 1, out)
   T.eq({recs[1].ranks, recs[1].rank_batch, recs[1].params}, {1, 2, 522145})
@@ -221,16 +215,10 @@ end)
 -- ---------------------------------------------------------------- several ranks
 
 local bin = T.binary()
-local function have_mpirun()
-  local p = io.popen("command -v mpirun 2>/dev/null")
-  local s = p:read("a")
-  p:close()
-  return s ~= ""
-end
 
 local skip
 if not dist.available() then skip = "this aiart-lua is built without MPI (" .. dist.hint .. ")"
-elseif not have_mpirun() then skip = "mpirun is not installed (apt-get install openmpi-bin)" end
+elseif not T.have("mpirun") then skip = "mpirun is not installed (apt-get install openmpi-bin)" end
 
 if skip then
   print("tests/test_dist.lua: skipped the multi-rank tests: " .. skip)
@@ -248,10 +236,8 @@ local MPIRUN = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_M
   .. "timeout 300 mpirun -np 2 --bind-to none "
 
 local function mpirun(args)
-  local p = io.popen(MPIRUN .. bin .. " " .. args .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
+  local rc, out = T.sh(MPIRUN .. bin .. " " .. args)
+  return rc == 0, out
 end
 
 local function must(args)
@@ -269,9 +255,8 @@ end)
 
 T.test("2 ranks with batch B/2 give the parameters of one process with batch B (Adam, 6 steps)", function()
   local ref = dir .. "/ref.safetensors"
-  local p = io.popen(bin .. " tests/dist_worker.lua train out=" .. ref .. " 2>&1")
-  local out = p:read("a")
-  T.ok(p:close(), out)
+  local rc, out = T.sh(bin .. " tests/dist_worker.lua train out=" .. ref)
+  T.ok(rc == 0, out)
   local want = ai.load(ref)
   -- overlapped with backward (several buckets), after backward, and the one-call form
   for _, variant in ipairs({"", "overlap=false", "sync=fn"}) do

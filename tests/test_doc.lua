@@ -146,17 +146,11 @@ end)
 
 -- Runs the REPL on input through a pipe; returns its stdout.
 local function pipe(input)
-  local inf, outf = os.tmpname(), os.tmpname()
-  local f = assert(io.open(inf, "w"))
-  f:write(input)
-  f:close()
-  os.execute(T.binary() .. " < " .. inf .. " > " .. outf .. " 2>&1")
-  f = assert(io.open(outf))
-  local s = f:read("a")
-  f:close()
+  local inf = os.tmpname()
+  T.writefile(inf, input)
+  local _, out = T.sh(T.binary() .. " < " .. inf)
   os.remove(inf)
-  os.remove(outf)
-  return s
+  return out
 end
 
 T.test("doc: ?ai.conv2d through a pipe shows conv2d's options", function()
@@ -183,16 +177,4 @@ T.test("doc: help(x) of a tensor, help(table) lists docs, help(class)", function
 end)
 
 -- standalone: ./aiart-lua tests/test_doc.lua
-if not package.loaded["helper"] then
-  local passed, failed = 0, 0
-  for _, c in ipairs(T.cases) do
-    local ok, e = xpcall(c.fn, debug.traceback)
-    if ok then passed = passed + 1
-    else
-      failed = failed + 1
-      print("FAIL " .. c.name .. ": " .. tostring(e))
-    end
-  end
-  print(("%d passed, %d failed"):format(passed, failed))
-  os.exit(failed == 0 and 0 or 1)
-end
+T.run_alone()

@@ -3,7 +3,7 @@
 -- Lua API in a child process: each must load or give a Lua error, never crash.
 local T = require "helper"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = T.shell_quote
 
 T.test("fuzz regressions and corpora replay without a crash", function()
   local total, regressions = 0, 0
@@ -20,10 +20,7 @@ T.test("fuzz regressions and corpora replay without a crash", function()
       p:close()
     end
     if #files > 0 then
-      local p = io.popen(("%s tests/fuzz/replay.lua %s %s 2>&1; echo \"rc=$?\""):format(T.binary(), target, table.concat(files, " ")))
-      local out = p:read("a")
-      p:close()
-      local rc = tonumber(out:match("rc=(%d+)%s*$"))
+      local rc, out = T.sh(("%s tests/fuzz/replay.lua %s %s"):format(T.binary(), target, table.concat(files, " ")))
       local n = tonumber(out:match("replayed (%d+)"))
       if rc ~= 0 or n ~= #files then
         local last = "?"

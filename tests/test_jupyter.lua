@@ -9,34 +9,9 @@ local T = package.loaded["helper"] or package.loaded["tests.helper"] or require(
 local ai = require "aiart"
 local jupyter = require "aiart.jupyter"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local shell_quote, readfile, writefile = T.shell_quote, T.readfile, T.writefile
 
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  local pwd = os.getenv("PWD")
-  if not pwd then
-    local h = io.popen("pwd")
-    pwd = h:read("l")
-    h:close()
-  end
-  return pwd .. "/" .. p:gsub("^%./", "")
-end
-
-local BIN = abspath(T.binary())
-
-local function readfile(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function writefile(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local BIN = T.abspath(T.binary())
 
 ------------------------------------------------------------------------------------------------
 -- in process
@@ -205,18 +180,7 @@ end)
 -- the kernel through Jupyter
 ------------------------------------------------------------------------------------------------
 
-local DEB = "python3-ipykernel python3-jupyter-client python3-nbclient python3-nbformat jupyter-core"
-local MODULES = "import ipykernel, jupyter_client, nbclient, nbformat"
-
--- A Python 3 that has the Jupyter modules, or nil, message.
-local function find_python()
-  for _, c in ipairs({os.getenv("PYTHON") or "", "/usr/bin/python3", "python3"}) do
-    if c and c ~= "" and os.execute(shell_quote(c) .. " -c " .. shell_quote(MODULES) .. " >/dev/null 2>&1") then
-      return c
-    end
-  end
-  return nil, "Jupyter is not installed (no Python 3 can " .. MODULES .. "): install the Debian packages " .. DEB
-end
+local find_python = T.jupyter_python
 
 local driver_result, driver_err
 

@@ -7,39 +7,9 @@
 local T = package.loaded["helper"] or package.loaded["tests.helper"] or require("tests.helper")
 local ai = require "aiart"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local shell_quote, readfile, find_python = T.shell_quote, T.readfile, T.jupyter_python
 
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  local pwd = os.getenv("PWD")
-  if not pwd then
-    local h = io.popen("pwd")
-    pwd = h:read("l")
-    h:close()
-  end
-  return pwd .. "/" .. p:gsub("^%./", "")
-end
-
-local BIN = abspath(T.binary())
-local DEB = "python3-ipykernel python3-jupyter-client python3-nbclient python3-nbformat jupyter-core"
-local MODULES = "import ipykernel, jupyter_client, nbclient, nbformat"
-
-local function find_python()
-  for _, c in ipairs({os.getenv("PYTHON") or "", "/usr/bin/python3", "python3"}) do
-    if c ~= "" and os.execute(shell_quote(c) .. " -c " .. shell_quote(MODULES) .. " >/dev/null 2>&1") then
-      return c
-    end
-  end
-  return nil, "Jupyter is not installed (no Python 3 can " .. MODULES .. "): install the Debian packages " .. DEB
-end
-
-local function readfile(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local BIN = T.abspath(T.binary())
 
 local notebooks = {}
 do
@@ -90,10 +60,9 @@ for _, nb in ipairs(notebooks) do
     local py, why = find_python()
     if not py then error(why, 0) end
     local cmd = shell_quote(py) .. " notebooks/run_notebook.py --small --timeout 300 --aiart-lua " ..
-                shell_quote(BIN) .. " " .. shell_quote(nb) .. " 2>&1"
-    local p = io.popen(cmd, "r")
-    local out = p:read("a")
-    local ok = p:close()
+                shell_quote(BIN) .. " " .. shell_quote(nb)
+    local rc, out = T.sh(cmd)
+    local ok = rc == 0
     local line = out:match("PASS [^\n]*")
     T.ok(ok and line, "run_notebook.py " .. nb .. ":\n" .. out:sub(-4000))
     local images = tonumber(line:match("(%d+) images"))

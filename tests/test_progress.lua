@@ -8,16 +8,10 @@ local ai = require "aiart"
 local test, eq, ok, expect_error = T.test, T.eq, T.ok, T.expect_error
 
 local function run(script, args)
-  local dir = T.tmpdir()
-  local path = dir .. "/s.lua"
-  local f = assert(io.open(path, "w"))
-  f:write(script)
-  f:close()
-  local p = io.popen(("'%s' '%s' %s 2>&1; echo \"exit=$?\""):format(T.binary(), path, args or ""))
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("exit=(%d+)%s*$"))
-  return out:gsub("exit=%d+%s*$", ""), code
+  local path = T.tmpdir() .. "/s.lua"
+  T.writefile(path, script)
+  local code, out = T.sh(("%s %s %s"):format(T.shell_quote(T.binary()), T.shell_quote(path), args or ""))
+  return out, code
 end
 
 -- ------------------------------------------------------------------ progress

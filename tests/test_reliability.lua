@@ -10,14 +10,8 @@ package.path = "tests/reliability/?.lua;" .. package.path
 local killtest = require "killtest"
 
 local BIN = T.binary()
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function run(cmd, env)
-  local p = io.popen((env or "") .. " " .. BIN .. " " .. cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, (out:gsub("rc=%d+%s*$", ""))
-end
+local q = T.shell_quote
+local function run(cmd, env) return T.sh((env or "") .. " " .. BIN .. " " .. cmd) end
 local NAN_ENV = "LUA_INIT=@tests/reliability/inject_nan.lua"
 
 local function finite_tensors(path)

@@ -4,35 +4,10 @@
 --   ./aiart-lua tests/test_repl.lua        (the binary under test: $AIART_LUA or ./aiart-lua)
 local T = package.loaded["helper"] or package.loaded["tests.helper"] or require("tests.helper")
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote, readfile, writefile = T.shell_quote, T.readfile, T.writefile
 
-local BIN = (T.binary and T.binary()) or os.getenv("AIART_LUA") or "./aiart-lua"
-if BIN:sub(1, 1) ~= "/" then
-  local pwd = os.getenv("PWD")
-  if not pwd then
-    local p = io.popen("pwd")
-    pwd = p:read("l")
-    p:close()
-  end
-  BIN = pwd .. "/" .. BIN:gsub("^%./", "")
-end
+local BIN = T.abspath(T.binary())
 local QBIN = shell_quote(BIN)
-
-local function readfile(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function writefile(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
 
 -- Runs `aiart-lua args` with input on stdin; returns stdout, stderr, exit status.
 local function run(args, input, env)
@@ -368,7 +343,7 @@ end)
 -- ------------------------------------------------------------------ the terminal, via tmux
 
 T.test("interactive terminal (tmux): evaluation, completion, Ctrl-C, history, Ctrl-D", function()
-  if not os.execute("command -v tmux >/dev/null 2>&1") then
+  if not T.have("tmux") then
     print("  (skipped: tmux is not installed)")
     return
   end
@@ -432,16 +407,4 @@ end)
 
 -- ------------------------------------------------------------------ standalone run
 
-if not package.loaded["helper"] then
-  local passed, failed = 0, 0
-  for _, c in ipairs(T.cases) do
-    local ok, e = xpcall(c.fn, debug.traceback)
-    if ok then passed = passed + 1
-    else
-      failed = failed + 1
-      print("FAIL " .. c.name .. ": " .. tostring(e))
-    end
-  end
-  print(("%d passed, %d failed"):format(passed, failed))
-  os.exit(failed == 0 and 0 or 1)
-end
+T.run_alone()

@@ -7,11 +7,8 @@ local bin = T.binary()
 
 -- Runs a script with key=value args; returns ok, combined output.
 local function run(script, args)
-  local cmd = ("%s scripts/%s %s 2>&1"):format(bin, script, args or "")
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
+  local rc, out = T.sh(("%s scripts/%s %s"):format(bin, script, args or ""))
+  return rc == 0, out
 end
 
 local function must_run(script, args)
@@ -20,11 +17,7 @@ local function must_run(script, args)
   return out
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
+local exists = T.exists
 
 local function png_size(path)
   local img = ai.image.load(path)

@@ -16,11 +16,11 @@ resumed run continues bit for bit. Writing is atomic (temporary file in the same
 rename, fsync of the folder): a crash or kill -9 mid-save leaves the previous checkpoint intact.
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 
 local M = {}
 
-local TENSOR_MT = getmetatable(ai.empty(0))
-local function is_tensor(v) return getmetatable(v) == TENSOR_MT end
+local is_tensor = util.is_tensor
 
 local FORMAT = "aiart-checkpoint"
 local VERSION = 1
@@ -172,7 +172,7 @@ local function clean_stale(path)
   local f = io.open("/proc/self/stat", "r")
   if not f then return end
   f:close()
-  local p = io.popen("ls -a '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  local p = io.popen("ls -a " .. util.shell_quote(dir) .. " 2>/dev/null")
   if not p then return end
   -- any "<name>.tmp.<pid>" of a dead writer, not only this file's: a kill while a numbered
   -- checkpoint was written leaves one whose name differs from the next save's

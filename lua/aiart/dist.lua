@@ -42,12 +42,12 @@ Gradients are averaged with one all_reduce per bucket (about bucket_mb each; the
 soon as a bucket is complete, on a communication thread.
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 
 local dist = {}
 
 local C = rawget(ai, "_dist")
-local TENSOR_MT = getmetatable(ai.empty(0))
-local function is_tensor(v) return getmetatable(v) == TENSOR_MT end
+local is_tensor = util.is_tensor
 
 local S = {initialized = false, finalized = false, rank = 1, size = 1, local_rank = 1, local_size = 1}
 
@@ -77,19 +77,7 @@ function dist.comm_seconds() return C.comm_seconds() end
 --- dist.library() -> the MPI library's version ("" without MPI)
 function dist.library() return C.library() end
 
-local function check_opts(fn, opts, known, level)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" or is_tensor(opts) then error(fn .. ": options must be a table", level + 1) end
-  for k in pairs(opts) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      error(("%s: unknown option '%s' (known: %s)"):format(fn, tostring(k), table.concat(names, ", ")), level + 1)
-    end
-  end
-  return opts
-end
+local check_opts = util.check_opts
 
 --- dist.init([{threads=}]) -> rank, world_size
 function dist.init(opts)
@@ -380,12 +368,7 @@ end
 
 -- ---------------------------------------------------------------- randomness and files
 
-local function mix64(z)
-  z = (z + 0x9E3779B97F4A7C15)
-  z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
-  z = (z ~ (z >> 27)) * 0x94D049BB133111EB
-  return z ~ (z >> 31)
-end
+local mix64 = util.mix64
 
 --- dist.split_rng(): rank r > 1 moves to its own stream {hash(seed, r), same offset}. As all
 -- ranks draw the same amounts, rank 1's state (the one a checkpoint holds) determines all.

@@ -14,27 +14,20 @@
                                           prints its path (returned)
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 
 local image = {}
 
-local TENSOR_MT = getmetatable(ai.empty(0))
-local function is_tensor(v) return getmetatable(v) == TENSOR_MT end
+local is_tensor = util.is_tensor
 
-local function io_lib(fn)
-  local io_ = rawget(ai, "io")
-  if not io_ then error(fn .. ": the file-format layer ai.io is not built into this aiart", 3) end
-  return io_
-end
+local io_lib = util.io_lib
 
 local function check_tensor(fn, t, what)
   if not is_tensor(t) then error(("%s: %s must be a tensor, got %s"):format(fn, what or "argument", type(t)), 3) end
   return t
 end
 
-local function shape_str(t)
-  local s = t.shape
-  return #s == 0 and "scalar" or table.concat(s, "x")
-end
+local shape_str = util.shape_str
 
 --- image.load(path) -> f32 C x H x W in [0, 1]
 function image.load(path)
@@ -77,19 +70,7 @@ local function opt(o, k, def)
   return v
 end
 
-local function check_opts(fn, o, known)
-  if o == nil then return {} end
-  if type(o) ~= "table" or is_tensor(o) then error(fn .. ": options must be a table", 3) end
-  for k in pairs(o) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      error(("%s: unknown option '%s' (known: %s)"):format(fn, tostring(k), table.concat(names, ", ")), 3)
-    end
-  end
-  return o
-end
+local check_opts = util.check_opts
 
 local GRID_OPTS = {nrow = true, padding = true, normalize = true, range = true, value_range = true,
                    scale_each = true, pad_value = true}

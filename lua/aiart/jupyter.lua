@@ -348,17 +348,8 @@ local function protected(f, ...)
   return xpcall(f, debug.traceback, ...)
 end
 
--- The REPL's printed form of the values pack[first..n] (as repl.lua prints them).
-local function format_values(pack, first)
-  local repr = repl_mod().repr
-  local strs, multi = {}, false
-  for i = first, pack.n do
-    local s = repr(pack[i])
-    strs[#strs + 1] = s
-    if s:find("\n", 1, true) then multi = true end
-  end
-  return table.concat(strs, multi and "\n" or "\t")
-end
+-- The REPL's printed form of the values pack[first..n].
+local function format_values(pack, first) return repl_mod().format_values(pack, first) end
 M.format_values = format_values
 
 local function is_own_stream(v)
@@ -485,12 +476,7 @@ function M.serve(h)
   host = h
   local repl = repl_mod()
   repl.host = h
-  if rawget(_G, "ai") == nil then
-    local ok, mod = pcall(function() return _G.ai end)
-    if ok and mod == nil then ok, mod = pcall(require, "aiart") end
-    if ok then rawset(_G, "ai", mod) end
-  end
-  if rawget(_G, "help") == nil then rawset(_G, "help", repl.help) end
+  require("aiart.util").repl_globals(repl.help)
   local iok, image = pcall(require, "aiart.image")
   if iok and type(image) == "table" then image.display_hook = image_hook end
   rawset(_G, "display", rawget(_G, "display") or M.display)

@@ -12,6 +12,7 @@ numbers. With time=true each record gets a `time` field (seconds since the epoch
 cut short by a crash is skipped on reading; any other malformed line is an error naming it.
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 
 local M = {}
 
@@ -73,9 +74,7 @@ function Logger:write(record)
   if not self.file then error("log:write: the logger is closed", 2) end
   local r = clean(record, 0)
   if self.time and r.time == nil then
-    local K = rawget(ai, "_loader")
-    r.time = os.time()
-    if K and K.wall then r.time = K.wall() end
+    r.time = util.wall_time()
   end
   local ok, line = pcall(self.json.encode, r)
   if not ok then error("log:write: " .. tostring(line), 2) end

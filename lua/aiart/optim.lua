@@ -14,6 +14,7 @@ State: opt.state[param] = {step = n, exp_avg = tensor, ...}; opt:state_dict() gi
 parameters numbered 1, 2, ... in group order, for checkpoints.
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 local module = require "aiart.nn.module"
 local A = require "aiart.nn.args"
 
@@ -22,19 +23,16 @@ if not K then
   error("aiart.optim: the C kernels ai._optim are missing (lai_open_optim is not registered in aiart.so)")
 end
 
-local is_tensor = module.is_tensor
+local is_tensor = util.is_tensor
 local optim = {}
 
 -- A class: calling it constructs (obj:init(...)); fields and methods inherit from parent.
+-- (util.class, and objects print their repr(): metamethods are not inherited, so each class
+-- gets its own __tostring.)
 local function class(name, parent)
-  local cls = {__name = name}
-  cls.__index = cls
+  local cls = util.class(name, parent)
   cls.__tostring = function(self) return self:repr() end
-  return setmetatable(cls, {__index = parent, __call = function(c, ...)
-    local obj = setmetatable({}, c)
-    obj:init(...)
-    return obj
-  end})
+  return cls
 end
 optim.class = class
 

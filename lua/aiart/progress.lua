@@ -21,11 +21,7 @@ local P = {}
 
 local function helper() return rawget(ai, "_loader") end
 
-local function now()
-  local K = helper()
-  if K and K.now then return K.now() end
-  return os.time()
-end
+local now = ai.clock
 P.now = now
 
 local function detect_tty(file)

@@ -13,18 +13,9 @@ hand between steps is overwritten rather than scaled. Options are tables:
 StepLR(opt, {step_size = 30, gamma = 0.1}).
 ]]
 local A = require "aiart.nn.args"
+local class = require("aiart.util").class
 
 local sched = {}
-
-local function class(name, parent)
-  local cls = {__name = name}
-  cls.__index = cls
-  return setmetatable(cls, {__index = parent, __call = function(c, ...)
-    local obj = setmetatable({}, c)
-    obj:init(...)
-    return obj
-  end})
-end
 
 local function check_optimizer(fn, opt)
   if type(opt) ~= "table" or type(opt.param_groups) ~= "table" then

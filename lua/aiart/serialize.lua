@@ -10,18 +10,14 @@ folder, fsync, rename, fsync of the folder): a crash leaves the old file or the 
 half-written one. For whole training states see ai.checkpoint.
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 
 local M = {}
 
-local TENSOR_MT = getmetatable(ai.empty(0))
-local function is_tensor(v) return getmetatable(v) == TENSOR_MT end
+local is_tensor = util.is_tensor
 M.is_tensor = is_tensor
 
-local function io_lib(fn)
-  local io_ = rawget(ai, "io")
-  if not io_ then error(fn .. ": the file-format layer ai.io is not built into this aiart", 3) end
-  return io_
-end
+local io_lib = util.io_lib
 
 --- ai.save(path, tensors[, metadata])
 function M.save(path, tensors, metadata)

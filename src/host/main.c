@@ -1,6 +1,6 @@
 /* main.c: the aiart-lua executable: a Lua 5.4 stand-alone interpreter (modelled on, and in
  * parts adapted from, Lua 5.4's lua.c, MIT licence, Copyright (C) 1994-2022 Lua.org, PUC-Rio)
- * with the aiart module preloaded and a REPL whose logic lives in lua/aiart/repl.lua.
+ * with the aiart module preloaded and a REPL whose logic lives in lua/aiart/repl/.
  *
  * Differences from the stock `lua`:
  *  - package.preload["aiart"] = luaopen_aiart; package.path starts with
@@ -11,7 +11,7 @@
  *    status is 1 if any line failed, else 0. `aiart-lua -` still runs stdin as one script.
  *  - -i shows the version line only when stdin is a terminal.
  *
- * The interface to lua/aiart/repl.lua: main.c calls require("aiart.repl").run(host) where host
+ * The interface to lua/aiart/repl/init.lua: main.c calls require("aiart.repl").run(host) where host
  * is a table of C functions and flags (see host_funcs / push_host below); tab completion calls
  * require("aiart.repl").complete(text, line_before) which returns a list of candidates, or nil
  * to fall back to readline's file name completion.
@@ -208,44 +208,25 @@ static void setup_aiart(lua_State *L, const char *argv0) {
   lua_pop(L, 2);
 }
 
-/* __index of _G's lazy metatable: the first read of the global `ai` requires "aiart". */
-static int lazy_global_index(lua_State *L) {
-  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "ai") != 0) return 0;
+/* The global `ai` of -e and the REPL, loaded on first use: lua/aiart/util.lua's
+ * install_ai_global, the one bootstrap that the REPL and the Jupyter kernel share. A binary
+ * without its Lua library gets `ai` at once instead. */
+static void install_ai_global(lua_State *L) {
+  int top = lua_gettop(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "aiart.util");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+    lua_getfield(L, -1, "install_ai_global");
+    if (lua_pcall(L, 0, 0, 0) == LUA_OK) {
+      lua_settop(L, top);
+      return;
+    }
+  }
+  lua_settop(L, top);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "aiart");
-  lua_call(L, 1, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, 1, "ai"); /* _G has no __newindex from us: a raw store */
-  /* our work is done: remove the metatable if it is still ours */
-  if (lua_getmetatable(L, 1)) {
-    lua_getfield(L, LUA_REGISTRYINDEX, "aiart.lazy_G");
-    if (lua_rawequal(L, -1, -2)) {
-      lua_pushnil(L);
-      lua_setmetatable(L, 1);
-    }
-    lua_pop(L, 2);
-  }
-  return 1;
-}
-
-static void install_lazy_ai(lua_State *L) {
-  lua_pushglobaltable(L);
-  if (lua_getmetatable(L, -1)) { /* never clobber a metatable of _G */
-    lua_pop(L, 2);
-    return;
-  }
-  lua_getfield(L, -1, "ai");
-  int have = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (!have) {
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, lazy_global_index);
-    lua_setfield(L, -2, "__index");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "aiart.lazy_G");
-    lua_setmetatable(L, -2);
-  }
-  lua_pop(L, 1);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) lua_setglobal(L, "ai");
+  lua_settop(L, top);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -411,7 +392,7 @@ static int handle_luainit(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* the host table given to repl.lua                                                            */
+/* the host table given to aiart.repl                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
 static int repl_ref = LUA_NOREF;  /* registry ref of the aiart.repl module table */
@@ -824,7 +805,7 @@ static int incomplete(lua_State *L, int status) {
   return lmsg >= 5 && strcmp(msg + lmsg - 5, "<eof>") == 0;
 }
 
-/* A minimal REPL (as lua.c's) used only when lua/aiart/repl.lua cannot be loaded.
+/* A minimal REPL (as lua.c's) used only when lua/aiart/repl cannot be loaded.
  * Returns 1 if no error happened. */
 static int basic_repl(lua_State *L) {
   int ok = 1, r;
@@ -961,7 +942,7 @@ static int pmain(lua_State *L) {
   createargtable(L, argv, argc, script);
   lua_gc(L, LUA_GCRESTART);
   lua_gc(L, LUA_GCGEN, 0, 0);
-  if ((args & has_e) || repl) install_lazy_ai(L);
+  if ((args & has_e) || repl) install_ai_global(L);
   if (!(args & has_E)) {
     if (handle_luainit(L) != LUA_OK) return 0;
   }

@@ -650,12 +650,7 @@ end, "", 100000)
 local default_rng = ai.get_rng_state()
 -- AIART_BADINPUT_PROFILE=1: the wall time per function, slowest first, on stderr
 local PROFILE = os.getenv("AIART_BADINPUT_PROFILE") and {} or nil
-local function now()
-  local p = io.open("/proc/uptime")
-  local t = p and tonumber(p:read("a"):match("^[%d.]+")) or os.clock()
-  if p then p:close() end
-  return t
-end
+local now = ai.clock
 local VERBOSE = os.getenv("AIART_BADINPUT_VERBOSE")
 local ONLY_SPECIAL = os.getenv("AIART_BADINPUT_ONLY_SPECIAL") -- the targeted cases alone
 local stride = tonumber(os.getenv("AIART_BADINPUT_STRIDE") or "") or 1

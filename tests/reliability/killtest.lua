@@ -6,24 +6,12 @@
 --   aiart-lua tests/reliability/killtest.lua [script=gan|mini] [trials=20] [steps=N] [seed=S]
 -- (`make killtest`). As a library (tests/test_reliability.lua): require it, call M.run(opts).
 local ai = require "aiart"
+-- run from the repository root, as make killtest and tests/run.lua do
+local T = package.loaded["helper"] or require "tests.helper"
 
 local M = {}
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, (out:gsub("rc=%d+%s*$", ""))
-end
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function exists(p) local f = io.open(p, "rb") if f then f:close() return true end return false end
-local function now()
-  local f = io.open("/proc/uptime")
-  local t = tonumber(f:read("a"):match("^[%d.]+"))
-  f:close()
-  return t
-end
+local sh, q, exists, now = T.sh, T.shell_quote, T.exists, ai.clock
 local function alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return false end

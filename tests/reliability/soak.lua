@@ -10,7 +10,7 @@ for _, a in ipairs(arg) do
   if k then opts[k] = tonumber(v) or v end
 end
 local bin = os.getenv("AIART_LUA") or "./aiart-lua"
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = (package.loaded["helper"] or require "tests.helper").shell_quote
 local dir = os.tmpname()
 os.remove(dir)
 os.execute("mkdir -p " .. q(dir))

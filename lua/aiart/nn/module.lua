@@ -22,11 +22,11 @@ state_dict keys match PyTorch's for weight exchange; Lua indexing stays 1-based:
 the child named "0".
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 
 local M = {}
 
-local TENSOR_MT = getmetatable(ai.empty(0))
-local function is_tensor(v) return getmetatable(v) == TENSOR_MT end
+local is_tensor = util.is_tensor
 M.is_tensor = is_tensor
 
 -- A tensor box has no room for extra fields, so parameters are remembered in a weak set.
@@ -152,9 +152,10 @@ end
 -- constructor's body) and forward(...); call the class to construct an object.
 function Module:extend(name)
   if type(name) ~= "string" then error("extend: the class needs a name (a string)", 2) end
-  local cls = {__name = name, _is_module_class = true, super = self}
+  local cls = util.class(name, self, {__call = construct, __tostring = function() return "class " .. name end})
+  cls._is_module_class, cls.super = true, self
   for _, mm in ipairs(METAMETHODS) do cls[mm] = rawget(self, mm) end
-  return setmetatable(cls, {__index = self, __call = construct, __tostring = function() return "class " .. name end})
+  return cls
 end
 setmetatable(Module, {__call = construct, __tostring = function() return "class Module" end})
 
@@ -397,10 +398,7 @@ function Module:state_dict_keys()
   return keys
 end
 
-local function shape_str(t)
-  local s = t.shape
-  return #s == 0 and "scalar" or table.concat(s, "x")
-end
+local shape_str = util.shape_str
 
 local function quoted_list(keys)
   table.sort(keys)

@@ -4,11 +4,12 @@ directly) and returns it. Fans follow PyTorch: for a weight of shape (out, in, k
 fan_in = in * k1 * k2 * ..., fan_out = out * k1 * k2 * ...
 ]]
 local ai = require "aiart"
+local is_tensor = require("aiart.util").is_tensor
 
 local init = {}
 
 local function check_tensor(fn, t)
-  if getmetatable(t) ~= getmetatable(ai.empty(0)) then
+  if not is_tensor(t) then
     error(("init.%s: tensor expected, got %s"):format(fn, type(t)), 3)
   end
 end

@@ -1,0 +1,420 @@
+--[[ aiart.data.datasets: the datasets of ai.data: the Dataset base (#ds, ds:get(i[, rng]),
+ds:map), tensor-backed datasets (which the DataLoader can hand to the C loader), MNIST and
+Fashion-MNIST from IDX files, ImageFolder, and composition (Subset, ConcatDataset,
+random_split).
+]]
+local ai = require "aiart"
+local util = require "aiart.util"
+local random = require "aiart.data.random"
+local T = require "aiart.data.transforms"
+
+local is_tensor, shape_str, check_opts, shell_quote = util.is_tensor, util.shape_str, util.check_opts, util.shell_quote
+local function is_int(v) return math.type(v) == "integer" end
+local transforms, flatten_transforms, apply_list, crop_fill = T.transforms, T.flatten, T.apply_list, T.crop_fill
+local seeded_perm0, mix64 = random.seeded_perm0, util.mix64
+
+local D = {}
+
+local Dataset = {}
+Dataset.__index = Dataset
+Dataset.__name = "Dataset"
+Dataset.__len = function(self) return self:len() end
+Dataset.__tostring = function(self) return ("%s (%d samples)"):format(self.kind or "Dataset", #self) end
+
+local function dataset(kind, fields)
+  fields.kind = kind
+  return setmetatable(fields, Dataset)
+end
+
+function Dataset:len() return self.n end
+
+-- checks i and returns it as an integer
+local function check_index(ds, i, level)
+  if not is_int(i) then
+    if type(i) == "number" and i == math.floor(i) then i = math.tointeger(i)
+    else error(("%s:get: index must be an integer, got %s"):format(ds.kind, tostring(i)), level + 1) end
+  end
+  local n = #ds
+  if i < 1 or i > n then error(("%s:get: index %d out of range 1..%d"):format(ds.kind, i, n), level + 1) end
+  return i
+end
+
+--- ds:map(fn): a dataset whose get(i) is fn(ds:get(i, rng)..., rng)
+function Dataset:map(fn)
+  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+    error("Dataset:map: expected a function, got " .. type(fn), 2)
+  end
+  local parent = self
+  return dataset("MappedDataset", {
+    n = #parent,
+    get = function(_, i, rng)
+      rng = rng or random.global_rng()
+      local x, y = parent:get(i, rng)
+      return fn(x, y, rng)
+    end,
+  })
+end
+
+-- Tensor-backed datasets: ds.data N x ..., ds.targets (or nil), ds.divisor (nil: no conversion),
+-- ds.transform_list; ds:_source() describes them to the DataLoader.
+local TensorBacked = setmetatable({}, {__index = Dataset})
+TensorBacked.__index = TensorBacked
+TensorBacked.__len = Dataset.__len
+TensorBacked.__tostring = Dataset.__tostring
+TensorBacked.__name = "Dataset"
+
+function TensorBacked:get(i, rng)
+  i = check_index(self, i, 2)
+  local x = self.data[i]
+  if self.divisor then
+    x = x:float()
+    if self.divisor ~= 1 then x = x / self.divisor end
+  end
+  if #self.transform_list > 0 then x = apply_list(self.transform_list, x, rng or random.global_rng()) end
+  local y = self.targets
+  if y == nil then return x end
+  if self.label_numbers then return x, y[i]:item() end
+  return x, y[i]
+end
+
+function TensorBacked:_source()
+  return {data = self.data, labels = self.targets, divisor = self.divisor, transforms = self.transform_list}
+end
+
+local function tensor_dataset(kind, fields)
+  fields.kind = kind
+  fields.n = fields.data.shape[1]
+  fields.transform_list = fields.transform_list or {}
+  return setmetatable(fields, TensorBacked)
+end
+
+--- data.TensorDataset(x[, y][, {transform=, divisor=}]): sample i is x[i] (and y[i]); with a
+-- transform or a divisor, x[i] becomes f32 (x[i] / divisor) before the transforms.
+function D.TensorDataset(x, y, opts)
+  local fn = "TensorDataset"
+  if not is_tensor(x) then error(fn .. ": x must be a tensor, got " .. type(x), 2) end
+  if x.ndim < 1 then error(fn .. ": x must have a sample dimension", 2) end
+  if y ~= nil and not is_tensor(y) then
+    if opts == nil and type(y) == "table" then opts, y = y, nil
+    else error(fn .. ": y must be a tensor, got " .. type(y), 2) end
+  end
+  if y and (y.ndim < 1 or y.shape[1] ~= x.shape[1]) then
+    error(("%s: x has %d rows but y is %s"):format(fn, x.shape[1], shape_str(y)), 2)
+  end
+  local o = check_opts(fn, opts, {transform = true, divisor = true})
+  local list = flatten_transforms(fn, o.transform)
+  local divisor = o.divisor
+  if divisor == nil and #list > 0 then divisor = x.dtype == "u8" and 255 or 1 end
+  return tensor_dataset(fn, {data = x, targets = y, divisor = divisor, transform_list = list})
+end
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- The decoded IDX tensors, shared while alive (a second dataset on the same files costs nothing).
+local idx_cache = setmetatable({}, {__mode = "v"})
+
+local function read_idx(path)
+  local t = idx_cache[path]
+  if t then return t end
+  local io_ = rawget(ai, "io")
+  if not io_ then error("aiart.data: the file-format layer ai.io is not built into this aiart", 4) end
+  t = io_.read_idx(path)
+  idx_cache[path] = t
+  return t
+end
+
+local function find_idx(root, name)
+  for _, suffix in ipairs{".gz", ""} do
+    local p = root .. "/" .. name .. suffix
+    if file_exists(p) then return p end
+  end
+  return nil
+end
+
+local function mnist_like(fn, opts, default_root, package_hint, classes)
+  local o = check_opts(fn, opts, {split = true, root = true, transform = true, train = true}, 3)
+  local split = o.split or (o.train == false and "test") or "train"
+  if split ~= "train" and split ~= "test" then
+    error(("%s: split must be 'train' or 'test', got '%s'"):format(fn, tostring(split)), 3)
+  end
+  local root = o.root or default_root
+  if type(root) ~= "string" then error(fn .. ": root must be a string", 3) end
+  local prefix = split == "train" and "train" or "t10k"
+  local ipath = find_idx(root, prefix .. "-images-idx3-ubyte")
+  local lpath = find_idx(root, prefix .. "-labels-idx1-ubyte")
+  if not ipath or not lpath then
+    error(("%s: cannot find %s-images-idx3-ubyte(.gz) and %s-labels-idx1-ubyte(.gz) in %s; %s"):format(
+      fn, prefix, prefix, root, package_hint), 3)
+  end
+  local images, labels = read_idx(ipath), read_idx(lpath)
+  if images.ndim ~= 3 or images.dtype ~= "u8" then
+    error(("%s: %s holds %s %s, expected u8 N x H x W images"):format(fn, ipath, images.dtype, shape_str(images)), 3)
+  end
+  if labels.ndim ~= 1 or labels.shape[1] ~= images.shape[1] then
+    error(("%s: %s holds %s labels for %d images"):format(fn, lpath, shape_str(labels), images.shape[1]), 3)
+  end
+  local n, h, w = images.shape[1], images.shape[2], images.shape[3]
+  local transform = o.transform
+  if transform == nil then transform = transforms.normalize(0.5, 0.5) end
+  local ds = tensor_dataset(fn, {
+    data = images:view(n, 1, h, w),
+    images = images,
+    targets = labels:long() + 1,
+    divisor = 255,
+    transform_list = flatten_transforms(fn, transform),
+    label_numbers = true,
+    classes = classes,
+    split = split,
+    root = root,
+  })
+  return ds
+end
+
+local FASHION_CLASSES = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot"}
+
+--- data.fashion_mnist{split="train", root=, transform=}
+function D.fashion_mnist(opts)
+  return mnist_like("fashion_mnist", opts, "/usr/share/datasets/fashion-mnist",
+    "install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass root=",
+    FASHION_CLASSES)
+end
+
+--- data.mnist{split="train", root=, transform=}
+function D.mnist(opts)
+  return mnist_like("mnist", opts, "/usr/share/datasets/mnist",
+    "no Debian package ships MNIST: put the four IDX files (e.g. train-images-idx3-ubyte.gz) in a folder and pass root=",
+    {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"})
+end
+
+-- ---------------------------------------------------------------- ImageFolder
+
+-- channel conversion of a C x H x W image in [0, 1]
+local function to_channels(img, c)
+  local have = img.shape[1]
+  if have == c then return img end
+  if have == 2 or have == 4 then -- drop alpha
+    img = img:narrow(1, 1, have - 1)
+    have = have - 1
+  end
+  if have == c then return img end
+  if c == 1 then -- ITU-R 601 luma, as PIL's "L"
+    return (img[1] * 0.299 + img[2] * 0.587 + img[3] * 0.114):unsqueeze(1)
+  end
+  if c == 3 then return img:expand(3, img.shape[2], img.shape[3]):contiguous() end
+  if c == 4 then
+    local rgb = have == 1 and img:expand(3, img.shape[2], img.shape[3]) or img
+    return ai.cat({rgb, ai.ones(1, img.shape[2], img.shape[3])}, 1)
+  end
+  error("ImageFolder: channels must be 1, 3 or 4", 3)
+end
+
+local function load_image(self, path)
+  local img = ai.io.load_png(path)
+  img = to_channels(img, self.channels)
+  if self.size then
+    local image = require "aiart.image"
+    local h, w = img.shape[2], img.shape[3]
+    local oh, ow = image.target_size(self.size, h, w)
+    if oh ~= h or ow ~= w then
+      local mode = self.resize_mode or ((oh < h or ow < w) and "area" or "bilinear")
+      img = image.resize(img, {size = {oh, ow}, mode = mode})
+    end
+    if is_int(self.size) then
+      local s = self.size
+      img = crop_fill(img, (img.shape[2] - s) // 2, (img.shape[3] - s) // 2, s, s)
+    end
+    img = img:contiguous()
+  end
+  return img
+end
+
+--- data.ImageFolder{root=, size=, channels=3, transform=, preload=false, resize_mode=}
+function D.ImageFolder(opts)
+  local fn = "ImageFolder"
+  local o = check_opts(fn, opts, {root = true, size = true, channels = true, transform = true, preload = true,
+                                  resize_mode = true})
+  local root = o.root
+  if type(root) ~= "string" then error(fn .. ": root must be a string (a folder)", 2) end
+  root = root:gsub("/+$", "")
+  if root == "" then root = "/" end
+  local channels = o.channels or 3
+  if channels ~= 1 and channels ~= 3 and channels ~= 4 then error(fn .. ": channels must be 1, 3 or 4", 2) end
+  if o.size ~= nil and not ((is_int(o.size) and o.size > 0) or (type(o.size) == "table" and #o.size == 2)) then
+    error(fn .. ": size must be a positive integer or {height, width}", 2)
+  end
+  local p = io.popen("find -L " .. shell_quote(root) .. " -type f -iname '*.png' 2>/dev/null")
+  local files = {}
+  for line in p:lines() do files[#files + 1] = line end
+  p:close()
+  if #files == 0 then
+    local f = io.open(root, "r")
+    if not f then error(("%s: folder %s does not exist"):format(fn, root), 2) end
+    f:close()
+    error(("%s: no PNG files under %s"):format(fn, root), 2)
+  end
+  table.sort(files)
+  local class_of, classes = {}, {}
+  local rels = {}
+  local prefix = root == "/" and "/" or root .. "/"
+  for i, f in ipairs(files) do
+    local rel = f:sub(#prefix + 1)
+    local cls = rel:match("^([^/]+)/") or ""
+    rels[i] = cls
+    if not class_of[cls] then class_of[cls] = true; classes[#classes + 1] = cls end
+  end
+  table.sort(classes)
+  local index = {}
+  for i, c in ipairs(classes) do index[c] = i end
+  local targets = {}
+  for i = 1, #files do targets[i] = index[rels[i]] end
+  local transform = o.transform
+  if transform == nil then transform = transforms.normalize(0.5, 0.5) end
+  local list = flatten_transforms(fn, transform)
+  local base = {files = files, classes = classes, channels = channels, size = o.size, resize_mode = o.resize_mode,
+                root = root}
+  if o.preload then
+    local imgs = {}
+    for i, f in ipairs(files) do
+      imgs[i] = load_image(base, f)
+      if i > 1 and shape_str(imgs[i]) ~= shape_str(imgs[1]) then
+        error(("%s: preload needs images of one size: %s is %s, %s is %s (give size=)"):format(
+          fn, files[1], shape_str(imgs[1]), f, shape_str(imgs[i])), 2)
+      end
+    end
+    local ds = tensor_dataset(fn, {data = ai.stack(imgs, 1), targets = ai.tensor(targets, {dtype = "i64"}),
+                                   divisor = 1, transform_list = list, label_numbers = true})
+    for k, v in pairs(base) do ds[k] = v end
+    return ds
+  end
+  base.targets_list = targets
+  base.transform_list = list
+  base.n = #files
+  base.get = function(self, i, rng)
+    i = check_index(self, i, 2)
+    local img = load_image(self, self.files[i])
+    if #self.transform_list > 0 then img = apply_list(self.transform_list, img, rng or random.global_rng()) end
+    return img, self.targets_list[i]
+  end
+  return dataset(fn, base)
+end
+
+-- ---------------------------------------------------------------- composition
+
+local function index_list(fn, indices, n)
+  local list
+  if is_tensor(indices) then
+    if indices.ndim ~= 1 then error(fn .. ": indices must be a 1-D tensor or a list", 3) end
+    list = indices:long():tolist()
+  elseif type(indices) == "table" then
+    list = {}
+    for i = 1, #indices do list[i] = indices[i] end
+  else
+    error(fn .. ": indices must be a list or a tensor of 1-based indices", 3)
+  end
+  for i, v in ipairs(list) do
+    if not is_int(v) then
+      if type(v) == "number" and v == math.floor(v) then list[i] = math.tointeger(v)
+      else error(("%s: index %d is not an integer"):format(fn, i), 3) end
+    end
+    if list[i] < 1 or list[i] > n then error(("%s: index %d out of range 1..%d"):format(fn, list[i], n), 3) end
+  end
+  return list
+end
+
+--- data.Subset(ds, indices)
+function D.Subset(ds, indices)
+  local fn = "Subset"
+  if type(ds) ~= "table" or not ds.get then error(fn .. ": expected a dataset", 2) end
+  local list = index_list(fn, indices, #ds)
+  local sub = dataset(fn, {dataset = ds, indices = list, n = #list})
+  sub.get = function(self, i, rng)
+    i = check_index(self, i, 2)
+    return ds:get(list[i], rng)
+  end
+  if ds._source then
+    sub._source = function()
+      local src = ds:_source()
+      if not src then return nil end
+      local s = {}
+      for k, v in pairs(src) do s[k] = v end
+      local mine = ai.tensor(list, {dtype = "i64"}) - 1
+      s.index = src.index and src.index:index_select(1, mine + 1) or mine
+      return s
+    end
+  end
+  return sub
+end
+
+--- data.ConcatDataset{ds1, ds2, ...}
+function D.ConcatDataset(list)
+  local fn = "ConcatDataset"
+  if type(list) ~= "table" or #list == 0 then error(fn .. ": expected a non-empty list of datasets", 2) end
+  local ends, total = {}, 0
+  for i, ds in ipairs(list) do
+    if type(ds) ~= "table" or not ds.get then error(("%s: element %d is not a dataset"):format(fn, i), 2) end
+    total = total + #ds
+    ends[i] = total
+  end
+  local cat = dataset(fn, {datasets = list, n = total, cumulative_sizes = ends})
+  cat.get = function(self, i, rng)
+    i = check_index(self, i, 2)
+    local lo, hi = 1, #ends
+    while lo < hi do
+      local mid = (lo + hi) // 2
+      if ends[mid] >= i then hi = mid else lo = mid + 1 end
+    end
+    return list[lo]:get(i - (ends[lo] - #list[lo]), rng)
+  end
+  return cat
+end
+
+--- data.random_split(ds, lengths, {seed=}) -> {Subset, ...}; lengths are counts summing to
+-- #ds or fractions summing to 1 (the remainder goes round-robin, as PyTorch does)
+function D.random_split(ds, lengths, opts)
+  local fn = "random_split"
+  if type(ds) ~= "table" or not ds.get then error(fn .. ": expected a dataset", 2) end
+  if type(lengths) ~= "table" or #lengths == 0 then error(fn .. ": lengths must be a non-empty list", 2) end
+  local o = check_opts(fn, opts, {seed = true})
+  local n = #ds
+  local counts, sum, all_int = {}, 0, true
+  for i, v in ipairs(lengths) do
+    if type(v) ~= "number" or v < 0 then error(("%s: lengths[%d] must be a non-negative number"):format(fn, i), 2) end
+    if not is_int(v) then all_int = false end
+    sum = sum + v
+  end
+  if all_int then
+    for i, v in ipairs(lengths) do counts[i] = v end
+    if sum ~= n then error(("%s: lengths sum to %d but the dataset has %d samples"):format(fn, sum, n), 2) end
+  elseif math.abs(sum - 1) < 1e-6 then
+    local used = 0
+    for i, f in ipairs(lengths) do counts[i] = math.floor(n * f); used = used + counts[i] end
+    local i = 1
+    while used < n do counts[i] = counts[i] + 1; used = used + 1; i = i % #counts + 1 end
+  else
+    error(("%s: lengths must be counts summing to %d or fractions summing to 1"):format(fn, n), 2)
+  end
+  local perm
+  if o.seed ~= nil then
+    if not is_int(o.seed) then error(fn .. ": seed must be an integer", 2) end
+    perm = seeded_perm0(n, mix64(o.seed)) + 1
+  else
+    perm = ai.randperm(n)
+  end
+  local p = perm:tolist()
+  local out, at = {}, 0
+  for i, c in ipairs(counts) do
+    local idx = table.move(p, at + 1, at + c, 1, {})
+    out[i] = D.Subset(ds, idx)
+    at = at + c
+  end
+  return out
+end
+
+
+D.Dataset = Dataset
+return D
