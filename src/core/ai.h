@@ -118,6 +118,9 @@ ai_tensor *ai_flatten(ai_tensor *t, int start, int end);
 ai_tensor *ai_contiguous(ai_tensor *t); /* new ref to t itself if already contiguous */
 ai_tensor *ai_clone(ai_tensor *t);
 ai_tensor *ai_detach(ai_tensor *t);     /* shares storage, no grad */
+/* t takes src's storage, dtype, shape, strides and offset, keeping its identity, .grad and
+ * requires_grad (PyTorch's set_; module conversion keeps optimizers' references valid). */
+int ai_set_(ai_tensor *t, ai_tensor *src);
 ai_tensor *ai_to_dtype(ai_tensor *t, ai_dtype dt); /* new ref to t if same dtype */
 /* Inverse of slice/select for gradients: a zero tensor of `shape` with g placed at the slice. */
 ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int dim,
