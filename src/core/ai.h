@@ -245,9 +245,15 @@ ai_tensor *ai_cross_entropy(ai_tensor *x, ai_tensor *target, ai_tensor *weight,
                             int64_t ignore_index, double label_smoothing, ai_reduction r);
 ai_tensor *ai_kl_div(ai_tensor *input, ai_tensor *target, bool log_target, ai_reduction r);
 
-/* ---- threads ---- */
+/* ---- runtime (runtime.c): threads, CPUs, clocks ---- */
 void ai_set_num_threads(int n);
 int ai_get_num_threads(void);
+/* The CPUs this process may run on (its affinity mask) and the CPUs online. */
+void ai_cpu_count(int *usable, int *online);
+/* Seconds of a monotonic wall clock, for intervals (CPU time such as clock() sums threads). */
+double ai_clock(void);
+/* Seconds since the Unix epoch, with fractions (for timestamps, not intervals). */
+double ai_unix_time(void);
 
 /* ---- autograd ---- */
 bool ai_grad_enabled(void);

@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lbind.h"
 
@@ -570,9 +569,7 @@ static int op_set_num_threads(lua_State *L) {
 /* ai.clock(): seconds of wall time from a monotonic clock (os.clock is CPU time, summed over
  * threads) */
 static int op_clock(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, ai_clock());
   return 1;
 }
 
