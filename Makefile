@@ -20,7 +20,7 @@ CORE_SRC := src/core/alloc.c src/core/tensor.c src/core/iter.c src/core/elementw
             src/core/reduce.c src/core/matmul.c src/core/index.c src/core/random.c \
             src/core/autograd.c src/core/grad_rules.c src/core/runtime.c src/core/nn.c \
             src/core/loader.c src/core/dist.c src/core/dist_tensor.c src/core/dist_buckets.c \
-            src/core/optim.c
+            src/core/optim.c src/core/linalg.c
 KERN_SRC := src/kernels/nnk.c
 IO_SRC := src/io/idx.c src/io/png.c src/io/safetensors.c src/io/gif.c
 LUA_SRC := src/lua/l_aiart.c src/lua/l_tensor.c src/lua/l_ops.c src/lua/l_autograd.c src/lua/l_format.c \

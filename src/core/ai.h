@@ -173,6 +173,10 @@ ai_tensor *ai_sum_to(ai_tensor *g, int ndim, const int64_t *shape);
 
 /* ---- linear algebra ---- */
 ai_tensor *ai_matmul(ai_tensor *a, ai_tensor *b);
+/* Eigenvalues (ascending, 1-D) and eigenvectors (the columns of *vectors) of a symmetric float
+ * matrix (only its upper triangle is read), by LAPACK dsyev in f64; both in a's dtype. Not
+ * differentiable. linalg.c */
+int ai_eigh(ai_tensor *a, ai_tensor **values, ai_tensor **vectors);
 
 /* ---- joining, indexing ---- */
 ai_tensor *ai_cat(ai_tensor **ts, int n, int dim);
@@ -181,6 +185,8 @@ ai_tensor *ai_index_select(ai_tensor *t, int dim, ai_tensor *index);
 ai_tensor *ai_gather(ai_tensor *t, int dim, ai_tensor *index);
 ai_tensor *ai_scatter(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src, bool add);
 ai_tensor *ai_index_add(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src); /* non-diff helper */
+/* The elements of x where the u8 mask (broadcast against x) is nonzero, 1-D, in order. */
+ai_tensor *ai_masked_select(ai_tensor *x, ai_tensor *mask);
 
 /* ---- random: one Philox-4x32 generator; element i of a draw depends only on (seed, offset+i) ---- */
 typedef struct { uint64_t seed, offset; } ai_rng_state;
@@ -191,6 +197,7 @@ int ai_rand_(ai_tensor *t, double lo, double hi);     /* uniform [lo, hi) */
 int ai_randn_(ai_tensor *t, double mean, double std);
 int ai_randint_(ai_tensor *t, int64_t lo, int64_t hi); /* [lo, hi) */
 int ai_bernoulli_(ai_tensor *t, double p);
+ai_tensor *ai_bernoulli(ai_tensor *p); /* 0/1 draws with probabilities p, in p's float dtype or f32 */
 ai_tensor *ai_randperm(int64_t n);
 
 /* ---- neural-network ops (nn.c); geometry pairs are {height, width} ---- */
