@@ -117,6 +117,9 @@ ai_tensor *ai_contiguous(ai_tensor *t); /* new ref to t itself if already contig
 ai_tensor *ai_clone(ai_tensor *t);
 ai_tensor *ai_detach(ai_tensor *t);     /* shares storage, no grad */
 ai_tensor *ai_to_dtype(ai_tensor *t, ai_dtype dt); /* new ref to t if same dtype */
+/* Contiguous f32 pixels for the image writers: u8 0..255 scaled to [0,1], floats as they are
+ * (a new ref to t when it already is contiguous f32). Not recorded. */
+ai_tensor *ai_to_unit_f32(ai_tensor *t);
 /* Inverse of slice/select for gradients: a zero tensor of `shape` with g placed at the slice. */
 ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int dim,
                              int64_t start, int64_t step);
