@@ -24,7 +24,8 @@ CORE_SRC := src/core/alloc.c src/core/tensor.c src/core/iter.c src/core/elementw
 KERN_SRC := src/kernels/nnk.c
 IO_SRC := src/io/idx.c src/io/png.c src/io/safetensors.c src/io/gif.c
 LUA_SRC := src/lua/l_aiart.c src/lua/l_tensor.c src/lua/l_ops.c src/lua/l_autograd.c src/lua/l_format.c \
-           src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c src/lua/l_optim.c src/lua/l_data.c src/lua/l_dist.c
+           src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c src/lua/l_optim.c src/lua/l_data.c src/lua/l_dist.c \
+           src/lua/l_tensor_new.c src/lua/l_tensor_view.c
 MOD_SRC := $(CORE_SRC) $(KERN_SRC) $(IO_SRC) $(LUA_SRC)
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/%.o)
 
