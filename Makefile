@@ -70,10 +70,10 @@ run: deps
 # ---- tests: C unit tests, then the Lua suite (its last line is "N passed, M failed")
 IO_CTESTS := test_io_idx test_io_png test_io_safetensors
 CTEST_BINS := $(BUILD)/test_nnk $(IO_CTESTS:%=$(BUILD)/%) $(BUILD)/test_loader
-$(BUILD)/test_loader: tests/c/test_loader.c src/core/loader.c src/core/loader.h
+$(BUILD)/test_loader: tests/c/test_loader.c tests/c/check.h src/core/loader.c src/core/loader.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_loader.c src/core/loader.c -lm
-$(BUILD)/test_io_%: tests/c/test_io_%.c tests/c/io_test.c tests/c/io_test.h $(IO_SRC) src/io/fmt.h
+$(BUILD)/test_io_%: tests/c/test_io_%.c tests/c/io_test.c tests/c/io_test.h tests/c/check.h $(IO_SRC) src/io/fmt.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ $< tests/c/io_test.c $(IO_SRC) $(LIBS)
 $(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h src/kernels/nnk_winograd.h src/kernels/nnk_poly.h

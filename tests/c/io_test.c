@@ -18,14 +18,6 @@ const char *tpath(const char *name) {
   return buf[k];
 }
 
-static uint64_t rng = 88172645463325252ull;
-uint32_t rnd(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (uint32_t)(rng >> 11);
-}
-
 unsigned char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;

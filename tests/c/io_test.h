@@ -1,5 +1,5 @@
-/* io_test.h: what the file-format test programs share (tests/c/test_io_*.c): the counters and
- * CHECK macros, a temp folder, small file helpers and a seeded generator (io_test.c).
+/* io_test.h: what the file-format test programs share (tests/c/test_io_*.c) beyond check.h:
+ * CHECK_ERR, a temp folder and small file helpers (io_test.c).
  *
  * Build and run from the repository root (as the Makefile does), e.g.:
  *   gcc -std=gnu11 -Wall -Wextra -O2 -g -Isrc/io tests/c/test_io_idx.c tests/c/io_test.c \
@@ -15,23 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "fmt.h"
 
-extern int npass, nfail;
 extern char tmpdir[256];
 extern char err[512];
-
-#define CHECK(cond, ...)                                      \
-  do {                                                        \
-    if (cond) {                                               \
-      npass++;                                                \
-    } else {                                                  \
-      nfail++;                                                \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);             \
-      printf(__VA_ARGS__);                                    \
-      printf("\n");                                           \
-    }                                                         \
-  } while (0)
 
 /* Expects a failure whose message contains `want`. */
 #define CHECK_ERR(rc, want)                                                                \
@@ -40,7 +28,6 @@ extern char err[512];
 
 /* tmpdir/name, in one of four rotating buffers. */
 const char *tpath(const char *name);
-uint32_t rnd(void);
 unsigned char *slurp(const char *path, size_t *len);
 int spit(const char *path, const void *b, size_t n);
 /* No "*.tmp.*" may be left in the temp folder after any write. */

@@ -6,15 +6,8 @@
 #include "io_test.h"
 
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* gzip in memory with zlib (independent of the reader). */
 static unsigned char *gzip_mem(const unsigned char *p, size_t n, size_t *outlen) {
