@@ -67,7 +67,18 @@ static ai_tensor *grad_array(ai_tensor *g, const char *fn, const ai_tensor *para
   return c;
 }
 
-static void bump(ai_tensor *t) { if (t) t->storage->version++; }
+/* The checks that follow the options: the arrays are disjoint, and the gradient fits; returns
+ * the gradient as a contiguous new reference, or NULL. */
+static ai_tensor *prepare(const char *fn, ai_tensor *const *ts, const char *const *names, int n, ai_tensor *g) {
+  if (check_disjoint(fn, ts, names, n)) return NULL;
+  return grad_array(g, fn, ts[0]);
+}
+
+/* Every array written has its storage version bumped, as any in-place write does. */
+static void bump(ai_tensor *const *ts, int n) {
+  for (int i = 0; i < n; i++)
+    if (ts[i]) ts[i]->storage->version++;
+}
 
 /* ---------------------------------------------------------------- kernels
  * Each kernel is written once for T = float and double (KERNELS(T, SFX, SQRT) below). Scalars are
@@ -207,14 +218,13 @@ int ai_adam_step(ai_tensor *p, ai_tensor *g, ai_tensor *m, ai_tensor *v, ai_tens
                  .decoupled = o->decoupled, .maximize = o->maximize};
   a.step_size = a.lr / (1 - pow(a.beta1, o->step));
   a.bc2_sqrt = sqrt(1 - pow(a.beta2, o->step));
-  if (check_disjoint(fn, ts, names, 4)) return -1;
-  ai_tensor *gc = grad_array(g, fn, p);
+  ai_tensor *gc = prepare(fn, ts, names, 4, g);
   if (!gc) return -1;
   int64_t n = ai_numel(p);
   if (p->dtype == AI_F32) adam_f32(ai_data(p), ai_data(gc), ai_data(m), ai_data(v), DATA(vmax), n, &a);
   else adam_f64(ai_data(p), ai_data(gc), ai_data(m), ai_data(v), DATA(vmax), n, &a);
   ai_unref(gc);
-  bump(p), bump(m), bump(v), bump(vmax);
+  bump(ts, 4);
   return 0;
 }
 
@@ -226,14 +236,13 @@ int ai_sgd_step(ai_tensor *p, ai_tensor *g, ai_tensor *buf, const ai_sgd_opts *o
   if (o->momentum != 0 && !buf) return ai_seterror("%s: momentum needs a momentum_buffer (argument 3)", fn);
   sgd_args a = {.lr = o->lr, .momentum = o->momentum, .dampening = o->dampening, .wd = o->weight_decay,
                 .nesterov = o->nesterov, .maximize = o->maximize, .first = o->first};
-  if (check_disjoint(fn, ts, names, 2)) return -1;
-  ai_tensor *gc = grad_array(g, fn, p);
+  ai_tensor *gc = prepare(fn, ts, names, 2, g);
   if (!gc) return -1;
   int64_t n = ai_numel(p);
   if (p->dtype == AI_F32) sgd_f32(ai_data(p), ai_data(gc), DATA(buf), n, &a);
   else sgd_f64(ai_data(p), ai_data(gc), DATA(buf), n, &a);
   ai_unref(gc);
-  bump(p), bump(buf);
+  bump(ts, 2);
   return 0;
 }
 
@@ -247,14 +256,13 @@ int ai_rmsprop_step(ai_tensor *p, ai_tensor *g, ai_tensor *sq, ai_tensor *gavg, 
     return ai_seterror("%s: a momentum_buffer (argument 5) goes with momentum > 0, and only then", fn);
   rmsprop_args a = {.lr = o->lr, .alpha = o->alpha, .eps = o->eps, .wd = o->weight_decay,
                     .momentum = o->momentum, .maximize = o->maximize};
-  if (check_disjoint(fn, ts, names, 4)) return -1;
-  ai_tensor *gc = grad_array(g, fn, p);
+  ai_tensor *gc = prepare(fn, ts, names, 4, g);
   if (!gc) return -1;
   int64_t n = ai_numel(p);
   if (p->dtype == AI_F32) rmsprop_f32(ai_data(p), ai_data(gc), ai_data(sq), DATA(gavg), DATA(buf), n, &a);
   else rmsprop_f64(ai_data(p), ai_data(gc), ai_data(sq), DATA(gavg), DATA(buf), n, &a);
   ai_unref(gc);
-  bump(p), bump(sq), bump(gavg), bump(buf);
+  bump(ts, 4);
   return 0;
 }
 
@@ -264,14 +272,13 @@ int ai_adagrad_step(ai_tensor *p, ai_tensor *g, ai_tensor *sum, const ai_adagrad
   const char *names[] = {"param", "state_sum"};
   if (check_arrays(fn, ts, names, 2)) return -1;
   adagrad_args a = {.clr = o->lr, .eps = o->eps, .wd = o->weight_decay, .maximize = o->maximize};
-  if (check_disjoint(fn, ts, names, 2)) return -1;
-  ai_tensor *gc = grad_array(g, fn, p);
+  ai_tensor *gc = prepare(fn, ts, names, 2, g);
   if (!gc) return -1;
   int64_t n = ai_numel(p);
   if (p->dtype == AI_F32) adagrad_f32(ai_data(p), ai_data(gc), ai_data(sum), n, &a);
   else adagrad_f64(ai_data(p), ai_data(gc), ai_data(sum), n, &a);
   ai_unref(gc);
-  bump(p), bump(sum);
+  bump(ts, 2);
   return 0;
 }
 
@@ -282,6 +289,6 @@ int ai_lerp_(ai_tensor *dst, ai_tensor *src, double weight) {
   if (check_arrays(fn, ts, names, 2) || check_disjoint(fn, ts, names, 2)) return -1;
   if (dst->dtype == AI_F32) lerp_f32(ai_data(dst), ai_data(src), ai_numel(dst), weight);
   else lerp_f64(ai_data(dst), ai_data(src), ai_numel(dst), weight);
-  bump(dst);
+  bump(ts, 1);
   return 0;
 }
