@@ -662,6 +662,20 @@ ai_tensor *ai_to_dtype(ai_tensor *t, ai_dtype dt) {
   return record1(AI_OP_TO_DTYPE, c, t, NULL);
 }
 
+ai_tensor *ai_to_unit_f32(ai_tensor *t) {
+  bool prev = ai_set_grad_enabled(false);
+  ai_tensor *f = ai_to_dtype(t, AI_F32);
+  ai_tensor *c = f ? ai_contiguous(f) : NULL;
+  ai_unref(f);
+  ai_set_grad_enabled(prev);
+  if (c && t->dtype == AI_U8) { /* the conversion made a fresh tensor: ours to scale */
+    float *p = ai_data(c);
+    int64_t n = ai_numel(c);
+    for (int64_t i = 0; i < n; i++) p[i] = p[i] / 255.0f;
+  }
+  return c;
+}
+
 ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int dim, int64_t start,
                              int64_t step) {
   ai_tensor *z = ai_zeros(g->dtype, ndim, shape);
