@@ -206,19 +206,23 @@ ai_dtype lai_checkdtype(lua_State *L, int arg) {
   return dt;
 }
 
-/* Options table helpers: a missing table or field gives the default. */
+/* Options table helpers: a missing table or field gives the default; a field of the wrong type
+ * is an error that names the function, the argument and the option. */
 static int optfield(lua_State *L, int arg, const char *k) {
   if (lua_type(L, arg) != LUA_TTABLE || lai_test(L, arg)) return 0;
   lua_getfield(L, arg, k);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
   return 1;
 }
+static int bad_option(lua_State *L, int arg, const char *k, const char *what) {
+  return luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be %s, got %s", k, what, luaL_typename(L, -1)));
+}
 
 lua_Number lai_optnumfield(lua_State *L, int arg, const char *k, lua_Number def) {
   if (!optfield(L, arg, k)) return def;
   int ok;
-  lua_Number v = lua_tonumberx(L, -1, &ok);
-  if (!ok) luaL_error(L, "option '%s' must be a number, got %s", k, luaL_typename(L, -1));
+  lua_Number v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumberx(L, -1, &ok) : (ok = 0);
+  if (!ok) bad_option(L, arg, k, "a number");
   lua_pop(L, 1);
   return v;
 }
@@ -226,15 +230,15 @@ lua_Number lai_optnumfield(lua_State *L, int arg, const char *k, lua_Number def)
 lua_Integer lai_optintfield(lua_State *L, int arg, const char *k, lua_Integer def) {
   if (!optfield(L, arg, k)) return def;
   int ok;
-  lua_Integer v = lua_tointegerx(L, -1, &ok);
-  if (!ok) luaL_error(L, "option '%s' must be an integer, got %s", k, luaL_typename(L, -1));
+  lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &ok) : (ok = 0);
+  if (!ok) bad_option(L, arg, k, "an integer");
   lua_pop(L, 1);
   return v;
 }
 
 int lai_optboolfield(lua_State *L, int arg, const char *k, int def) {
   if (!optfield(L, arg, k)) return def;
-  if (!lua_isboolean(L, -1)) luaL_error(L, "option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));
+  if (!lua_isboolean(L, -1)) bad_option(L, arg, k, "a boolean");
   int v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
@@ -242,8 +246,8 @@ int lai_optboolfield(lua_State *L, int arg, const char *k, int def) {
 
 const char *lai_optstrfield(lua_State *L, int arg, const char *k, const char *def) {
   if (!optfield(L, arg, k)) return def;
-  const char *v = lua_tostring(L, -1);
-  if (!v) luaL_error(L, "option '%s' must be a string, got %s", k, luaL_typename(L, -1));
+  const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (!v) bad_option(L, arg, k, "a string");
   lua_pop(L, 1); /* the string stays alive: it is the table's field */
   return v;
 }
@@ -252,8 +256,52 @@ ai_dtype lai_optdtype(lua_State *L, int arg, ai_dtype def) {
   const char *s = lai_optstrfield(L, arg, "dtype", NULL);
   if (!s) return def;
   ai_dtype dt = AI_F32;
-  if (!dtype_from_string(s, &dt)) luaL_error(L, "unknown dtype '%s' (expected f32, f64, i64 or u8)", s);
+  if (!dtype_from_string(s, &dt))
+    luaL_argerror(L, arg, lua_pushfstring(L, "unknown dtype '%s' (expected f32, f64, i64 or u8)", s));
   return dt;
+}
+
+void lai_checkopts(lua_State *L, int arg, const char *const *known) {
+  int t = lua_type(L, arg);
+  if (t == LUA_TNONE || t == LUA_TNIL) return;
+  if (t != LUA_TTABLE || lai_test(L, arg))
+    luaL_argerror(L, arg, lua_pushfstring(L, "options table expected, got %s", luaL_typename(L, arg)));
+  lua_pushnil(L);
+  while (lua_next(L, arg)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    bool ok = false;
+    for (int i = 0; k && known[i]; i++) if (!strcmp(k, known[i])) { ok = true; break; }
+    if (!ok) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; known[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, known[i]);
+      }
+      if (!known[0]) luaL_addstring(&b, "none");
+      luaL_pushresult(&b);
+      if (k) luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s' (known: %s)", k, lua_tostring(L, -1)));
+      luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got a %s key (known: %s)",
+                                             luaL_typename(L, -2), lua_tostring(L, -1)));
+    }
+  }
+}
+
+int lai_too_many(lua_State *L, int n) {
+  return luaL_argerror(L, n + 1, lua_pushfstring(L, "too many arguments (%d given, at most %d expected)",
+                                                 lua_gettop(L), n));
+}
+
+lua_Integer lai_checkint(lua_State *L, int arg) {
+  int ok;
+  lua_Integer v = lua_type(L, arg) == LUA_TNUMBER ? lua_tointegerx(L, arg, &ok) : (ok = 0);
+  if (!ok) {
+    if (lua_type(L, arg) == LUA_TNUMBER)
+      luaL_argerror(L, arg, lua_pushfstring(L, "an integer expected, got %f (not a whole number)", lua_tonumber(L, arg)));
+    luaL_typeerror(L, arg, "integer");
+  }
+  return v;
 }
 
 void lai_register(lua_State *L, const luaL_Reg *fns) {
