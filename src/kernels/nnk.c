@@ -4,31 +4,30 @@
  * includes nnk_impl.h twice, once with T = float and once with T = double.
  *
  * Convolutions are im2col + one single-threaded gemm per work unit, the units spread over
- * OpenMP threads:
+ * OpenMP threads, because one gemm per thread on a skinny shape beats a threaded gemm:
  *  - forward / backward_weight: a unit is (sample, block of output rows); the block size keeps
- *    the column buffer around 1 MB; for small batches the blocks are shrunk so every thread
- *    gets work. backward_weight accumulates into per-thread copies of dweight that are summed
- *    at the end (thread 0 accumulates into dweight itself).
+ *    the column buffer around 1 MB (L2); for small batches the blocks are shrunk so every
+ *    thread gets work. backward_weight accumulates into per-thread copies of dweight that are
+ *    summed at the end (thread 0 accumulates into dweight itself), so no two threads write
+ *    the same element.
  *  - backward_input: a unit is (sample block, group, chunk of input channels): gemm to a block
  *    of columns, then col2im into that unit's own input channels (no write races); chunks are
  *    split only when there are too few samples for the threads.
  *  - small output planes (<= 128 outputs, e.g. 7x7) make units of several samples: their
  *    column matrices side by side (up to 512 columns, 512 KB of buffer), one gemm, then the
  *    result copied to each sample's NCHW planes (forward), or dout gathered the same way first
- *    (backward_weight: a longer inner dimension; backward_input: col2im sample by sample).
- *    Blocks are a multiple of the thread count and differ by at most one sample. Not for 1x1
- *    convolutions nor inner dimensions C/g*R*S < 64 (measured slower: see conv_batch_bound).
+ *    (backward_weight: a longer inner dimension; backward_input: col2im sample by sample),
+ *    because a gemm of a few dozen columns runs far below peak. Blocks are a multiple of the
+ *    thread count and differ by at most one sample. Not for 1x1 convolutions nor inner
+ *    dimensions C/g*R*S < 64 (measured slower: see conv_batch_bound).
  *  - im2col / col2im go kernel tap by kernel tap: a tap's rows x Q block is one shifted copy
  *    of a plane (conv_tap), one vector loop with a column mask when the plane is as wide as
- *    the output. Strided convolutions first split each input channel into its stride phases
- *    (a 4x4 stride-2 tap reads one 7x7 phase of a 14x14 plane), and col2im adds into the
- *    phases and merges them back. 1.4-2.4x faster im2col, 1.3-3.4x faster col2im than row by
- *    row (14x14 and 28x28 planes).
+ *    the output, instead of a short loop per output row. Strided convolutions first split
+ *    each input channel into its stride phases (a 4x4 stride-2 tap reads one 7x7 phase of a
+ *    14x14 plane), so that their taps are shifted copies too, and col2im adds into the phases
+ *    and merges them back.
  *  - conv_transpose2d is the adjoint of the conv2d of nnk_convt_as_conv: its forward is that
  *    conv's backward_input, its backward_input that conv's forward.
- *    Together, on the 2-core AMD EPYC (AVX2; f32, 1 thread, N=64, in-process A/B on a shared
- *    machine): C=64->128 k4 s2 14->7 forward 15.6 -> 12.9 ms, backward_input 17.6 -> 14.2,
- *    backward_weight 14.4 -> 12.3; 64->64 3x3 7x7 4.6-4.9 -> 3.8 ms each.
  *  - 1x1 stride-1 pad-0 convolutions use the input/output planes directly as gemm operands.
  *  - stride-1 backward_input becomes conv2d_forward of dout with the flipped, transposed kernel
  *    when that gemm (C/g x K/g*R*S inner) is better shaped than (C/g*R*S x K/g inner) + col2im.
@@ -39,13 +38,7 @@
  *    flipped backward_input and conv_transpose2d forward, and for backward_weight, where
  *    measured faster on the 2-core AVX2 machine: >= 6 input channels and >= 32 tiles of 4x4
  *    outputs (backward_weight: >= 12 and >= 128, and K*C <= 116K), with the AVX2 clone.
- *    One thread, CPU time against im2col: forward and backward_input 1.7-2.9x at VGG sizes
- *    (64..512 channels, 256..32 px), 1.7-2.2x at the UNet's (N=64, 32..128 channels, 28..7
- *    px); backward_weight 1.6-2.5x. AIART_WINOGRAD=0 in the environment (or
- *    nnk_set_winograd(0)) keeps im2col everywhere.
- * Measured on the 2-core AVX-512 dev machine (f32, 2 threads, best of several runs, the machine
- * being shared): N=64 C=32->64 14x14 3x3 pad 1: forward ~130 GFLOP/s, backward ~120-135,
- * against ~158 for one 2-thread sgemm of the same flops and ~80 for 1-thread sgemm.
+ *    AIART_WINOGRAD=0 in the environment (or nnk_set_winograd(0)) keeps im2col everywhere.
  */
 #include "nnk.h"
 
