@@ -20,7 +20,7 @@ CORE_SRC := src/core/alloc.c src/core/tensor.c src/core/iter.c src/core/elementw
             src/core/reduce.c src/core/matmul.c src/core/index.c src/core/random.c \
             src/core/autograd.c src/core/grad_rules.c src/core/runtime.c src/core/nn.c \
             src/core/loader.c src/core/dist.c
-KERN_SRC := src/kernels/nnk.c
+KERN_SRC := src/kernels/nnk.c src/kernels/winograd.c src/kernels/polyphase.c
 IO_SRC := src/io/idx.c src/io/png.c src/io/safetensors.c src/io/gif.c
 LUA_SRC := src/lua/l_aiart.c src/lua/l_tensor.c src/lua/l_ops.c src/lua/l_autograd.c src/lua/l_format.c \
            src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c src/lua/l_optim.c src/lua/l_data.c src/lua/l_dist.c
@@ -73,9 +73,9 @@ $(BUILD)/test_loader: tests/c/test_loader.c src/core/loader.c src/core/loader.h
 $(BUILD)/test_io: tests/c/test_io.c $(IO_SRC) src/io/fmt.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ tests/c/test_io.c $(IO_SRC) $(LIBS)
-$(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h src/kernels/nnk_winograd.h src/kernels/nnk_poly.h
+$(BUILD)/test_nnk: tests/c/test_nnk.c $(KERN_SRC) src/kernels/nnk_ref.c $(wildcard src/kernels/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_nnk.c $(KERN_SRC) src/kernels/nnk_ref.c $(LIBS)
 
 .PHONY: test check
 test: deps

@@ -34,55 +34,14 @@
  *  - depthwise convolutions (groups == C, <= 4 outputs per group) use direct loops (a gemm per
  *    group would have one row), with AVX2/AVX-512 clones chosen at load time.
  *  - f32 3x3 stride-1 undilated ungrouped convolutions use Winograd F(4x4,3x3)
- *    (nnk_winograd.h: 4x fewer multiplies, own product kernel) for forward, hence for the
+ *    (winograd.c: 4x fewer multiplies, own product kernel) for forward, hence for the
  *    flipped backward_input and conv_transpose2d forward, and for backward_weight, where
  *    measured faster on the 2-core AVX2 machine: >= 6 input channels and >= 32 tiles of 4x4
  *    outputs (backward_weight: >= 12 and >= 128, and K*C <= 116K), with the AVX2 clone.
  *    AIART_WINOGRAD=0 in the environment (or nnk_set_winograd(0)) keeps im2col everywhere.
  */
-#include "nnk.h"
+#include "nnk_internal.h"
 
-#include <cblas.h>
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#else
-static int omp_get_max_threads(void) { return 1; }
-static int omp_get_thread_num(void) { return 0; }
-static int omp_get_num_threads(void) { return 1; }
-#endif
-
-#define NNK_PRAGMA(x) _Pragma(#x)
-#ifdef _OPENMP
-#define NNK_OMP(x) NNK_PRAGMA(omp x)
-#define NNK_SIMD NNK_PRAGMA(omp simd)
-#define NNK_SIMD_RED(...) NNK_PRAGMA(omp simd reduction(__VA_ARGS__))
-#else
-#define NNK_OMP(x)
-#define NNK_SIMD
-#define NNK_SIMD_RED(...)
-#endif
-
-/* hot direct loops (depthwise convolution) get AVX2+FMA / AVX-512 clones picked at load time */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(NNK_NO_CLONES)
-#define NNK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define NNK_CLONES
-#endif
-
-/* helpers of NNK_CLONES functions must be inlined to be compiled for each clone's target */
-#if defined(__GNUC__)
-#define NNK_INLINE static inline __attribute__((always_inline))
-#else
-#define NNK_INLINE static inline
-#endif
-
-/* below this many elements of work a kernel runs on one thread */
-#define NNK_PAR_MIN 32768
 /* target size (elements) of one thread's im2col column buffer */
 #ifndef NNK_COL_TARGET
 #define NNK_COL_TARGET (1 << 18)
@@ -99,13 +58,6 @@ static int omp_get_num_threads(void) { return 1; }
 #endif
 #define NNK_BATCH_MIN_INNER 64
 
-static int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t imax64(int64_t a, int64_t b) { return a > b ? a : b; }
-static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
-/* floor division for any sign of a (b > 0) */
-static int64_t floor_div64(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
-
 /* ---- geometry ---------------------------------------------------------------------------- */
 
 /* natural output size of a convolution / pooling along one axis; <= 0 when empty */
@@ -113,11 +65,7 @@ static int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad,
   return floor_div64(in + 2 * pad - dil * (k - 1) - 1, stride) + 1;
 }
 
-#define NNK_BIG ((int64_t)INT32_MAX)
-
-/* Checks a conv struct (P, Q may be smaller than the natural output size: the transposed
- * convolution uses that when out_pad >= stride). Also checks that the gemm sizes fit int. */
-static int conv_check(const nnk_conv *g) {
+int nnk_conv_check(const nnk_conv *g) {
   if (!g) return -1;
   if (g->N < 0 || g->C <= 0 || g->H <= 0 || g->W <= 0 || g->K <= 0 || g->R <= 0 || g->S <= 0)
     return -1;
@@ -135,14 +83,14 @@ static int conv_check(const nnk_conv *g) {
 
 int nnk_conv_init(nnk_conv *g) {
   if (!g) return -1;
-  g->P = g->Q = 1; /* provisional, so that conv_check looks at the rest */
-  if (conv_check(g)) return -1;
+  g->P = g->Q = 1; /* provisional, so that nnk_conv_check looks at the rest */
+  if (nnk_conv_check(g)) return -1;
   int64_t P = conv_out_size(g->H, g->R, g->stride_h, g->pad_h, g->dil_h);
   int64_t Q = conv_out_size(g->W, g->S, g->stride_w, g->pad_w, g->dil_w);
   if (P <= 0 || Q <= 0 || P > NNK_BIG || Q > NNK_BIG) return -1;
   g->P = (int)P;
   g->Q = (int)Q;
-  return conv_check(g);
+  return nnk_conv_check(g);
 }
 
 int nnk_conv_setup(nnk_conv *g, int N, int C, int H, int W, int K, int R, int S, int stride_h,
@@ -171,7 +119,7 @@ static int convt_check(const nnk_convt *t) {
   if (P != t->P || Q != t->Q) return -1;
   nnk_conv c;
   nnk_convt_as_conv(t, &c);
-  return conv_check(&c);
+  return nnk_conv_check(&c);
 }
 
 int nnk_convt_init(nnk_convt *g) {
@@ -280,20 +228,6 @@ static void nearest_map(int64_t *map, int64_t in, int64_t out, double scale) {
       map[i] = imin64((int64_t)floorf((float)i * s), in - 1);
   }
 }
-
-static int max_threads(void) {
-  int nt = omp_get_max_threads();
-  return nt < 1 ? 1 : nt;
-}
-
-/* depthwise (one input channel per group, at most 4 outputs per group, kernel width <= 32):
- * direct loops instead of a gemm per group, whose inner dimension would be only R*S */
-static int conv_is_depthwise(const nnk_conv *g) {
-  return g->C == g->groups && g->K / g->groups <= 4 && g->S <= 32;
-}
-
-#include "nnk_winograd.h"
-#include "nnk_poly.h"
 
 /* ---- convolution work planning ------------------------------------------------------------ */
 
@@ -460,7 +394,7 @@ static int conv_bwi_flip(const nnk_conv *g, nnk_conv *f, size_t esize) {
                      g->groups) ||
       f->P != g->H || f->Q != g->W)
     return 0;
-  if (wino_use(f, esize)) return 1; /* the flipped convolution runs Winograd */
+  if (nnk_wino_use(f, esize)) return 1; /* the flipped convolution runs Winograd */
   /* the gemm with the larger smaller side wins: flip (Cg x Kg*R*S inner) vs (Cg*R*S x Kg inner);
    * measured: C=32,K=3,9x9: 61 vs 9 GFLOP/s; C=3,K=32,9x9: 11 vs 45; C=64,K=16: 63 vs 29 */
   const int64_t Cg = g->C / g->groups, Kg = g->K / g->groups, RS = (int64_t)g->R * g->S;
@@ -473,13 +407,13 @@ static size_t conv_flip_bytes(const nnk_conv *g, size_t esize) {
 }
 
 static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
-  if (conv_check(g) || conv_is_depthwise(g)) return 0;
+  if (nnk_conv_check(g) || conv_is_depthwise(g)) return 0;
   nnk_conv f;
-  if (poly_use(g, esize)) return poly_ws_query(g, kind == 0, kind == 1, kind == 2);
+  if (nnk_poly_use(g, esize)) return nnk_poly_ws_query(g, kind == 0, kind == 1, kind == 2);
   if (kind == 1 && conv_bwi_flip(g, &f, esize))
     return conv_flip_bytes(g, esize) + conv_ws_query(&f, 0, esize);
-  if (kind == 0 && wino_use(g, esize)) return wino_ws_query(g, 0);
-  if (kind == 2 && wino_use_bww(g, esize)) return wino_ws_query(g, 1);
+  if (kind == 0 && nnk_wino_use(g, esize)) return nnk_wino_ws_query(g, 0);
+  if (kind == 2 && nnk_wino_use_bww(g, esize)) return nnk_wino_ws_query(g, 1);
   conv_plan pl;
   int nt = omp_get_max_threads();
   conv_plan_make(&pl, g, kind, esize, nt);
@@ -490,15 +424,6 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 
 #define T float
 #define FN(name) name##_f32
-#define WINO_FORWARD wino_forward
-#define WINO_BACKWARD_WEIGHT wino_backward_weight
-#define POLY_FORWARD poly_forward
-#define POLY_BACKWARD_INPUT poly_backward_input
-#define POLY_BACKWARD_WEIGHT poly_backward_weight
-#define POLY_BACKWARD poly_backward
-#define POLY_TRANSPOSED_BACKWARD poly_transposed_backward
-#define POLY_KEEP_BYTES poly_keep_bytes
-#define POLY_KEEP_CLEAR poly_keep_clear
 #define GEMM cblas_sgemm
 #define EXP expf
 #define LOG logf
@@ -507,15 +432,6 @@ static size_t conv_ws_query(const nnk_conv *g, int kind, size_t esize) {
 
 #define T double
 #define FN(name) name##_f64
-#define WINO_FORWARD(...) 1
-#define WINO_BACKWARD_WEIGHT(...) 1
-#define POLY_FORWARD(...) 1
-#define POLY_BACKWARD_INPUT(...) 1
-#define POLY_BACKWARD_WEIGHT(...) 1
-#define POLY_BACKWARD(...) 1
-#define POLY_TRANSPOSED_BACKWARD(...) 1
-#define POLY_KEEP_BYTES(...) 0
-#define POLY_KEEP_CLEAR(...) ((void)0)
 #define GEMM cblas_dgemm
 #define EXP exp
 #define LOG log

@@ -687,20 +687,20 @@ int FN(nnk_conv2d_forward)(T *out, const T *inp, const T *weight, const T *bias,
 }
 
 size_t FN(nnk_conv2d_keep_bytes)(const nnk_conv *g) {
-  return conv_check(g) ? 0 : POLY_KEEP_BYTES(g, 1);
+  return nnk_conv_check(g) ? 0 : FN(nnk_poly_keep_bytes)(g, 1);
 }
 
 int FN(nnk_conv2d_forward_keep)(T *out, const T *inp, const T *weight, const T *bias, void *keep,
                                 const nnk_conv *g, void *ws, size_t ws_bytes) {
-  POLY_KEEP_CLEAR(keep);
-  if (conv_check(g) || !out || !inp || !weight) return -1;
+  FN(nnk_poly_keep_clear)(keep);
+  if (nnk_conv_check(g) || !out || !inp || !weight) return -1;
   if (conv_is_depthwise(g)) {
     FN(dw_forward)(out, inp, weight, bias, g);
     return 0;
   }
-  const int wrc = WINO_FORWARD(out, inp, weight, bias, g, ws, ws_bytes); /* nnk_winograd.h */
+  const int wrc = FN(nnk_wino_forward)(out, inp, weight, bias, g, ws, ws_bytes); /* winograd.c */
   if (wrc <= 0) return wrc;
-  const int prc = POLY_FORWARD(out, inp, weight, bias, keep, g, ws, ws_bytes); /* nnk_poly.h */
+  const int prc = FN(nnk_poly_forward)(out, inp, weight, bias, keep, g, ws, ws_bytes); /* polyphase.c */
   if (prc <= 0) return prc;
   conv_plan pl;
   int nt, owned;
@@ -790,14 +790,14 @@ static int FN(conv_bwi_flipped)(T *dinp, const T *dout, const T *weight, const n
 /* dinp: (N,C,H,W), dout: (N,K,P,Q), weight: (K,C/groups,R,S) */
 int FN(nnk_conv2d_backward_input)(T *dinp, const T *dout, const T *weight, const nnk_conv *g,
                                   void *ws, size_t ws_bytes) {
-  if (conv_check(g) || !dinp || !dout || !weight) return -1;
+  if (nnk_conv_check(g) || !dinp || !dout || !weight) return -1;
   if (conv_is_depthwise(g)) {
     const int rc = FN(dw_backward_input_flipped)(dinp, dout, weight, g);
     if (rc <= 0) return rc;
     FN(dw_backward_input)(dinp, dout, weight, g);
     return 0;
   }
-  const int prc = POLY_BACKWARD_INPUT(dinp, dout, weight, NULL, NULL, g, ws, ws_bytes); /* nnk_poly.h */
+  const int prc = FN(nnk_poly_backward_input)(dinp, dout, weight, NULL, NULL, g, ws, ws_bytes); /* polyphase.c */
   if (prc <= 0) return prc;
   nnk_conv f;
   if (conv_bwi_flip(g, &f, sizeof(T))) return FN(conv_bwi_flipped)(dinp, dout, weight, g, &f, ws, ws_bytes);
@@ -836,14 +836,14 @@ static void FN(conv_bww_unit)(T *dw, const T *inp, const T *dout, const nnk_conv
 /* dweight: (K,C/groups,R,S), inp: (N,C,H,W), dout: (N,K,P,Q) */
 int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, const nnk_conv *g,
                                    void *ws, size_t ws_bytes) {
-  if (conv_check(g) || !dweight || !inp || !dout) return -1;
+  if (nnk_conv_check(g) || !dweight || !inp || !dout) return -1;
   if (conv_is_depthwise(g)) {
     FN(dw_backward_weight)(dweight, inp, dout, g);
     return 0;
   }
-  const int wrc = WINO_BACKWARD_WEIGHT(dweight, inp, dout, g, ws, ws_bytes); /* nnk_winograd.h */
+  const int wrc = FN(nnk_wino_backward_weight)(dweight, inp, dout, g, ws, ws_bytes); /* winograd.c */
   if (wrc <= 0) return wrc;
-  const int prc = POLY_BACKWARD_WEIGHT(dweight, inp, dout, g, ws, ws_bytes); /* nnk_poly.h */
+  const int prc = FN(nnk_poly_backward_weight)(dweight, inp, dout, g, ws, ws_bytes); /* polyphase.c */
   if (prc <= 0) return prc;
   conv_plan pl;
   int nt, owned;
@@ -878,10 +878,10 @@ int FN(nnk_conv2d_backward_weight)(T *dweight, const T *inp, const T *dout, cons
 }
 
 /* dinp, dweight and/or dbias (each may be NULL) in one pass where the transforms can be
- * shared (nnk_poly.h), with the keep of nnk_conv2d_forward_keep or NULL */
+ * shared (polyphase.c), with the keep of nnk_conv2d_forward_keep or NULL */
 size_t FN(nnk_conv2d_backward_workspace_size)(const nnk_conv *g) {
-  if (conv_check(g)) return 0;
-  if (poly_use(g, sizeof(T))) return poly_ws_query(g, 0, 1, 1);
+  if (nnk_conv_check(g)) return 0;
+  if (nnk_poly_use(g, sizeof(T))) return nnk_poly_ws_query(g, 0, 1, 1);
   const size_t a = FN(nnk_conv2d_backward_input_workspace_size)(g);
   const size_t b = FN(nnk_conv2d_backward_weight_workspace_size)(g);
   return a > b ? a : b;
@@ -889,9 +889,9 @@ size_t FN(nnk_conv2d_backward_workspace_size)(const nnk_conv *g) {
 
 int FN(nnk_conv2d_backward)(T *dinp, T *dweight, T *dbias, const T *inp, const T *dout, const T *weight,
                             const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
-  if (conv_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
+  if (nnk_conv_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
   if (!dinp && !dweight && !dbias) return 0;
-  const int prc = POLY_BACKWARD(dinp, dweight, dbias, inp, dout, weight, keep, g, ws, ws_bytes); /* nnk_poly.h */
+  const int prc = FN(nnk_poly_backward)(dinp, dweight, dbias, inp, dout, weight, keep, g, ws, ws_bytes); /* polyphase.c */
   if (prc <= 0) return prc;
   if (dinp && FN(nnk_conv2d_backward_input)(dinp, dout, weight, g, ws, ws_bytes)) return -1;
   if (dweight && FN(nnk_conv2d_backward_weight)(dweight, inp, dout, g, ws, ws_bytes)) return -1;
@@ -983,16 +983,16 @@ size_t FN(nnk_conv_transpose2d_keep_bytes)(const nnk_convt *g) {
   nnk_conv c;
   if (convt_check(g)) return 0;
   nnk_convt_as_conv(g, &c);
-  return POLY_KEEP_BYTES(&c, 0);
+  return FN(nnk_poly_keep_bytes)(&c, 0);
 }
 
 int FN(nnk_conv_transpose2d_forward_keep)(T *out, const T *inp, const T *weight, const T *bias, void *keep,
                                           const nnk_convt *g, void *ws, size_t ws_bytes) {
   nnk_conv c;
-  POLY_KEEP_CLEAR(keep);
+  FN(nnk_poly_keep_clear)(keep);
   if (convt_check(g) || !out || !inp || !weight) return -1;
   nnk_convt_as_conv(g, &c);
-  const int prc = POLY_BACKWARD_INPUT(out, inp, weight, bias, keep, &c, ws, ws_bytes); /* nnk_poly.h */
+  const int prc = FN(nnk_poly_backward_input)(out, inp, weight, bias, keep, &c, ws, ws_bytes); /* polyphase.c */
   if (prc <= 0) return prc;
   if (FN(nnk_conv2d_backward_input)(out, inp, weight, &c, ws, ws_bytes)) return -1;
   if (bias) {
@@ -1032,7 +1032,7 @@ size_t FN(nnk_conv_transpose2d_backward_workspace_size)(const nnk_convt *g) {
   nnk_conv c;
   if (convt_check(g)) return 0;
   nnk_convt_as_conv(g, &c);
-  if (poly_use(&c, sizeof(T))) return poly_ws_query(&c, 1, 0, 1);
+  if (nnk_poly_use(&c, sizeof(T))) return nnk_poly_ws_query(&c, 1, 0, 1);
   const size_t a = FN(nnk_conv_transpose2d_backward_input_workspace_size)(g);
   const size_t b = FN(nnk_conv_transpose2d_backward_weight_workspace_size)(g);
   return a > b ? a : b;
@@ -1045,7 +1045,7 @@ int FN(nnk_conv_transpose2d_backward)(T *dinp, T *dweight, T *dbias, const T *in
   if (convt_check(g) || !dout || (dinp && !weight) || (dweight && !inp)) return -1;
   if (!dinp && !dweight && !dbias) return 0;
   nnk_convt_as_conv(g, &c);
-  const int prc = POLY_TRANSPOSED_BACKWARD(dinp, dweight, dbias, inp, dout, weight, keep, &c, ws, ws_bytes);
+  const int prc = FN(nnk_poly_transposed_backward)(dinp, dweight, dbias, inp, dout, weight, keep, &c, ws, ws_bytes);
   if (prc <= 0) return prc;
   if (dinp && FN(nnk_conv_transpose2d_backward_input)(dinp, dout, weight, g, ws, ws_bytes)) return -1;
   if (dweight && FN(nnk_conv_transpose2d_backward_weight)(dweight, inp, dout, g, ws, ws_bytes)) return -1;
@@ -2020,12 +2020,3 @@ void FN(nnk_log_softmax_backward)(T *dinp, const T *dout, const T *out, int64_t 
 #undef EXP
 #undef LOG
 #undef FLOOR
-#undef WINO_FORWARD
-#undef WINO_BACKWARD_WEIGHT
-#undef POLY_FORWARD
-#undef POLY_BACKWARD_INPUT
-#undef POLY_BACKWARD_WEIGHT
-#undef POLY_BACKWARD
-#undef POLY_TRANSPOSED_BACKWARD
-#undef POLY_KEEP_BYTES
-#undef POLY_KEEP_CLEAR
