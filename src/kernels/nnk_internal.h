@@ -1,6 +1,7 @@
 /* nnk_internal.h: what the kernel files of src/kernels share (not a public header): the
  * OpenMP, SIMD and CPU-clone macros, small integer helpers, and the entry points by which the
- * convolutions reach the Winograd and polyphase paths in their own files. */
+ * convolutions reach the depthwise, Winograd and polyphase paths in their own files. How a
+ * file is compiled once for float and once for double is in nnk_tmpl.h. */
 #ifndef NNK_INTERNAL_H
 #define NNK_INTERNAL_H
 
@@ -75,6 +76,12 @@ static inline int max_threads(void) {
   return nt < 1 ? 1 : nt;
 }
 
+/* a workspace a kernel allocates itself (ws == NULL): 64-byte aligned, as callers' must be */
+static inline void *ws_alloc(size_t n) {
+  if (n == 0) return NULL;
+  return aligned_alloc(64, round64(n));
+}
+
 /* ---- convolution geometry shared by the convolution files -------------------------------- */
 
 /* Checks a conv struct (P, Q may be smaller than the natural output size: the transposed
@@ -88,10 +95,22 @@ static inline int conv_is_depthwise(const nnk_conv *g) {
   return g->C == g->groups && g->K / g->groups <= 4 && g->S <= 32;
 }
 
+/* valid output columns [*qlo, *qhi) for kernel column s: 0 <= q*stride_w + s*dil_w - pad_w < W */
+static inline void conv_qrange(const nnk_conv *g, int64_t s, int64_t *qlo, int64_t *qhi) {
+  int64_t off = s * g->dil_w - g->pad_w, lo = 0, hi;
+  if (off < 0) lo = ceil_div64(-off, g->stride_w);
+  hi = (g->W - 1 - off) >= 0 ? (g->W - 1 - off) / g->stride_w + 1 : 0;
+  lo = imin64(lo, g->Q);
+  hi = imin64(hi, g->Q);
+  if (hi < lo) hi = lo;
+  *qlo = lo;
+  *qhi = hi;
+}
+
 /* ---- the paths of conv2d other than im2col, called from conv.c and conv_transpose.c ------
  * Each "returns 1 when the path does not apply" (the caller goes on with im2col), else 0 or
- * -1 as the public kernels. Winograd and polyphase are f32 only: their f64 names below are
- * stubs that say "does not apply", so that the type-generic callers read alike for both. */
+ * -1 as the public kernels. Winograd and polyphase are f32 only; their f64 names (below)
+ * say "does not apply", so that the type-generic callers read alike for both types. */
 
 /* winograd.c: the mode of nnk_set_winograd (which polyphase.c obeys too), whether forward /
  * backward_weight of g with elements of esize bytes run Winograd, and its workspace */
@@ -135,46 +154,29 @@ NNK_HIDDEN int nnk_poly_transposed_backward_f32(float *dx, float *dweight, float
                                                 const float *weight, const void *keep,
                                                 const nnk_conv *g, void *ws, size_t ws_bytes);
 
-static inline int nnk_wino_forward_f64(double *out, const double *inp, const double *weight,
-                                       const double *bias, const nnk_conv *g, void *ws,
-                                       size_t ws_bytes) {
-  return 1;
-}
-static inline int nnk_wino_backward_weight_f64(double *dweight, const double *inp,
-                                               const double *dout, const nnk_conv *g, void *ws,
-                                               size_t ws_bytes) {
-  return 1;
-}
-static inline size_t nnk_poly_keep_bytes_f64(const nnk_conv *g, int keep_v) { return 0; }
-static inline void nnk_poly_keep_clear_f64(void *keep) {}
-static inline int nnk_poly_forward_f64(double *out, const double *inp, const double *weight,
-                                       const double *bias, void *keep, const nnk_conv *g,
-                                       void *ws, size_t ws_bytes) {
-  return 1;
-}
-static inline int nnk_poly_backward_input_f64(double *dinp, const double *dout,
-                                              const double *weight, const double *bias,
-                                              void *keep, const nnk_conv *g, void *ws,
-                                              size_t ws_bytes) {
-  return 1;
-}
-static inline int nnk_poly_backward_weight_f64(double *dweight, const double *inp,
-                                               const double *dout, const nnk_conv *g, void *ws,
-                                               size_t ws_bytes) {
-  return 1;
-}
-static inline int nnk_poly_backward_f64(double *dinp, double *dweight, double *dbias,
-                                        const double *inp, const double *dout,
-                                        const double *weight, const void *keep,
-                                        const nnk_conv *g, void *ws, size_t ws_bytes) {
-  return 1;
-}
-static inline int nnk_poly_transposed_backward_f64(double *dx, double *dweight, double *dbias,
-                                                   const double *x, const double *dy,
-                                                   const double *weight, const void *keep,
-                                                   const nnk_conv *g, void *ws,
-                                                   size_t ws_bytes) {
-  return 1;
-}
+/* f64 keeps im2col: its names of the two paths are macros for "does not apply" (keep nothing),
+ * whose arguments are not evaluated, so the f64 kernels compile without those branches */
+#define nnk_wino_forward_f64(...) 1
+#define nnk_wino_backward_weight_f64(...) 1
+#define nnk_poly_keep_bytes_f64(...) 0
+#define nnk_poly_keep_clear_f64(...) ((void)0)
+#define nnk_poly_forward_f64(...) 1
+#define nnk_poly_backward_input_f64(...) 1
+#define nnk_poly_backward_weight_f64(...) 1
+#define nnk_poly_backward_f64(...) 1
+#define nnk_poly_transposed_backward_f64(...) 1
+
+/* depthwise.c: direct loops for conv_is_depthwise(g) geometries */
+#define NNK_DECLARE_DEPTHWISE(T, SFX)                                                          \
+  NNK_HIDDEN void nnk_dw_forward##SFX(T *out, const T *inp, const T *weight, const T *bias,    \
+                                      const nnk_conv *g);                                       \
+  /* returns 0 or -1 (allocation failure) */                                                    \
+  NNK_HIDDEN int nnk_dw_backward_input##SFX(T *dinp, const T *dout, const T *weight,           \
+                                            const nnk_conv *g);                                 \
+  NNK_HIDDEN void nnk_dw_backward_weight##SFX(T *dweight, const T *inp, const T *dout,         \
+                                              const nnk_conv *g);
+
+NNK_DECLARE_DEPTHWISE(float, _f32)
+NNK_DECLARE_DEPTHWISE(double, _f64)
 
 #endif

@@ -1,4 +1,4 @@
-/* nnk_poly.h: f32 convolutions with a 4x4 kernel, stride 2, padding 1 (dilation 1, groups 1):
+/* polyphase.c: f32 convolutions with a 4x4 kernel, stride 2, padding 1 (dilation 1, groups 1):
  * the down-sampling convolutions of DCGAN-style discriminators and, as their backward_input,
  * the up-sampling transposed convolutions of the generators. conv2d forward, backward_input,
  * backward_weight and the fused backward (all one poly_run job, below). The f32 conv2d and
