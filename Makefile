@@ -68,16 +68,18 @@ run: deps
 	./aiart-lua scripts/train_gan.lua
 
 # ---- tests: C unit tests, then the Lua suite (its last line is "N passed, M failed")
-CTEST_BINS := $(BUILD)/test_nnk $(BUILD)/test_io $(BUILD)/test_loader
+CTEST_BINS := $(BUILD)/test_nnk_conv $(BUILD)/test_nnk_pool $(BUILD)/test_nnk_norm $(BUILD)/test_io $(BUILD)/test_loader
 $(BUILD)/test_loader: tests/c/test_loader.c src/core/loader.c src/core/loader.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_loader.c src/core/loader.c -lm
 $(BUILD)/test_io: tests/c/test_io.c $(IO_SRC) src/io/fmt.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ tests/c/test_io.c $(IO_SRC) $(LIBS)
-$(BUILD)/test_nnk: tests/c/test_nnk.c $(KERN_SRC) src/kernels/nnk_ref.c $(wildcard src/kernels/*.h)
-	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_nnk.c $(KERN_SRC) src/kernels/nnk_ref.c $(LIBS)
+# the kernel tests link the kernel objects of this build (the ones in aiart-lua) and the references
+NNK_TEST_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/nnk_ref.o
+$(BUILD)/test_nnk_conv $(BUILD)/test_nnk_pool $(BUILD)/test_nnk_norm: $(BUILD)/test_nnk_%: tests/c/test_nnk_%.c \
+  tests/c/nnk_test.h tests/c/nnk_test_tmpl.h $(NNK_TEST_OBJ)
+	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ $< $(NNK_TEST_OBJ) $(LIBS)
 
 .PHONY: test check
 test: deps
@@ -91,7 +93,8 @@ ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 # LeakSanitizer runs at exit (tests/lsan.supp may name third-party libraries only)
 ASAN_RUN_OPTIONS := detect_leaks=1:abort_on_error=0:allocator_may_return_null=1:detect_stack_use_after_return=0
 UBSAN_RUN_OPTIONS := print_stacktrace=1:halt_on_error=1
-ASAN_CTESTS := build-asan/test_nnk build-asan/test_io build-asan/test_loader
+ASAN_CTESTS := build-asan/test_nnk_conv build-asan/test_nnk_pool build-asan/test_nnk_norm build-asan/test_io \
+               build-asan/test_loader
 .PHONY: asan
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" \

@@ -8,7 +8,7 @@
  * which includes the file again, with NNK_TMPL_PASS, T, FN(name) (name_f32 / name_f64), GEMM,
  * EXP, LOG and FLOOR defined, once per type; the generic part stands under #else. So a family
  * is one file, and every hot helper stays static in the file that calls it (inlined, or
- * cloned, there), as tests/c/test_nnk.c does for its own two passes. */
+ * cloned, there), as the kernel tests (tests/c/nnk_test_tmpl.h) do for theirs. */
 
 #define NNK_TMPL_PASS 1
 

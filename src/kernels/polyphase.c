@@ -17,7 +17,7 @@
  *                     dd = B dV B^T scattered back (tiles overlap by one row and column);
  *   backward_weight:  S[xi] (K x 4C) = sum over tiles Z[xi] . V[xi]^T, dW' = G^T S G.
  * Each is the exact gradient of the forward, so only rounding differs from im2col: largest
- * error / largest output 4-6e-6 at DCGAN's sizes, against 3-5e-7 (tests/c/test_nnk.c,
+ * error / largest output 4-6e-6 at DCGAN's sizes, against 3-5e-7 (tests/c/test_nnk_conv.c,
  * test_wino_accuracy). The tiles of a block of images are the lanes of the transforms (POLY_L
  * at a time, usually one tile of POLY_L images, so they vectorise) and the columns of the
  * sgemms; the 25 sgemms of a block are spread evenly over the threads (OpenBLAS runs
