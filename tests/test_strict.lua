@@ -5,12 +5,7 @@
 local T = require "helper"
 local ai = require "aiart"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = T.readfile
 local P = ai.json.decode(read("tests/parity/parity.json"))
 
 local function operand(name)
