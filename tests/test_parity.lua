@@ -65,3 +65,52 @@ T.test("nn.BCELoss after a saturated sigmoid keeps finite gradients (the survey'
   for _, v in ipairs(x.grad:tolist()) do T.ok(v == v and math.abs(v) < math.huge, "finite gradient " .. v) end
   T.ok(loss:item() == loss:item(), "a finite loss")
 end)
+
+-- NaN matches NaN, infinities match exactly, numbers within tol relative to max(1, |want|)
+local function close_nan(got, want, tol, what)
+  T.eq(#got, #want, what .. ": length")
+  for i = 1, #want do
+    local g, w = got[i], num(want[i])
+    if w ~= w then T.ok(g ~= g, ("%s: element %d: PyTorch NaN, aiart %.17g"):format(what, i, g))
+    else T.ok(g == w or math.abs(g - w) <= tol * math.max(1, math.abs(w)),
+              ("%s: element %d: PyTorch %.17g, aiart %.17g"):format(what, i, w, g)) end
+  end
+end
+
+T.test("the unary maths match PyTorch's values and gradients (f64)", function()
+  for name, c in pairs(P.unary_math) do
+    local x = ai.tensor(c.x, {dtype = "f64", requires_grad = c.grad ~= nil})
+    local y = ai[name](x)
+    -- PyTorch's trigamma is good to about 1e-9 and its erfinv near +-1 to about 1e-10 (checked
+    -- against 30-digit values below)
+    close_nan(y:tolist(), c.y, name == "trigamma" and 1e-8 or name == "erfinv" and 1e-10 or 1e-12, name)
+    if c.grad then
+      y:sum():backward()
+      -- PyTorch's trigamma (digamma's gradient) is good to about 1e-9; ours is checked exactly below
+      close_nan(x.grad:tolist(), c.grad, name == "digamma" and 1e-8 or 1e-10, name .. " gradient")
+    end
+    if c.y_f32 then close_nan(ai[name](ai.tensor(c.x)):tolist(), c.y_f32, 2e-6, name .. " f32") end
+  end
+end)
+
+T.test("logaddexp and hypot match PyTorch's values and gradients (f64)", function()
+  for name, c in pairs(P.binary_math) do
+    local a = ai.tensor(c.a, {dtype = "f64", requires_grad = true})
+    local b = ai.tensor(c.b, {dtype = "f64", requires_grad = true})
+    local y = ai[name](a, b)
+    close_nan(y:tolist(), c.y, 1e-13, name)
+    y:sum():backward()
+    close_nan(a.grad:tolist(), c.grad_a, 1e-12, name .. " gradient of a")
+    close_nan(b.grad:tolist(), c.grad_b, 1e-12, name .. " gradient of b")
+  end
+end)
+
+T.test("digamma, trigamma and erfinv at points known exactly", function()
+  local pi, gamma = math.pi, 0.57721566490153286
+  local x = ai.tensor({0.5, 1, 2, 10, 1e4}, {dtype = "f64"})
+  close_nan(ai.trigamma(x):tolist(), {pi ^ 2 / 2, pi ^ 2 / 6, pi ^ 2 / 6 - 1, 0.10516633568168575, 1.00005000166666666e-4}, 1e-14, "trigamma")
+  close_nan(ai.digamma(x):tolist(), {-gamma - 2 * math.log(2), -gamma, 1 - gamma, 2.2517525890667211, 9.2102903711428494}, 1e-14, "digamma")
+  -- 30-digit values (mpmath)
+  close_nan(ai.erfinv(ai.tensor({-0.999999, 0.9999999}, {dtype = "f64"})):tolist(),
+            {-3.4589107372754987775, 3.7665625816384708887}, 1e-15, "erfinv near +-1")
+end)

@@ -104,6 +104,16 @@ static inline int64_t pow_i(int64_t a, int64_t b) {
     }                                                                                       \
   } while (0)
 
+/* log(e^a + e^b) without overflow: max + log1p(e^-|a - b|); equal infinities give themselves */
+static inline float logaddexp_f32(float a, float b) {
+  float m = a > b ? a : b;
+  return a == b ? a + 0.69314718055994531f : m + log1pf(expf(-fabsf(a - b)));
+}
+static inline double logaddexp_f64(double a, double b) {
+  double m = a > b ? a : b;
+  return a == b ? a + 0.69314718055994531 : m + log1p(exp(-fabs(a - b)));
+}
+
 /* The binary kernels: bk_<name>_f for floats (either width: libm's function is picked by the
  * operand's type), bk_<name>_i for integers. Integer arithmetic runs on the bits as uint64_t,
  * so it wraps on overflow instead of being undefined behaviour. */
@@ -118,6 +128,8 @@ static inline int64_t pow_i(int64_t a, int64_t b) {
 #define bk_minimum_f(x, y) ((x) < (y) || (x) != (x) ? (x) : (y))
 #define bk_atan2_f(x, y) FLOAT_FN(x, atan2f, atan2)(x, y)
 #define bk_floor_divide_f(x, y) FLOAT_FN(x, floorf, floor)((x) / (y))
+#define bk_logaddexp_f(x, y) FLOAT_FN(x, logaddexp_f32, logaddexp_f64)(x, y)
+#define bk_hypot_f(x, y) FLOAT_FN(x, hypotf, hypot)(x, y)
 #define bk_eq_f(x, y) ((x) == (y))
 #define bk_ne_f(x, y) ((x) != (y))
 #define bk_lt_f(x, y) ((x) < (y))
@@ -381,6 +393,77 @@ static inline float vtanhf(float x) {
   float big = 1.0f - 2.0f / (vexpf(2.0f * ax) + 1.0f);
   return copysignf(ax < 0.625f ? p : big, x); /* odd, on |x|: tanh(-0) = -0 */
 }
+/* erfinv: Giles' single-precision approximation ("Approximating the erfinv function", GPU
+ * Computing Gems, 2011), then `newton` Newton steps on erf(y) = x for double precision. */
+static double erfinv_d(double x, int newton) {
+  double ax = fabs(x);
+  if (!(ax <= 1)) return NAN;
+  if (ax == 1) return copysign(INFINITY, x);
+  double w = -log((1 - x) * (1 + x)), p;
+  if (w < 5) {
+    w -= 2.5;
+    p = 2.81022636e-08;
+    p = 3.43273939e-07 + p * w;
+    p = -3.5233877e-06 + p * w;
+    p = -4.39150654e-06 + p * w;
+    p = 0.00021858087 + p * w;
+    p = -0.00125372503 + p * w;
+    p = -0.00417768164 + p * w;
+    p = 0.246640727 + p * w;
+    p = 1.50140941 + p * w;
+  } else {
+    w = sqrt(w) - 3;
+    p = -0.000200214257;
+    p = 0.000100950558 + p * w;
+    p = 0.00134934322 + p * w;
+    p = -0.00367342844 + p * w;
+    p = 0.00573950773 + p * w;
+    p = -0.0076224613 + p * w;
+    p = 0.00943887047 + p * w;
+    p = 1.00167406 + p * w;
+    p = 2.83297682 + p * w;
+  }
+  double y = p * x;
+  if (ax < 0.5) {
+    for (int i = 0; i < newton; i++) y -= (erf(y) - x) / (1.1283791670955126 * exp(-y * y));
+    return y;
+  }
+  /* near +-1, erf(y) - x cancels: solve erfc(|y|) = 1 - |x| instead (1 - |x| is exact here) */
+  double q = 1 - ax, ay = fabs(y);
+  for (int i = 0; i < newton; i++) ay += (erfc(ay) - q) / (1.1283791670955126 * exp(-ay * ay));
+  return copysign(ay, x);
+}
+
+/* digamma and trigamma: the recurrence up to x >= 6, then the asymptotic series; reflection
+ * below 0; about 1e-15 relative (PyTorch's polygamma(1) is good to about 1e-9). As PyTorch:
+ * digamma(0) = -inf, NaN at the negative integers. */
+static double digamma_d(double x) {
+  if (x == 0) return -INFINITY;
+  if (x < 0) {
+    if (x == floor(x)) return NAN;
+    return digamma_d(1 - x) - M_PI / tan(M_PI * x);
+  }
+  double r = 0;
+  while (x < 10) { r -= 1 / x; x += 1; }
+  double f = 1 / (x * x); /* B_2k / (2k x^2k), k = 1..7 */
+  return r + log(x) - 0.5 / x -
+         f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132 - f * (691.0 / 32760 -
+                                                                                       f * (1.0 / 12)))))));
+}
+static double trigamma_d(double x) {
+  if (x <= 0 && x == floor(x)) return INFINITY;
+  if (x < 0) {
+    double s = sin(M_PI * x);
+    return -trigamma_d(1 - x) + M_PI * M_PI / (s * s);
+  }
+  double r = 0;
+  while (x < 10) { r += 1 / (x * x); x += 1; }
+  double f = 1 / (x * x); /* B_2k / x^(2k+1), k = 1..7 */
+  return r + 1 / x + f / 2 +
+         f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30 - f * (5.0 / 66 - f * (691.0 / 2730 -
+                                                                                          f * (7.0 / 6)))))));
+}
+
 /* The unary kernels: uk_<name>_f32 and uk_<name>_f64 for every op, uk_<name>_int for the ops
  * that keep integers (computed on int64_t, wrapping: -INT64_MIN is INT64_MIN). */
 #define UNARY_KERNEL(name, f32_expr, f64_expr)                       \
@@ -412,6 +495,22 @@ UNARY_KERNEL(reciprocal, 1 / x, 1 / x)
 UNARY_KERNEL(square, x * x, x * x)
 UNARY_KERNEL(log2, log2f(x), log2(x))
 UNARY_KERNEL(erf, erff(x), erf(x))
+UNARY_KERNEL(tan, tanf(x), tan(x))
+UNARY_KERNEL(asin, asinf(x), asin(x))
+UNARY_KERNEL(acos, acosf(x), acos(x))
+UNARY_KERNEL(atan, atanf(x), atan(x))
+UNARY_KERNEL(sinh, sinhf(x), sinh(x))
+UNARY_KERNEL(cosh, coshf(x), cosh(x))
+UNARY_KERNEL(asinh, asinhf(x), asinh(x))
+UNARY_KERNEL(acosh, acoshf(x), acosh(x))
+UNARY_KERNEL(atanh, atanhf(x), atanh(x))
+UNARY_KERNEL(erfinv, (float)erfinv_d(x, 0), erfinv_d(x, 2))
+UNARY_KERNEL(lgamma, lgammaf_r(x, &(int){0}), lgamma_r(x, &(int){0})) /* the _r forms: no global signgam */
+UNARY_KERNEL(digamma, (float)digamma_d(x), digamma_d(x))
+UNARY_KERNEL(trigamma, (float)trigamma_d(x), trigamma_d(x))
+UNARY_KERNEL(isnan, x != x, x != x)
+UNARY_KERNEL(isinf, isinf(x) != 0, isinf(x) != 0)
+UNARY_KERNEL(isfinite, isfinite(x) != 0, isfinite(x) != 0)
 UNARY_INT_KERNEL(neg, 0 - (uint64_t)x)
 UNARY_INT_KERNEL(abs, x < 0 ? 0 - (uint64_t)x : (uint64_t)x)
 UNARY_INT_KERNEL(sign, (x > 0) - (x < 0))
@@ -421,6 +520,9 @@ UNARY_INT_KERNEL(floor, x)
 UNARY_INT_KERNEL(ceil, x)
 UNARY_INT_KERNEL(round, x)
 UNARY_INT_KERNEL(logical_not, x == 0)
+UNARY_INT_KERNEL(isnan, 0)
+UNARY_INT_KERNEL(isinf, 0)
+UNARY_INT_KERNEL(isfinite, 1)
 /* The float kernel of an op for the element type T of the row function being compiled. */
 #define UK_FLOAT(name) _Generic((T)0, float: uk_##name##_f32, default: uk_##name##_f64)
 

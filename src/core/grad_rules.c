@@ -172,6 +172,42 @@ RULE(ERF) {
   out(s, gin, 0, mul(s, g, muls(s, un(s, AI_EXP, un(s, AI_NEG, mul(s, x, x))), 1.1283791670955126)));
   END;
 }
+RULE(TAN) { BEGIN; ai_tensor *y = saved(s, n, 0); out(s, gin, 0, mul(s, g, adds(s, mul(s, y, y), 1))); END; }
+/* g / sqrt(c + sign x^2): asin (c = 1, -), asinh (1, +), acosh (-1, +); acos negates asin's */
+static ai_tensor *inv_sqrt_rule(scope *s, ai_node *n, ai_tensor *g, double c, double sign) {
+  ai_tensor *x = saved(s, n, 0);
+  return mul(s, g, un(s, AI_RSQRT, adds(s, muls(s, mul(s, x, x), sign), c)));
+}
+RULE(ASIN) { BEGIN; out(s, gin, 0, inv_sqrt_rule(s, n, g, 1, -1)); END; }
+RULE(ACOS) { BEGIN; out(s, gin, 0, un(s, AI_NEG, inv_sqrt_rule(s, n, g, 1, -1))); END; }
+RULE(ASINH) { BEGIN; out(s, gin, 0, inv_sqrt_rule(s, n, g, 1, 1)); END; }
+RULE(ACOSH) { BEGIN; out(s, gin, 0, inv_sqrt_rule(s, n, g, -1, 1)); END; }
+RULE(ATAN) { BEGIN; ai_tensor *x = saved(s, n, 0); out(s, gin, 0, dvd(s, g, adds(s, mul(s, x, x), 1))); END; }
+RULE(ATANH) { BEGIN; ai_tensor *x = saved(s, n, 0); out(s, gin, 0, dvd(s, g, one_minus(s, mul(s, x, x)))); END; }
+RULE(SINH) { BEGIN; out(s, gin, 0, mul(s, g, un(s, AI_COSH, saved(s, n, 0)))); END; }
+RULE(COSH) { BEGIN; out(s, gin, 0, mul(s, g, un(s, AI_SINH, saved(s, n, 0)))); END; }
+RULE(ERFINV) { /* sqrt(pi) / 2 e^(y^2) */
+  BEGIN;
+  ai_tensor *y = saved(s, n, 0);
+  out(s, gin, 0, mul(s, g, muls(s, un(s, AI_EXP, mul(s, y, y)), 0.88622692545275801)));
+  END;
+}
+RULE(LGAMMA) { BEGIN; out(s, gin, 0, mul(s, g, un(s, AI_DIGAMMA, saved(s, n, 0)))); END; }
+RULE(DIGAMMA) { BEGIN; out(s, gin, 0, mul(s, g, un(s, AI_TRIGAMMA, saved(s, n, 0)))); END; }
+RULE(LOGADDEXP) { /* d/da = sigmoid(a - b) */
+  BEGIN;
+  ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1);
+  if (NEED(0)) out(s, gin, 0, mul(s, g, un(s, AI_SIGMOID, sub(s, a, b))));
+  if (NEED(1)) out(s, gin, 1, mul(s, g, un(s, AI_SIGMOID, sub(s, b, a))));
+  END;
+}
+RULE(HYPOT) { /* d/da = a / hypot(a, b) */
+  BEGIN;
+  ai_tensor *a = saved(s, n, 0), *b = saved(s, n, 1), *r = bin(s, AI_HYPOT, a, b);
+  if (NEED(0)) out(s, gin, 0, mul(s, g, dvd(s, a, r)));
+  if (NEED(1)) out(s, gin, 1, mul(s, g, dvd(s, b, r)));
+  END;
+}
 RULE(LEAKY_RELU) {
   BEGIN;
   ACTGRAD(AI_ACTGRAD_LEAKY, AI_ARGS(n, LEAKY_RELU)->a)

@@ -36,6 +36,8 @@
   X(MINIMUM, minimum, none, GRAD, ARITH, INPUTS, INPLACE)               \
   X(ATAN2, atan2, none, GRAD, FLOAT, INPUTS, OUTOFPLACE)                \
   X(FLOOR_DIVIDE, floor_divide, none, NOGRAD, ARITH, NOTHING, OUTOFPLACE) \
+  X(LOGADDEXP, logaddexp, none, GRAD, FLOAT, INPUTS, OUTOFPLACE)        \
+  X(HYPOT, hypot, none, GRAD, FLOAT, INPUTS, OUTOFPLACE)                \
   X(EQ, eq, none, NOGRAD, COMPARE, NOTHING, OUTOFPLACE)                 \
   X(NE, ne, none, NOGRAD, COMPARE, NOTHING, OUTOFPLACE)                 \
   X(LT, lt, none, NOGRAD, COMPARE, NOTHING, OUTOFPLACE)                 \
@@ -75,7 +77,23 @@
   X(RECIPROCAL, reciprocal, none, GRAD, FLOAT, OUTPUT)  \
   X(SQUARE, square, none, GRAD, KEEP, INPUT)            \
   X(LOG2, log2, none, GRAD, FLOAT, INPUT)               \
-  X(ERF, erf, none, GRAD, FLOAT, INPUT)
+  X(ERF, erf, none, GRAD, FLOAT, INPUT)                 \
+  X(TAN, tan, none, GRAD, FLOAT, OUTPUT)                \
+  X(ASIN, asin, none, GRAD, FLOAT, INPUT)               \
+  X(ACOS, acos, none, GRAD, FLOAT, INPUT)               \
+  X(ATAN, atan, none, GRAD, FLOAT, INPUT)               \
+  X(SINH, sinh, none, GRAD, FLOAT, INPUT)               \
+  X(COSH, cosh, none, GRAD, FLOAT, INPUT)               \
+  X(ASINH, asinh, none, GRAD, FLOAT, INPUT)             \
+  X(ACOSH, acosh, none, GRAD, FLOAT, INPUT)             \
+  X(ATANH, atanh, none, GRAD, FLOAT, INPUT)             \
+  X(ERFINV, erfinv, none, GRAD, FLOAT, OUTPUT)          \
+  X(LGAMMA, lgamma, none, GRAD, FLOAT, INPUT)           \
+  X(DIGAMMA, digamma, none, GRAD1, FLOAT, INPUT)        \
+  X(TRIGAMMA, trigamma, none, NOGRAD, FLOAT, NOTHING)   \
+  X(ISNAN, isnan, none, NOGRAD, BOOL, NOTHING)          \
+  X(ISINF, isinf, none, NOGRAD, BOOL, NOTHING)          \
+  X(ISFINITE, isfinite, none, NOGRAD, BOOL, NOTHING)
 
 /* Reductions over all elements or a set of dims (ai_reduce, reduce.c): X(RNAME, name, ROW,
  * saves) with ROW the autograd row that records it (max and min share AMAX's rule) and saves

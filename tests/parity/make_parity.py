@@ -49,6 +49,36 @@ cases["int_arith"] = {"a": ia, "b": ib,
                       "add_wrap": (ta + tb).tolist(), "mul_wrap": (ta * tb).tolist()}
 
 
+# the unary maths of the registry: values and first gradients at a few points of each domain
+math_x = {"tan": [-1.2, -0.3, 0.0, 0.7, 1.3], "asin": [-0.99, -0.5, 0.0, 0.3, 0.9],
+          "acos": [-0.99, -0.5, 0.0, 0.3, 0.9], "atan": [-5.0, -0.5, 0.0, 0.5, 20.0],
+          "sinh": [-3.0, -0.5, 0.0, 0.5, 4.0], "cosh": [-3.0, -0.5, 0.0, 0.5, 4.0],
+          "asinh": [-30.0, -0.5, 0.0, 0.5, 4.0], "acosh": [1.0001, 1.5, 3.0, 10.0, 1e6],
+          "atanh": [-0.99, -0.5, 0.0, 0.5, 0.9], "erfinv": [-0.999999, -0.9, -0.3, 0.0, 0.5, 0.99, 0.9999999],
+          "lgamma": [0.001, 0.5, 1.0, 2.5, 7.0, 100.0, -0.5, -2.5], "digamma": [0.001, 0.5, 1.0, 2.5, 7.0, 100.0, -0.5, -2.5]}
+unary = {}
+for name, xs in math_x.items():
+    x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    y = getattr(torch, name)(x)
+    y.sum().backward()
+    unary[name] = {"x": xs, "y": y.tolist(), "grad": x.grad.tolist()}
+x32 = torch.tensor(math_x["erfinv"], dtype=torch.float32)
+unary["erfinv"]["y_f32"] = torch.erfinv(x32).tolist()
+t = torch.tensor(math_x["digamma"], dtype=torch.float64)
+unary["trigamma"] = {"x": math_x["digamma"], "y": torch.polygamma(1, t).tolist()}
+cases["unary_math"] = unary
+ba = [-1000.0, -2.0, 0.0, 1.5, 30.0, 0.0]
+bb = [-1000.0, 3.0, 0.0, -2.5, 1e-3, -1e4]
+binary = {}
+for name in ["logaddexp", "hypot"]:
+    a = torch.tensor(ba, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(bb, dtype=torch.float64, requires_grad=True)
+    y = getattr(torch, name)(a, b)
+    y.sum().backward()
+    binary[name] = {"a": ba, "b": bb, "y": y.tolist(), "grad_a": a.grad.tolist(), "grad_b": b.grad.tolist()}
+cases["binary_math"] = binary
+
+
 def finite_json(v):
     """JSON has no inf or NaN: they are written as the strings "inf", "-inf", "nan"."""
     if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
