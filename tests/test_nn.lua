@@ -58,7 +58,9 @@ T.test("Module: subclass of a layer, reassignment, removal and misuse errors", f
   s.bias = nil
   T.eq(#s:parameters(), 1)
   T.expect_error("cannot assign a plain tensor to parameter 'weight'", function() s.weight = ai.zeros(2, 3) end)
-  T.expect_error("plain table of modules", function() s.blocks = {nn.Linear(1, 1)} end)
+  -- a table literal of modules is walked as a ModuleList would be (tests/test_strict_lua.lua)
+  s.blocks = {nn.Linear(1, 1)}
+  T.eq(s:state_dict_keys(), {"weight", "blocks.0.weight", "blocks.0.bias"})
   local Bare = nn.Module:extend("Bare")
   T.expect_error("Bare: no forward method", function() Bare()(1) end)
   T.expect_error("buffer 'b' must be a tensor or nil", function() Bare():buffer("b", 3) end)

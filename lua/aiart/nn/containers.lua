@@ -34,19 +34,27 @@ local function module_args(...)
   return {...}
 end
 
+-- The number of registered children (plain fields and tables set on a container don't count).
+local function list_len(self)
+  local n, kinds = 0, rawget(self, "_kinds")
+  for _, name in ipairs(rawget(self, "_order")) do
+    if kinds[name] == "module" then n = n + 1 end
+  end
+  return n
+end
+
 -- seq[i] with i 1-based, negative from the end.
 local function getitem(self, i)
-  local n = #rawget(self, "_order")
+  local n = list_len(self)
   if i < 0 then i = i + n + 1 end
   if i < 1 or i > n or i ~= math.floor(i) then return nil end
   return rawget(self, "_slots")[tostring(i - 1)]
 end
 
-local function list_len(self) return #rawget(self, "_order") end
-
 local function append(self, m)
-  check_module(getmetatable(self).__name .. ":append", m, #rawget(self, "_order") + 1, 2)
-  self:add_module(tostring(#rawget(self, "_order")), m)
+  local n = list_len(self)
+  check_module(getmetatable(self).__name .. ":append", m, n + 1, 2)
+  self:add_module(tostring(n), m)
   return self
 end
 

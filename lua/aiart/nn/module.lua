@@ -13,9 +13,15 @@ friends find it with a deterministic name, the one PyTorch would give:
     function Block:forward(x) return self.conv(x) * self.scale:view(1, -1, 1, 1) end
     local b = Block(8)          -- calling the class constructs; calling the object runs forward
 
-Registered values live in self._slots, not in the object itself, so that every assignment
-goes through __newindex (as PyTorch's __setattr__) and reassigning a parameter is seen.
-Plain values (numbers, tables, options, plain tensors) are ordinary fields.
+Registered values and plain fields alike live in self._slots, not in the object itself, so
+that every assignment goes through __newindex (as PyTorch's __setattr__): reassigning a
+parameter is seen, and so is a module assigned to a field that held something else.
+Plain tables are registered too (kind "table"), in the same order, because modules and
+parameters put in them, at once or later (self.blocks = {} then self.blocks[i] =
+nn.Linear(...)), belong to the module: every walk (parameters, state_dict, train, apply,
+the printout, ...) looks into them, nested, as into an nn.ModuleList, under the same names
+("blocks.0.weight"; string keys as they are). Other values (numbers, strings, plain tensors,
+objects with a metatable) are plain fields.
 
 Sequential and ModuleList name their children "0", "1", ... as PyTorch does, so that
 state_dict keys match PyTorch's for weight exchange; Lua indexing stays 1-based: seq[1] is
@@ -84,17 +90,18 @@ local function register(self, name, kind, value)
   slots(self)[name] = value
 end
 
--- Plain tables full of modules are a common mistake: their parameters would never be found.
--- (Only the first few entries are looked at: big plain tables are left alone, and fast.)
-local function looks_like_module_list(v)
-  if type(v) ~= "table" or getmetatable(v) ~= nil then return false end
-  local k, e = next(v)
-  for _ = 1, 4 do
-    if k == nil then return false end
-    if is_module(e) then return true end
-    k, e = next(v, k)
+local function plain_table(v) return type(v) == "table" and getmetatable(v) == nil end
+
+local function valid_name(k) return type(k) == "string" and k ~= "" and not k:find(".", 1, true) end
+
+-- Drops a registered plain table: `name` becomes a plain field again.
+local function unregister_table(self, k, v)
+  local order = rawget(self, "_order")
+  for i, name in ipairs(order) do
+    if name == k then table.remove(order, i) break end
   end
-  return false
+  rawget(self, "_kinds")[k] = nil
+  slots(self)[k] = v
 end
 
 function Module.__newindex(self, k, v)
@@ -120,18 +127,24 @@ function Module.__newindex(self, k, v)
         class_name(self), type(v), k), 2)
     end
     slots(self)[k] = nil
+  elseif kind == "table" then
+    if plain_table(v) then slots(self)[k] = v else unregister_table(self, k, v) end
+  elseif plain_table(v) and valid_name(k) then
+    register(self, k, "table", v)
   else
-    if looks_like_module_list(v) then
-      error(("%s: field '%s' is a plain table of modules, whose parameters would not be found; " ..
-        "use nn.ModuleList{...} or nn.ModuleDict{...}"):format(class_name(self), tostring(k)), 2)
-    end
-    rawset(self, k, v)
+    slots(self)[k] = v -- a plain field, kept out of the object so that __newindex sees the next one
   end
 end
 
--- forward is a method of the class (or a field set on the object itself), never a slot
+-- forward is a method of the class (or a function set on the object itself)
+local function forward_of(self)
+  local f = slots(self).forward
+  if type(f) ~= "function" then f = getmetatable(self).forward end
+  return f
+end
+
 function Module.__call(self, ...)
-  return (rawget(self, "forward") or getmetatable(self).forward)(self, ...)
+  return forward_of(self)(self, ...)
 end
 
 -- Metamethods are looked up raw in the metatable, so subclasses get copies of them.
@@ -213,16 +226,76 @@ Module.register_module = Module.add_module
 
 ------------------------------------------------------------------------------------ traversal
 
--- Calls fn(name, value) for the registered values of kind `kind`, in order, skipping nil.
-local function each_own(self, kind, fn)
-  local kinds, sl = rawget(self, "_kinds"), rawget(self, "_slots")
-  for _, name in ipairs(rawget(self, "_order")) do
-    if kinds[name] == kind then
-      local v = sl[name]
-      if v ~= nil then fn(name, v) end
+-- The name of key k of a plain table under prefix: 1, 2, ... are "0", "1", ... as ModuleList
+-- names its children; string keys without "." are themselves; nil for other keys.
+local function table_key_name(prefix, k)
+  local i = math.type(k) == "integer" and k >= 1 and k or nil
+  if i then return prefix .. "." .. (i - 1) end
+  if valid_name(k) then return prefix .. "." .. k end
+  return nil
+end
+
+-- The keys of a plain table in a fixed order: the sequence 1..#t, then the other integers,
+-- then the other keys sorted (strings, then the rest by their text).
+local function sorted_keys(t)
+  local keys, n = {}, #t
+  for i = 1, n do keys[i] = i end
+  local rest = {}
+  for k in pairs(t) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then rest[#rest + 1] = k end
+  end
+  table.sort(rest, function(a, b)
+    local ia, ib = math.type(a) == "integer", math.type(b) == "integer"
+    if ia ~= ib then return ia end
+    if ia then return a < b end
+    local sa, sb = type(a) == "string", type(b) == "string"
+    if sa ~= sb then return sa end
+    return tostring(a) < tostring(b)
+  end)
+  table.move(rest, 1, #rest, n + 1, keys)
+  return keys
+end
+
+-- Calls fn(name, value) for the modules (kind "module") or parameters (kind "param") inside
+-- the plain table t named prefix, nested tables included (each table once: cycles end). A
+-- module or parameter under a key that makes no name (true, 1.5, "a.b") is an error: left
+-- out, it would silently not be trained or saved.
+local function each_in_table(self, t, prefix, kind, fn, seen, bad_key)
+  if seen[t] then return end
+  seen[t] = true
+  for _, k in ipairs(sorted_keys(t)) do
+    local v = t[k]
+    local found = (kind == "module" and is_module(v)) or (kind == "param" and parameter_set[v])
+    if found or plain_table(v) then
+      local name = table_key_name(prefix, k)
+      local bad = bad_key or (name == nil and k) or nil
+      if found and bad ~= nil then
+        error(("%s: the table '%s' holds a %s under the key %s, which makes no name; use integer keys or names without '.'"):format(
+          class_name(self), prefix, kind == "module" and "module" or "parameter", tostring(bad)), 3)
+      elseif found then
+        fn(name, v)
+      else
+        each_in_table(self, v, name or prefix, kind, fn, seen, bad)
+      end
     end
   end
 end
+
+-- Calls fn(name, value) for the registered values of kind `kind`, in order, skipping nil;
+-- modules and parameters inside plain tables come at the table's place.
+local function each_own(self, kind, fn)
+  local kinds, sl = rawget(self, "_kinds"), rawget(self, "_slots")
+  for _, name in ipairs(rawget(self, "_order")) do
+    local k = kinds[name]
+    if k == kind then
+      local v = sl[name]
+      if v ~= nil then fn(name, v) end
+    elseif k == "table" and (kind == "module" or kind == "param") then
+      each_in_table(self, sl[name], name, kind, fn, {})
+    end
+  end
+end
+M._each_own = each_own
 
 -- Pre-order walk: fn(prefix, module) for self and every descendant; shared modules once.
 local function walk(self, prefix, fn, seen)
