@@ -19,11 +19,13 @@ endif
 CORE_SRC := src/core/alloc.c src/core/tensor.c src/core/iter.c src/core/elementwise.c \
             src/core/reduce.c src/core/matmul.c src/core/index.c src/core/random.c \
             src/core/autograd.c src/core/grad_rules.c src/core/runtime.c src/core/nn.c \
-            src/core/loader.c src/core/dist.c src/core/ops.c
+            src/core/loader.c src/core/dist.c src/core/dist_tensor.c src/core/dist_buckets.c \
+            src/core/optim.c src/core/linalg.c src/core/ops.c
 KERN_SRC := src/kernels/nnk.c
 IO_SRC := src/io/idx.c src/io/png.c src/io/safetensors.c src/io/gif.c
 LUA_SRC := src/lua/l_aiart.c src/lua/l_tensor.c src/lua/l_ops.c src/lua/l_autograd.c src/lua/l_format.c \
-           src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c src/lua/l_optim.c src/lua/l_data.c src/lua/l_dist.c
+           src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c src/lua/l_optim.c src/lua/l_data.c src/lua/l_dist.c \
+           src/lua/l_tensor_new.c src/lua/l_tensor_view.c
 MOD_SRC := $(CORE_SRC) $(KERN_SRC) $(IO_SRC) $(LUA_SRC)
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/%.o)
 
@@ -66,13 +68,14 @@ run: deps
 	./aiart-lua scripts/train_gan.lua
 
 # ---- tests: C unit tests, then the Lua suite (its last line is "N passed, M failed")
-CTEST_BINS := $(BUILD)/test_nnk $(BUILD)/test_io $(BUILD)/test_loader
-$(BUILD)/test_loader: tests/c/test_loader.c src/core/loader.c src/core/loader.h
+IO_CTESTS := test_io_idx test_io_png test_io_safetensors
+CTEST_BINS := $(BUILD)/test_nnk $(IO_CTESTS:%=$(BUILD)/%) $(BUILD)/test_loader
+$(BUILD)/test_loader: tests/c/test_loader.c tests/c/check.h src/core/loader.c src/core/loader.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_loader.c src/core/loader.c -lm
-$(BUILD)/test_io: tests/c/test_io.c $(IO_SRC) src/io/fmt.h
+$(BUILD)/test_io_%: tests/c/test_io_%.c tests/c/io_test.c tests/c/io_test.h tests/c/check.h $(IO_SRC) src/io/fmt.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ tests/c/test_io.c $(IO_SRC) $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ $< tests/c/io_test.c $(IO_SRC) $(LIBS)
 $(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h src/kernels/nnk_winograd.h src/kernels/nnk_poly.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c $(LIBS)
@@ -89,7 +92,7 @@ ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 # LeakSanitizer runs at exit (tests/lsan.supp may name third-party libraries only)
 ASAN_RUN_OPTIONS := detect_leaks=1:abort_on_error=0:allocator_may_return_null=1:detect_stack_use_after_return=0
 UBSAN_RUN_OPTIONS := print_stacktrace=1:halt_on_error=1
-ASAN_CTESTS := build-asan/test_nnk build-asan/test_io build-asan/test_loader
+ASAN_CTESTS := build-asan/test_nnk $(IO_CTESTS:%=build-asan/%) build-asan/test_loader
 .PHONY: asan
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" \

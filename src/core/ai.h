@@ -118,7 +118,13 @@ ai_tensor *ai_flatten(ai_tensor *t, int start, int end);
 ai_tensor *ai_contiguous(ai_tensor *t); /* new ref to t itself if already contiguous */
 ai_tensor *ai_clone(ai_tensor *t);
 ai_tensor *ai_detach(ai_tensor *t);     /* shares storage, no grad */
+/* t takes src's storage, dtype, shape, strides and offset, keeping its identity, .grad and
+ * requires_grad (PyTorch's set_; module conversion keeps optimizers' references valid). */
+int ai_set_(ai_tensor *t, ai_tensor *src);
 ai_tensor *ai_to_dtype(ai_tensor *t, ai_dtype dt); /* new ref to t if same dtype */
+/* Contiguous f32 pixels for the image writers: u8 0..255 scaled to [0,1], floats as they are
+ * (a new ref to t when it already is contiguous f32). Not recorded. */
+ai_tensor *ai_to_unit_f32(ai_tensor *t);
 /* Inverse of slice/select for gradients: a zero tensor of `shape` with g placed at the slice. */
 ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int dim,
                              int64_t start, int64_t step);
@@ -187,6 +193,10 @@ ai_tensor *ai_sum_to(ai_tensor *g, int ndim, const int64_t *shape);
 
 /* ---- linear algebra ---- */
 ai_tensor *ai_matmul(ai_tensor *a, ai_tensor *b);
+/* Eigenvalues (ascending, 1-D) and eigenvectors (the columns of *vectors) of a symmetric float
+ * matrix (only its upper triangle is read), by LAPACK dsyev in f64; both in a's dtype. Not
+ * differentiable. linalg.c */
+int ai_eigh(ai_tensor *a, ai_tensor **values, ai_tensor **vectors);
 
 /* ---- joining, indexing ---- */
 ai_tensor *ai_cat(ai_tensor **ts, int n, int dim);
@@ -195,6 +205,8 @@ ai_tensor *ai_index_select(ai_tensor *t, int dim, ai_tensor *index);
 ai_tensor *ai_gather(ai_tensor *t, int dim, ai_tensor *index);
 ai_tensor *ai_scatter(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src, bool add);
 ai_tensor *ai_index_add(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src); /* non-diff helper */
+/* The elements of x where the u8 mask (broadcast against x) is nonzero, 1-D, in order. */
+ai_tensor *ai_masked_select(ai_tensor *x, ai_tensor *mask);
 
 /* ---- random: one Philox-4x32 generator; element i of a draw depends only on (seed, offset+i) ---- */
 typedef struct { uint64_t seed, offset; } ai_rng_state;
@@ -205,6 +217,7 @@ int ai_rand_(ai_tensor *t, double lo, double hi);     /* uniform [lo, hi) */
 int ai_randn_(ai_tensor *t, double mean, double std);
 int ai_randint_(ai_tensor *t, int64_t lo, int64_t hi); /* [lo, hi) */
 int ai_bernoulli_(ai_tensor *t, double p);
+ai_tensor *ai_bernoulli(ai_tensor *p); /* 0/1 draws with probabilities p, in p's float dtype or f32 */
 ai_tensor *ai_randperm(int64_t n);
 
 /* ---- neural-network ops (nn.c); geometry pairs are {height, width} ---- */
@@ -259,9 +272,15 @@ ai_tensor *ai_cross_entropy(ai_tensor *x, ai_tensor *target, ai_tensor *weight,
                             int64_t ignore_index, double label_smoothing, ai_reduction r);
 ai_tensor *ai_kl_div(ai_tensor *input, ai_tensor *target, bool log_target, ai_reduction r);
 
-/* ---- threads ---- */
+/* ---- runtime (runtime.c): threads, CPUs, clocks ---- */
 void ai_set_num_threads(int n);
 int ai_get_num_threads(void);
+/* The CPUs this process may run on (its affinity mask) and the CPUs online. */
+void ai_cpu_count(int *usable, int *online);
+/* Seconds of a monotonic wall clock, for intervals (CPU time such as clock() sums threads). */
+double ai_clock(void);
+/* Seconds since the Unix epoch, with fractions (for timestamps, not intervals). */
+double ai_unix_time(void);
 
 /* ---- autograd ---- */
 bool ai_grad_enabled(void);

@@ -106,12 +106,6 @@ double ai_dist_comm_seconds(void) {
   return s;
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void mpi_message(int rc, const char *what, char *err, size_t n) {
   char s[MPI_MAX_ERROR_STRING];
   int len = 0;
@@ -123,13 +117,13 @@ static void mpi_message(int rc, const char *what, char *err, size_t n) {
  * sleeps that grow to 200 us (an idle rank costs almost no CPU). */
 static int poll_request(MPI_Request *r) {
   int flag = 0;
-  double t0 = now();
+  double t0 = ai_clock();
   long ns = 2000;
   for (;;) {
     int rc = MPI_Test(r, &flag, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS || flag) return rc;
     if (D.aborting) return MPI_ERR_OTHER;
-    if (now() - t0 < 100e-6) continue;
+    if (ai_clock() - t0 < 100e-6) continue;
     struct timespec ts = {0, ns};
     nanosleep(&ts, NULL);
     if (ns < 200000) ns *= 2;
@@ -154,7 +148,7 @@ static double run(ai_dist_req *q) {
   int rc = MPI_SUCCESS;
   MPI_Request r;
   const char *what = "MPI";
-  double t0 = now();
+  double t0 = ai_clock();
   switch (q->kind) {
   case OP_ALLREDUCE: {
     what = "all_reduce";
@@ -188,7 +182,7 @@ static double run(ai_dist_req *q) {
   }
   if (D.aborting) snprintf(q->err, sizeof q->err, "%s: the job is being aborted", what);
   else if (rc != MPI_SUCCESS) mpi_message(rc, what, q->err, sizeof q->err);
-  return now() - t0;
+  return ai_clock() - t0;
 }
 
 static void *worker_main(void *arg) {

@@ -58,4 +58,19 @@ int ai_dist_wait(ai_dist_req *req);
 /* Seconds the communication thread spent inside MPI operations (for benchmarks). */
 double ai_dist_comm_seconds(void);
 
+/* ---- blocking collectives on tensors (dist_tensor.c) ----
+ * Any layout: a strided tensor goes through a contiguous copy that is written back. In place,
+ * and not recorded by autograd (writing into a parameter is allowed, as optimizers do). Errors
+ * name the collective ("dist.all_reduce: ..."). */
+/* -1 with "fn: MPI is not initialised ..." unless ai_dist_init has run. */
+int ai_dist_check_initialized(const char *fn);
+/* op over all ranks; mean (with AI_DIST_SUM, f32/f64 only) divides the sum by the size. */
+int ai_dist_all_reduce(ai_tensor *t, ai_dist_op op, bool mean);
+int ai_dist_broadcast(ai_tensor *t, int root);
+/* A new tensor of size x t's shape: rank r's t at index r. */
+ai_tensor *ai_dist_all_gather(ai_tensor *t);
+int ai_dist_barrier(void);
+/* ai_dist_ibcast and its wait; errors are named "dist.<fn>: ...". */
+int ai_dist_broadcast_bytes(void *buf, int64_t nbytes, int root, const char *fn);
+
 #endif

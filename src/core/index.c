@@ -1,4 +1,5 @@
-/* index.c: joining (cat, stack) and index-driven ops (index_select, gather, scatter, index_add).
+/* index.c: joining (cat, stack) and index-driven ops (index_select, gather, scatter, index_add,
+ * masked_select).
  * Index tensors hold 0-based i64 positions here; the Lua binding converts from 1-based. */
 #include <stdlib.h>
 #include <string.h>
@@ -280,4 +281,33 @@ ai_tensor *ai_scatter(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src, b
     if (err) { ai_unref(out); return NULL; }
   }
   return out;
+}
+
+/* The positions of the mask's nonzeros, then an index_select of the flattened x: the gradient
+ * comes from index_select's rule. */
+ai_tensor *ai_masked_select(ai_tensor *x, ai_tensor *mask) {
+  if (mask->dtype != AI_U8) return AI_ERRNULL("masked_select: mask must be a u8 tensor");
+  int nd;
+  int64_t shape[AI_MAXDIM];
+  if (ai_broadcast_shape(x, mask, &nd, shape)) return NULL;
+  ai_tensor *xe = ai_expand(x, nd, shape), *me = xe ? ai_expand(mask, nd, shape) : NULL;
+  ai_tensor *xf = me ? ai_reshape(xe, 1, (int64_t[]){-1}) : NULL;
+  ai_tensor *mf = xf ? ai_contiguous(me) : NULL;
+  ai_unref(xe);
+  ai_unref(me);
+  if (!mf) { ai_unref(xf); return NULL; }
+  int64_t n = ai_numel(mf), cnt = 0;
+  const uint8_t *mp = ai_data(mf);
+  for (int64_t i = 0; i < n; i++) cnt += mp[i] != 0;
+  ai_tensor *ix = ai_empty(AI_I64, 1, &cnt);
+  ai_tensor *r = NULL;
+  if (ix) {
+    int64_t *p = ai_data(ix), k = 0;
+    for (int64_t i = 0; i < n; i++) if (mp[i]) p[k++] = i;
+    r = ai_index_select(xf, 0, ix);
+  }
+  ai_unref(ix);
+  ai_unref(xf);
+  ai_unref(mf);
+  return r;
 }

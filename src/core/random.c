@@ -82,6 +82,20 @@ int ai_bernoulli_(ai_tensor *t, double p) {
   return fill_random(t, D_BERNOULLI, p, 0, "bernoulli_");
 }
 
+/* u < p for a fresh uniform u of every element: the mask is made with recording off (the
+ * draws are not differentiable), in p's dtype when that is a float one. */
+ai_tensor *ai_bernoulli(ai_tensor *p) {
+  ai_dtype dt = ai_is_float(p->dtype) ? p->dtype : AI_F32;
+  ai_tensor *u = ai_empty(dt, p->ndim, p->shape);
+  if (!u || ai_rand_(u, 0, 1)) { ai_unref(u); return NULL; }
+  bool was = ai_set_grad_enabled(false);
+  ai_tensor *m = ai_binary(AI_LT, u, p), *r = m ? ai_to_dtype(m, dt) : NULL;
+  ai_set_grad_enabled(was);
+  ai_unref(u);
+  ai_unref(m);
+  return r;
+}
+
 ai_tensor *ai_randperm(int64_t n) {
   if (n < 0) return AI_ERRNULL("randperm: n must be non-negative");
   ai_tensor *t = ai_empty(AI_I64, 1, &n);

@@ -1,6 +1,13 @@
-/* runtime.c: thread settings. All parallelism comes from one OpenMP pool; OpenBLAS stays on
- * one thread so that it never competes with it (each OpenMP thread calls a serial gemm). */
+/* runtime.c: thread settings, the CPUs this process may use, and the clocks. All parallelism
+ * comes from one OpenMP pool; OpenBLAS stays on one thread so that it never competes with it
+ * (each OpenMP thread calls a serial gemm). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity */
+#endif
 #include <cblas.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -26,4 +33,24 @@ int ai_get_num_threads(void) {
 #else
   return 1;
 #endif
+}
+
+void ai_cpu_count(int *usable, int *online) {
+  cpu_set_t set;
+  long on = sysconf(_SC_NPROCESSORS_ONLN);
+  int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)on;
+  *usable = mine;
+  *online = on > 0 ? (int)on : mine;
+}
+
+double ai_clock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double ai_unix_time(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

@@ -398,6 +398,26 @@ ai_tensor *ai_detach(ai_tensor *t) {
   return make_view(t, t->ndim, t->shape, t->stride, t->offset);
 }
 
+int ai_set_(ai_tensor *t, ai_tensor *src) {
+  if (t == src) return 0;
+  if (t->grad_fn) return ai_seterror("set_: the tensor is the result of an op (not a leaf); use the result of the other tensor instead");
+  if (ai_grad_enabled() && t->requires_grad)
+    return ai_seterror("set_: the tensor requires grad; set it under ai.no_grad (as module conversion does)");
+  if (t->requires_grad && !ai_is_float(src->dtype))
+    return ai_seterror("set_: a tensor that requires grad cannot take %s data", ai_dtype_names[src->dtype]);
+  src->storage->refs++;
+  ai_storage *old = t->storage;
+  t->storage = src->storage;
+  t->dtype = src->dtype;
+  t->ndim = src->ndim;
+  for (int d = 0; d < src->ndim; d++) { t->shape[d] = src->shape[d]; t->stride[d] = src->stride[d]; }
+  t->offset = src->offset;
+  /* a tensor saved for a backward before this no longer holds what was saved */
+  t->storage->version++;
+  storage_unref(old);
+  return 0;
+}
+
 /* Strides for viewing t as `shape` without a copy, if possible (PyTorch's computeStride). */
 static bool view_strides(const ai_tensor *t, int ndim, const int64_t *shape, int64_t *stride) {
   if (ai_numel(t) == 0 || ai_is_contiguous(t)) {
@@ -640,6 +660,20 @@ ai_tensor *ai_to_dtype(ai_tensor *t, ai_dtype dt) {
   copy_raw(c, t);
   if (!ai_is_float(dt) || !ai_is_float(t->dtype)) return c; /* gradients flow float->float only */
   return record1(AI_OP_TO_DTYPE, c, t, NULL);
+}
+
+ai_tensor *ai_to_unit_f32(ai_tensor *t) {
+  bool prev = ai_set_grad_enabled(false);
+  ai_tensor *f = ai_to_dtype(t, AI_F32);
+  ai_tensor *c = f ? ai_contiguous(f) : NULL;
+  ai_unref(f);
+  ai_set_grad_enabled(prev);
+  if (c && t->dtype == AI_U8) { /* the conversion made a fresh tensor: ours to scale */
+    float *p = ai_data(c);
+    int64_t n = ai_numel(c);
+    for (int64_t i = 0; i < n; i++) p[i] = p[i] / 255.0f;
+  }
+  return c;
 }
 
 ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int dim, int64_t start,

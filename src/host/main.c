@@ -27,12 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
+
+#include "core/ai.h" /* ai_clock */
 
 #ifndef AIART_NO_READLINE
 #include <readline/readline.h>
@@ -521,9 +522,7 @@ static int host_pcall(lua_State *L) {
 
 /* host.clock() -> seconds of a monotonic wall clock */
 static int host_clock(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, ai_clock());
   return 1;
 }
 

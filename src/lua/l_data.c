@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <lualib.h>
@@ -359,17 +358,13 @@ static int l_isatty(lua_State *L) {
 
 /* _loader.now() -> seconds of a monotonic clock (for rates and ETAs) */
 static int l_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, ai_clock());
   return 1;
 }
 
 /* _loader.wall() -> seconds since the Unix epoch, with fractions */
 static int l_wall(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, ai_unix_time());
   return 1;
 }
 

@@ -64,22 +64,6 @@ static int push_array(lua_State *L, fmt_array *a) {
   return lai_push(L, t);
 }
 
-/* A new reference to a contiguous f32 version of t (u8 data, 0..255, is scaled to [0,1]);
- * NULL with ai_error() set. Calls no Lua function, records no graph. */
-static ai_tensor *as_f32(ai_tensor *t) {
-  bool prev = ai_set_grad_enabled(false);
-  ai_tensor *f = ai_to_dtype(t, AI_F32);
-  ai_tensor *c = f ? ai_contiguous(f) : NULL;
-  ai_unref(f);
-  ai_set_grad_enabled(prev);
-  if (c && t->dtype == AI_U8) { /* the conversion made a fresh tensor: ours to scale */
-    float *p = ai_data(c);
-    int64_t n = ai_numel(c);
-    for (int64_t i = 0; i < n; i++) p[i] = p[i] / 255.0f;
-  }
-  return c;
-}
-
 /* Image layout of t: HxW (one channel) or CxHxW with C in 1..maxc. */
 static void image_dims(lua_State *L, ai_tensor *t, int maxc, const char *fn, int *c, int64_t *h,
                        int64_t *w) {
@@ -154,7 +138,7 @@ static int io_save_png(lua_State *L) {
   int c = 1;
   int64_t h = 0, w = 0;
   image_dims(L, t, 4, "save_png", &c, &h, &w);
-  ai_tensor *f = as_f32(t);
+  ai_tensor *f = ai_to_unit_f32(t);
   if (!f) return lai_error(L);
   char err[512];
   int rc = fmt_png_write(path, ai_data(f), c, h, w, err, sizeof err);
@@ -171,7 +155,7 @@ static int io_png_bytes(lua_State *L) {
   image_dims(L, t, 4, "png_bytes", &c, &h, &w);
   lua_settop(L, 1);
   void **buf = guard_new(L, sizeof(void *), free_ptr);
-  ai_tensor *f = as_f32(t);
+  ai_tensor *f = ai_to_unit_f32(t);
   if (!f) return lai_error(L);
   char err[512];
   size_t len = 0;
@@ -206,7 +190,7 @@ static int io_save_gif(lua_State *L) {
       return luaL_error(L, "save_gif: expected an NxHxW or NxCxHxW tensor, got %s",
                         ai_shape_str(t, buf, sizeof buf));
     }
-    ai_tensor *f = as_f32(t);
+    ai_tensor *f = ai_to_unit_f32(t);
     if (!f) return lai_error(L);
     rc = fmt_gif_write(path, ai_data(f), n, c, h, w, delay, err, sizeof err);
     ai_unref(f);
@@ -241,7 +225,7 @@ static int io_save_gif(lua_State *L) {
       return luaL_error(L, "save_gif: frame %d is %s, frame 1 is %s", (int)i,
                         ai_shape_str(fi, b1, sizeof b1), ai_shape_str(f0, b2, sizeof b2));
     }
-    ai_tensor *ff = as_f32(fi);
+    ai_tensor *ff = ai_to_unit_f32(fi);
     if (!ff) return lai_error(L);
     memcpy(*buf + (size_t)(i - 1) * fsz, ai_data(ff), fsz * sizeof(float));
     ai_unref(ff);

@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lbind.h"
 
@@ -416,27 +415,7 @@ static int op_index_add(lua_State *L) {
 static int op_masked_select(lua_State *L) {
   ai_tensor *x = lai_check(L, 1), *m = lai_check(L, 2);
   if (m->dtype != AI_U8) return luaL_argerror(L, 2, "mask must be a u8 tensor");
-  int nd;
-  int64_t shape[AI_MAXDIM];
-  if (ai_broadcast_shape(x, m, &nd, shape)) return lai_error(L);
-  ai_tensor *xe = ai_expand(x, nd, shape), *me = xe ? ai_expand(m, nd, shape) : NULL;
-  ai_tensor *xf = me ? ai_reshape(xe, 1, (int64_t[]){-1}) : NULL;
-  ai_tensor *mf = xf ? ai_contiguous(me) : NULL;
-  ai_unref(xe);
-  ai_unref(me);
-  if (!mf) { ai_unref(xf); return lai_error(L); }
-  int64_t n = ai_numel(mf), cnt = 0;
-  const uint8_t *mp = ai_data(mf);
-  for (int64_t i = 0; i < n; i++) cnt += mp[i] != 0;
-  ai_tensor *ix = ai_empty(AI_I64, 1, &cnt);
-  if (!ix) { ai_unref(xf); ai_unref(mf); return lai_error(L); }
-  int64_t *p = ai_data(ix), k = 0;
-  for (int64_t i = 0; i < n; i++) if (mp[i]) p[k++] = i;
-  ai_tensor *r = ai_index_select(xf, 0, ix);
-  ai_unref(ix);
-  ai_unref(xf);
-  ai_unref(mf);
-  return lai_push(L, r);
+  return lai_push(L, ai_masked_select(x, m));
 }
 
 /* ---------------------------------------------------------------- random */
@@ -501,18 +480,7 @@ static int op_random_(lua_State *L) { /* random_(lo, hi): integers in [lo, hi] *
   return finish_inplace(L, ai_randint_(t, lo, hi + 1));
 }
 /* bernoulli(p): 0/1 draws with per-element probabilities p, in p's dtype */
-static int op_bernoulli(lua_State *L) {
-  ai_tensor *p = lai_check(L, 1);
-  ai_dtype dt = ai_is_float(p->dtype) ? p->dtype : AI_F32;
-  ai_tensor *u = ai_empty(dt, p->ndim, p->shape);
-  if (!u || ai_rand_(u, 0, 1)) { ai_unref(u); return lai_error(L); }
-  bool was = ai_set_grad_enabled(false);
-  ai_tensor *m = ai_binary(AI_LT, u, p), *r = m ? ai_to_dtype(m, dt) : NULL;
-  ai_set_grad_enabled(was);
-  ai_unref(u);
-  ai_unref(m);
-  return lai_push(L, r);
-}
+static int op_bernoulli(lua_State *L) { return lai_push(L, ai_bernoulli(lai_check(L, 1))); }
 /* normal(mean, std, shape...) */
 static int op_normal(lua_State *L) {
   double mean = luaL_checknumber(L, 1), sd = luaL_checknumber(L, 2);
@@ -525,39 +493,15 @@ static int op_normal(lua_State *L) {
 
 /* ---------------------------------------------------------------- linear algebra (LAPACK) */
 
-/* LAPACK's symmetric eigensolver, shipped inside OpenBLAS */
-extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
-                   double *work, const int *lwork, int *info);
-
 /* ai.linalg.eigh(A) -> eigenvalues (ascending), eigenvectors (as columns) of a symmetric matrix */
 static int op_eigh(lua_State *L) {
-  ai_tensor *a = lai_check(L, 1);
+  ai_tensor *a = lai_check(L, 1), *res[2];
   if (a->ndim != 2 || a->shape[0] != a->shape[1])
     return luaL_argerror(L, 1, "expected a square 2-D (symmetric) matrix");
   if (!ai_is_float(a->dtype)) return luaL_argerror(L, 1, "expected a floating-point matrix");
   if (a->shape[0] > 46340) return luaL_argerror(L, 1, "matrix too large");
-  int n = (int)a->shape[0], lwork = -1, info = 0;
-  bool was = ai_set_grad_enabled(false);
-  ai_tensor *c = ai_to_dtype(a, AI_F64), *m = c ? ai_clone(c) : NULL;
-  ai_unref(c);
-  int64_t nn = n;
-  ai_tensor *w = m ? ai_empty(AI_F64, 1, &nn) : NULL;
-  ai_set_grad_enabled(was);
-  if (!w) { ai_unref(m); return lai_error(L); }
-  lai_push_list(L, (ai_tensor *[]){m, w}, 2); /* owned by the stack from here on */
-  double q;
-  dsyev_("V", "U", &n, ai_data(m), &n, ai_data(w), &q, &lwork, &info);
-  lwork = (int)q > 1 ? (int)q : 3 * n;
-  double *work = lua_newuserdatauv(L, sizeof(double) * (size_t)lwork, 0);
-  dsyev_("V", "U", &n, ai_data(m), &n, ai_data(w), work, &lwork, &info);
-  if (info != 0) return luaL_error(L, "linalg.eigh: LAPACK dsyev failed (info %d)", info);
-  /* column-major eigenvectors are the rows of the row-major buffer: transpose */
-  ai_tensor *vt = ai_transpose(m, 0, 1), *v = vt ? ai_contiguous(vt) : NULL;
-  ai_unref(vt);
-  ai_tensor *vo = v ? ai_to_dtype(v, a->dtype) : NULL, *wo = vo ? ai_to_dtype(w, a->dtype) : NULL;
-  ai_unref(v);
-  if (!wo) { ai_unref(vo); return lai_error(L); }
-  lai_push_list(L, (ai_tensor *[]){wo, vo}, 2);
+  if (ai_eigh(a, &res[0], &res[1])) return luaL_error(L, "%s", ai_error());
+  lai_push_list(L, res, 2);
   lua_rawgeti(L, -1, 1);
   lua_rawgeti(L, -2, 2);
   return 2;
@@ -575,9 +519,7 @@ static int op_set_num_threads(lua_State *L) {
 /* ai.clock(): seconds of wall time from a monotonic clock (os.clock is CPU time, summed over
  * threads) */
 static int op_clock(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, ai_clock());
   return 1;
 }
 

@@ -37,6 +37,15 @@ lua_Number lai_optnumfield(lua_State *L, int arg, const char *k, lua_Number def)
 lua_Integer lai_optintfield(lua_State *L, int arg, const char *k, lua_Integer def);
 int lai_optboolfield(lua_State *L, int arg, const char *k, int def);
 const char *lai_optstrfield(lua_State *L, int arg, const char *k, const char *def);
+/* The field "dtype" of the options table at arg, or def. */
+ai_dtype lai_optdtype(lua_State *L, int arg, ai_dtype def);
+/* Applies {requires_grad=true} from the options table at opts to the new tensor on the top. */
+void lai_apply_requires_grad(lua_State *L, int opts);
+/* Pushes {size1, size2, ...}. */
+void lai_push_shape(lua_State *L, const ai_tensor *t);
+/* The view x[key] of t for an integer or a table key (l_tensor_view.c): a new reference, or
+ * NULL with the core's error. Raises Lua errors for malformed keys without leaking. */
+ai_tensor *lai_index_view(lua_State *L, ai_tensor *t, int key);
 
 /* Registers functions into the table on top of the stack (module or method table). */
 void lai_register(lua_State *L, const luaL_Reg *fns);
@@ -46,7 +55,9 @@ void lai_format_tensor(lua_State *L, const ai_tensor *t);
 
 /* luaopen-style registration functions of each binding file: each adds its functions to the
  * module table at index -2 and the tensor method table at index -1. */
-void lai_open_tensor(lua_State *L);
+void lai_open_tensor(lua_State *L); /* also runs the two below */
+void lai_open_tensor_new(lua_State *L);
+void lai_open_tensor_view(lua_State *L);
 void lai_open_ops(lua_State *L);
 void lai_open_autograd(lua_State *L);
 void lai_open_nn(lua_State *L);

@@ -1,0 +1,303 @@
+/* l_tensor_view.c: tensor properties (size, stride, item, tolist), dtype conversions, views
+ * (view, reshape, permute, narrow, slice, expand, ...), in-place fills and copies, and the
+ * index views behind x[i] and x[{a, b}]. */
+#include "lbind.h"
+
+/* ---------------------------------------------------------------- properties */
+
+void lai_push_shape(lua_State *L, const ai_tensor *t) {
+  lua_createtable(L, t->ndim, 0);
+  for (int d = 0; d < t->ndim; d++) {
+    lua_pushinteger(L, t->shape[d]);
+    lua_rawseti(L, -2, d + 1);
+  }
+}
+
+static int m_size(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (lua_isnoneornil(L, 2)) { lai_push_shape(L, t); return 1; }
+  int d = lai_checkdim(L, 2, t->ndim);
+  lua_pushinteger(L, t->ndim ? t->shape[d] : 1);
+  return 1;
+}
+static int m_dim(lua_State *L) { lua_pushinteger(L, lai_check(L, 1)->ndim); return 1; }
+static int m_numel(lua_State *L) { lua_pushinteger(L, ai_numel(lai_check(L, 1))); return 1; }
+static int m_stride(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (!lua_isnoneornil(L, 2)) { lua_pushinteger(L, t->stride[lai_checkdim(L, 2, t->ndim)]); return 1; }
+  lua_createtable(L, t->ndim, 0);
+  for (int d = 0; d < t->ndim; d++) { lua_pushinteger(L, t->stride[d]); lua_rawseti(L, -2, d + 1); }
+  return 1;
+}
+static int m_is_contiguous(lua_State *L) { lua_pushboolean(L, ai_is_contiguous(lai_check(L, 1))); return 1; }
+
+static void push_number(lua_State *L, const ai_tensor *t, double v) {
+  if (ai_is_float(t->dtype)) lua_pushnumber(L, v);
+  else lua_pushinteger(L, (lua_Integer)v);
+}
+
+static int m_item(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (ai_numel(t) != 1) {
+    char b[128];
+    return luaL_error(L, "item: the tensor has %d elements (shape %s); item() needs exactly one",
+                      (int)ai_numel(t), ai_shape_str(t, b, sizeof b));
+  }
+  push_number(L, t, ai_item(t));
+  return 1;
+}
+
+static void tolist_rec(lua_State *L, const ai_tensor *t, int depth, int64_t *pos) {
+  if (depth == t->ndim) { push_number(L, t, ai_get(t, pos)); return; }
+  lua_createtable(L, (int)t->shape[depth], 0);
+  for (int64_t i = 0; i < t->shape[depth]; i++) {
+    pos[depth] = i;
+    tolist_rec(L, t, depth + 1, pos);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+static int m_tolist(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int64_t pos[AI_MAXDIM] = {0};
+  luaL_checkstack(L, 2 * AI_MAXDIM + 4, NULL);
+  tolist_rec(L, t, 0, pos);
+  return 1;
+}
+
+static int convert(lua_State *L, ai_dtype dt) { return lai_push(L, ai_to_dtype(lai_check(L, 1), dt)); }
+static int m_float(lua_State *L) { return convert(L, AI_F32); }
+static int m_double(lua_State *L) { return convert(L, AI_F64); }
+static int m_long(lua_State *L) { return convert(L, AI_I64); }
+static int m_byte(lua_State *L) { return convert(L, AI_U8); }
+static int m_to(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (lua_istable(L, 2)) return lai_push(L, ai_to_dtype(t, lai_optdtype(L, 2, t->dtype)));
+  return lai_push(L, ai_to_dtype(t, lai_checkdtype(L, 2)));
+}
+static int m_type(lua_State *L) { lua_pushstring(L, ai_dtype_names[lai_check(L, 1)->dtype]); return 1; }
+
+/* ---------------------------------------------------------------- views */
+
+/* view/reshape take -1 for an inferred size, so read them without the >= 0 check */
+static int reshape_args(lua_State *L, int64_t *shape) {
+  int n = 0;
+  if (lua_istable(L, 2)) {
+    n = (int)luaL_len(L, 2);
+    if (n > AI_MAXDIM) return luaL_argerror(L, 2, "too many dimensions (at most 8)");
+    for (int d = 0; d < n; d++) {
+      lua_geti(L, 2, d + 1);
+      int ok;
+      shape[d] = lua_tointegerx(L, -1, &ok);
+      if (!ok) return luaL_argerror(L, 2, "sizes must be integers");
+      lua_pop(L, 1);
+    }
+    return n;
+  }
+  for (int a = 2; !lua_isnone(L, a); a++) {
+    if (n == AI_MAXDIM) return luaL_argerror(L, a, "too many dimensions (at most 8)");
+    shape[n++] = luaL_checkinteger(L, a);
+  }
+  return n;
+}
+static int m_view(lua_State *L) {
+  int64_t shape[AI_MAXDIM];
+  ai_tensor *t = lai_check(L, 1);
+  int n = reshape_args(L, shape);
+  return lai_push(L, ai_view(t, n, shape));
+}
+static int m_reshape(lua_State *L) {
+  int64_t shape[AI_MAXDIM];
+  ai_tensor *t = lai_check(L, 1);
+  int n = reshape_args(L, shape);
+  return lai_push(L, ai_reshape(t, n, shape));
+}
+static int m_view_as(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1), *o = lai_check(L, 2);
+  return lai_push(L, ai_reshape(t, o->ndim, o->shape));
+}
+
+static int m_permute(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int perm[AI_MAXDIM], n = 0;
+  if (lua_istable(L, 2)) {
+    n = (int)luaL_len(L, 2);
+    for (int d = 0; d < n && d < AI_MAXDIM; d++) {
+      lua_geti(L, 2, d + 1);
+      int ok;
+      lua_Integer v = lua_tointegerx(L, -1, &ok);
+      lua_pop(L, 1);
+      if (!ok) return luaL_argerror(L, 2, "dims must be integers");
+      perm[d] = v > 0 ? (int)v - 1 : (int)v + t->ndim;
+    }
+  } else {
+    for (int a = 2; !lua_isnone(L, a) && n < AI_MAXDIM; a++) {
+      lua_Integer v = luaL_checkinteger(L, a);
+      perm[n++] = v > 0 ? (int)v - 1 : (int)v + t->ndim;
+    }
+  }
+  if (n != t->ndim) return luaL_error(L, "permute: expected %d dims, got %d", t->ndim, n);
+  return lai_push(L, ai_permute(t, perm));
+}
+
+static int m_transpose(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (t->ndim < 2 && lua_isnoneornil(L, 2)) return lai_push(L, ai_view(t, t->ndim, t->shape));
+  int d0 = lua_isnoneornil(L, 2) ? 0 : lai_checkdim(L, 2, t->ndim);
+  int d1 = lua_isnoneornil(L, 3) ? 1 : lai_checkdim(L, 3, t->ndim);
+  return lai_push(L, ai_transpose(t, d0, d1));
+}
+
+static int m_t(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (t->ndim > 2) return luaL_error(L, "t: expects a tensor with at most 2 dimensions (use transpose)");
+  if (t->ndim < 2) return lai_push(L, ai_view(t, t->ndim, t->shape));
+  return lai_push(L, ai_transpose(t, 0, 1));
+}
+
+/* narrow(dim, start, length): start is 1-based */
+static int m_narrow(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int d = lai_checkdim(L, 2, t->ndim);
+  lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+  if (t->ndim && start < 0) start += t->shape[d] + 1;
+  return lai_push(L, ai_narrow(t, d, start > 0 ? start - 1 : -1, len)); /* start < 1: out of range */
+}
+
+static int m_select(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int d = lai_checkdim(L, 2, t->ndim);
+  lua_Integer i = luaL_checkinteger(L, 3);
+  if (i == 0) return luaL_argerror(L, 3, "indices are 1-based (0 is not an index)");
+  return lai_push(L, ai_select(t, d, i > 0 ? i - 1 : i));
+}
+
+/* slice(dim, first, last[, step]): inclusive of last, 1-based, negatives from the end */
+static int m_slice(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int d = lai_checkdim(L, 2, t->ndim);
+  int64_t size = t->ndim ? t->shape[d] : 0;
+  lua_Integer a = luaL_optinteger(L, 3, 1), b = luaL_optinteger(L, 4, -1), step = luaL_optinteger(L, 5, 1);
+  if (a < 0) a += size + 1;
+  if (b < 0) b += size + 1;
+  return lai_push(L, ai_slice(t, d, a - 1, b < a - 1 ? a - 1 : b, step));
+}
+
+static int m_expand(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int64_t shape[AI_MAXDIM];
+  int n = reshape_args(L, shape);
+  return lai_push(L, ai_expand(t, n, shape));
+}
+static int m_expand_as(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1), *o = lai_check(L, 2);
+  return lai_push(L, ai_expand(t, o->ndim, o->shape));
+}
+
+static int m_squeeze(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (lua_isnoneornil(L, 2)) return lai_push(L, ai_squeeze_all(t));
+  return lai_push(L, ai_squeeze(t, lai_checkdim(L, 2, t->ndim)));
+}
+static int m_unsqueeze(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  return lai_push(L, ai_unsqueeze(t, lai_checkdim(L, 2, t->ndim + 1)));
+}
+static int m_flatten(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  int s = lua_isnoneornil(L, 2) ? 0 : lai_checkdim(L, 2, t->ndim);
+  int e = lua_isnoneornil(L, 3) ? t->ndim - 1 : lai_checkdim(L, 3, t->ndim);
+  return lai_push(L, ai_flatten(t, s, e < 0 ? 0 : e));
+}
+static int m_contiguous(lua_State *L) { return lai_push(L, ai_contiguous(lai_check(L, 1))); }
+static int m_clone(lua_State *L) { return lai_push(L, ai_clone(lai_check(L, 1))); }
+
+/* ---------------------------------------------------------------- in-place */
+
+static int m_copy_(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1), *s = lai_totensor(L, 2, t);
+  int rc = ai_copy_(t, s);
+  ai_unref(s);
+  if (rc) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+static int m_fill_(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
+  if (ai_fill_(t, v)) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+static int m_zero_(lua_State *L) {
+  if (ai_zero_(lai_check(L, 1))) return lai_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- indexing */
+
+/* Applies one index component (for original dim `pos`) to dim *d of t: a number selects, a
+ * table slices. Returns a new reference; raises Lua errors only before creating it. */
+static ai_tensor *index_component(lua_State *L, ai_tensor *t, int *d, int arg, int pos) {
+  if (*d >= t->ndim) luaL_error(L, "index: too many indices for a tensor of %d dimensions", pos - 1 + t->ndim - *d);
+  int64_t size = t->shape[*d];
+  if (lua_isinteger(L, arg)) {
+    lua_Integer i = lua_tointeger(L, arg);
+    if (i == 0) luaL_error(L, "index: indices are 1-based (0 is not an index)");
+    if (i > size || i < -size)
+      luaL_error(L, "index %d out of range for dimension %d of size %d", (int)i, pos, (int)size);
+    return ai_select(t, *d, i > 0 ? i - 1 : i + size);
+  }
+  if (lua_istable(L, arg)) { /* {} = all, {a} = a..a kept as a dim, {a, b[, step]} inclusive */
+    lua_Integer a = 1, b = -1, step = 1;
+    int n = (int)lua_rawlen(L, arg);
+    if (n >= 1) { lua_rawgeti(L, arg, 1); a = luaL_checkinteger(L, -1); lua_pop(L, 1); b = a; }
+    if (n >= 2) { lua_rawgeti(L, arg, 2); b = luaL_checkinteger(L, -1); lua_pop(L, 1); }
+    if (n >= 3) { lua_rawgeti(L, arg, 3); step = luaL_checkinteger(L, -1); lua_pop(L, 1); }
+    if (a < 0) a += size + 1;
+    if (b < 0) b += size + 1;
+    if (a < 1 || a > size + 1 || b > size)
+      luaL_error(L, "index: range %d..%d out of bounds for dimension %d of size %d", (int)a, (int)b, pos, (int)size);
+    ai_tensor *r = ai_slice(t, *d, a - 1, b < a - 1 ? a - 1 : b, step);
+    (*d)++;
+    return r;
+  }
+  luaL_error(L, "index: expected an integer or a range table, got %s", luaL_typename(L, arg));
+  return NULL;
+}
+
+/* The view x[key] for a number or a table key (new reference; NULL with the core's error).
+ * Intermediate views live in boxes on the Lua stack, so an index error cannot leak them. */
+ai_tensor *lai_index_view(lua_State *L, ai_tensor *t, int key) {
+  int d = 0;
+  if (lua_isinteger(L, key)) return index_component(L, t, &d, key, 1);
+  if (lua_type(L, key) == LUA_TNUMBER) luaL_error(L, "index: indices must be integers");
+  int n = (int)lua_rawlen(L, key), top = lua_gettop(L);
+  ai_tensor *cur = t;
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, key, i);
+    ai_tensor *next = index_component(L, cur, &d, lua_gettop(L), i);
+    lua_pop(L, 1);
+    if (!next) { lua_settop(L, top); return NULL; }
+    lai_push(L, next); /* owned by the stack until the end */
+    cur = next;
+  }
+  ai_ref(cur);
+  lua_settop(L, top);
+  return cur;
+}
+
+
+/* Expects the module table at -2 and the method table at -1. */
+void lai_open_tensor_view(lua_State *L) {
+  const luaL_Reg methods[] = {
+      {"size", m_size}, {"dim", m_dim}, {"numel", m_numel}, {"nelement", m_numel}, {"stride", m_stride},
+      {"is_contiguous", m_is_contiguous}, {"item", m_item}, {"tolist", m_tolist}, {"float", m_float},
+      {"double", m_double}, {"long", m_long}, {"byte", m_byte}, {"to", m_to}, {"type", m_type},
+      {"view", m_view}, {"reshape", m_reshape}, {"view_as", m_view_as}, {"permute", m_permute},
+      {"transpose", m_transpose}, {"t", m_t}, {"narrow", m_narrow}, {"select", m_select},
+      {"slice", m_slice}, {"expand", m_expand}, {"expand_as", m_expand_as}, {"squeeze", m_squeeze},
+      {"unsqueeze", m_unsqueeze}, {"flatten", m_flatten}, {"contiguous", m_contiguous},
+      {"clone", m_clone}, {"copy_", m_copy_}, {"fill_", m_fill_}, {"zero_", m_zero_}, {NULL, NULL}};
+  lai_register(L, methods);
+}
