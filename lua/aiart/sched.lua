@@ -13,7 +13,10 @@ hand between steps is overwritten rather than scaled. Options are tables:
 StepLR(opt, {step_size = 30, gamma = 0.1}).
 ]]
 local A = require "aiart.nn.args"
-local class = require("aiart.util").class
+local util = require "aiart.util"
+local class = util.class
+
+local error = util.error -- positions name the caller's line (see util.error)
 
 local sched = {}
 
@@ -461,5 +464,8 @@ function Plateau:step(metric)
   end
   for i, g in ipairs(self.optimizer.param_groups) do self._last_lr[i] = g.lr end
 end
+
+-- Arguments beyond a method's parameters are errors.
+util.strict_args(LRScheduler, "LRScheduler:", true, {init = true})
 
 return sched

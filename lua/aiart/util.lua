@@ -44,41 +44,59 @@ end
 -- is the caller's fault: its message names the user's file and line, not the library line
 -- that noticed it, however deep in the library that was (and hand-counted levels need not
 -- follow wrappers). Level 0 adds no position, as error()'s.
+-- The level (counted from the caller of user_level's caller, as error() counts) of the first
+-- frame outside the library at or above `level`; `level` itself when there is none.
+local function user_level(level)
+  local l = level + 2 -- user_level and its caller
+  while true do
+    local info = debug.getinfo(l, "S")
+    if not info then return level end
+    if not library_frame(info) then return l - 2 end
+    l = l + 1
+  end
+end
+
 function U.error(msg, level)
   level = level or 1
-  if level > 0 and type(msg) == "string" then
-    local l = level + 1 -- this function is level 1
-    while true do
-      local info = debug.getinfo(l, "S")
-      if not info then break end -- only library frames: the level asked for
-      if not library_frame(info) then level = l - 1 break end
-      l = l + 1
-    end
-    level = level + 1
-  end
+  if level > 0 and type(msg) == "string" then level = user_level(level) + 1 end
   error(msg, level)
 end
 local raise = U.error
 
--- "<library file>:<line>: " at the start of a message, as luaL_where writes it (a long path
--- is cut to "..." and its tail), or nil.
-local function library_position(msg)
-  local src, pos = msg:match("^(.-):%d+: ()")
-  if not src then return nil end
-  if src:sub(1, #LIB_PATH) == LIB_PATH or (src:sub(1, 3) == "..." and LIB_PATH:find("/aiart/", 1, true)
-      and src:find("/aiart/[%w_/]+%.lua$")) then
-    return pos
-  end
-  return nil
+--- util.strip_position(msg[, level=1]) -> msg without the leading "file:line: " that
+-- util.error(msg, level) would add (for a message caught from a library call, put into one of
+-- the caller's own messages)
+function U.strip_position(msg, level)
+  if type(msg) ~= "string" then return tostring(msg) end
+  local info = debug.getinfo(user_level(level or 1) + 1, "Sl")
+  if not info or info.currentline < 0 then return msg end
+  local where = info.short_src .. ":" .. info.currentline .. ": "
+  if msg:sub(1, #where) == where then return msg:sub(#where + 1) end
+  return msg
 end
 
---- util.rethrow(err[, level=1]): raises err again; a message positioned in the library (a C
--- function's error, raised where library code called it) is positioned as util.error does.
--- Other errors (the user's own, or non-strings) go on unchanged.
+-- Where a message starts with a position "<file>:<line>: " (as luaL_where writes it): the
+-- file and the index of the text after it; nil when it has none.
+local function position_of(msg)
+  local src, pos = msg:match("^([^:\n]+):%d+: ()")
+  return src, pos
+end
+
+-- Whether src (a short_src: a long path is cut to "..." and its tail) is a library file.
+local function library_src(src)
+  if src:sub(1, #LIB_PATH) == LIB_PATH then return true end
+  return src:sub(1, 3) == "..." and LIB_PATH:find("/aiart/", 1, true) ~= nil and src:find("/aiart/[%w_/]+%.lua$") ~= nil
+end
+
+--- util.rethrow(err[, level=1]): raises err, caught from a call, again. A message positioned
+-- in the library (a C function's error names the library line that called it), or not
+-- positioned at all (a C function called by pcall), is positioned as util.error does; a
+-- message positioned elsewhere (the user's own) and non-strings go on unchanged.
 function U.rethrow(err, level)
   if type(err) == "string" then
-    local pos = library_position(err)
-    if pos then raise(err:sub(pos), (level or 1) + 1) end
+    local src, pos = position_of(err)
+    if not src then raise(err, (level or 1) + 1) end
+    if library_src(src) then raise(err:sub(pos), (level or 1) + 1) end
   end
   error(err, 0)
 end
@@ -94,7 +112,7 @@ function U.check_opts(fn, o, known)
   if o == nil then return {} end
   if type(o) ~= "table" or U.is_tensor(o) then raise(fn .. ": options must be a table, got " .. type(o), 2) end
   for k in pairs(o) do
-    if not known[k] then
+    if known[k] == nil then
       local names = {}
       for n in pairs(known) do names[#names + 1] = n end
       table.sort(names)
@@ -161,6 +179,7 @@ end
 -- ... (those of a call of f, after `skip` leading ones such as self) go beyond f's parameters
 -- with a value other than nil: Lua would drop them without a word. Varargs functions take all.
 function U.check_nargs(fn, f, skip, ...)
+  if type(f) ~= "function" then return end
   local n = max_args(f)
   if n == nil then return end
   local given = select("#", ...)
@@ -174,16 +193,19 @@ function U.check_nargs(fn, f, skip, ...)
   end
 end
 
---- util.strict_args(t, prefix) -> t, its functions (not those starting with "_") replaced by
--- ones that first refuse arguments beyond their parameters (util.check_nargs), naming
--- prefix .. name. The call goes on as a tail call: levels and positions are the inner one's.
-function U.strict_args(t, prefix)
+--- util.strict_args(t, prefix[, methods[, except]]) -> t, its functions (not those whose
+-- names start with "_", nor those in the set except) replaced by ones that first refuse
+-- arguments beyond their parameters (util.check_nargs), naming prefix .. name. methods: the
+-- functions are methods, whose self is not counted in messages. The call goes on as a tail
+-- call: levels and positions are the inner function's.
+function U.strict_args(t, prefix, methods, except)
+  local skip = methods and 1 or 0
   for k, f in pairs(t) do
-    if type(k) == "string" and type(f) == "function" and k:sub(1, 1) ~= "_" and not wrapped[f]
-        and max_args(f) ~= nil then
+    if type(k) == "string" and type(f) == "function" and k:sub(1, 1) ~= "_" and not (except and except[k])
+        and not wrapped[f] and max_args(f) ~= nil then
       local fn, check = prefix .. k, U.check_nargs
       local w = function(...)
-        check(fn, f, 0, ...)
+        check(fn, f, skip, select(skip + 1, ...))
         return f(...)
       end
       wrapped[w] = f
@@ -218,7 +240,9 @@ end
 
 local function construct(cls, ...)
   local obj = setmetatable({}, cls)
-  obj:init(...)
+  local init = cls.init
+  U.check_nargs(cls.__name, init, 1, ...) -- Adam(params, opts, extra): an error, not ignored
+  init(obj, ...)
   return obj
 end
 

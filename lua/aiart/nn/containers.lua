@@ -6,6 +6,7 @@ state_dict keys ("net.0.weight") match PyTorch's for weight exchange. Lua-side a
 and ipairs(seq) walks them in order.
 ]]
 local module = require "aiart.nn.module"
+local error = require("aiart.util").error -- positions name the caller's line (see util.error)
 
 local Module, is_module = module.Module, module.is_module
 local C = {}
@@ -62,6 +63,7 @@ end
 
 local Sequential = Module:extend("Sequential")
 C.Sequential = Sequential
+Sequential._runs_children = true -- its forward runs user modules: their errors stay theirs
 
 --- nn.Sequential(m1, m2, ...) or nn.Sequential{m1, m2, ...}: runs the modules in turn,
 -- each on the output of the previous one.
@@ -101,7 +103,7 @@ function ModuleList:init(...)
   end
 end
 
-function ModuleList:forward()
+function ModuleList:forward(...) -- any arguments: the message is about forward
   error("ModuleList: has no forward; iterate over it with ipairs(list) instead", 2)
 end
 
@@ -147,7 +149,7 @@ function ModuleDict:init(t)
   end
 end
 
-function ModuleDict:forward()
+function ModuleDict:forward(...) -- any arguments: the message is about forward
   error("ModuleDict: has no forward; index it by name instead", 2)
 end
 

@@ -10,6 +10,7 @@ local module = require "aiart.nn.module"
 local F = require "aiart.nn.functional"
 local init = require "aiart.nn.weight_init"
 local A = require "aiart.nn.args"
+local error = require("aiart.util").error -- positions name the caller's line (see util.error)
 
 local Module, Parameter, repr = module.Module, module.Parameter, module.repr_value
 local L = {}
@@ -527,6 +528,7 @@ function Unflatten:extra_repr() return ("dim=%d, unflattened_size=%s"):format(se
 local Identity = Module:extend("Identity")
 L.Identity = Identity
 --- nn.Identity(): returns its input (arguments to the constructor are ignored, as PyTorch)
+function Identity:init(...) end -- luacheck: ignore
 function Identity:forward(x) return x end
 
 ---------------------------------------------------------------------------------- activations

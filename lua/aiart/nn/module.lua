@@ -32,7 +32,8 @@ local util = require "aiart.util"
 
 local M = {}
 
-local is_tensor = util.is_tensor
+local is_tensor, check_nargs = util.is_tensor, util.check_nargs
+local error = util.error -- positions name the caller's line (see util.error)
 M.is_tensor = is_tensor
 
 -- A tensor box has no room for extra fields, so parameters are remembered in a weak set.
@@ -143,8 +144,35 @@ local function forward_of(self)
   return f
 end
 
+-- Whether calls of method f of class cls catch errors to position them at the caller: f is
+-- the library's own (a layer's forward, whose C kernels would name the library's line) and
+-- does not run user code (a container's forward runs its children, whose errors and
+-- tracebacks are left as they are).
+local own_code = setmetatable({}, {__mode = "k"})
+local LIB_SOURCE = debug.getinfo(1, "S").source:match("^(@.*[/\\])nn[/\\]") or false
+local function catches(cls, f)
+  if cls._runs_children then return false end
+  local c = own_code[f]
+  if c == nil then
+    local src = debug.getinfo(f, "S").source
+    c = LIB_SOURCE and src:sub(1, #LIB_SOURCE) == LIB_SOURCE or false
+    own_code[f] = c
+  end
+  return c
+end
+
+local function finish(ok, ...)
+  if ok then return ... end
+  util.rethrow((...), 2)
+end
+
+-- m(...) runs m:forward(...); arguments beyond forward's parameters are an error (Lua would
+-- drop them: net(x, t) on a forward(x) would ignore t).
 function Module.__call(self, ...)
-  return forward_of(self)(self, ...)
+  local f, cls = forward_of(self), getmetatable(self)
+  check_nargs(cls.__name .. ":forward", f, 1, ...)
+  if catches(cls, f) then return finish(pcall(f, self, ...)) end
+  return f(self, ...)
 end
 
 -- Metamethods are looked up raw in the metatable, so subclasses get copies of them.
@@ -157,7 +185,9 @@ local function construct(cls, ...)
   rawset(self, "_order", {})
   rawset(self, "_nonpersistent", {})
   rawset(self, "training", true)
-  self:init(...)
+  local init = cls.init
+  check_nargs(cls.__name, init, 1, ...)
+  if catches(cls, init) then finish(pcall(init, self, ...)) else init(self, ...) end
   return self
 end
 
@@ -184,7 +214,7 @@ end
 
 -- Do-nothing defaults, in torch/nn's spirit: each layer overrides what differs.
 function Module:init() end
-function Module:forward()
+function Module:forward(...) -- luacheck: ignore (any arguments: the message is about the missing forward)
   error(("%s: no forward method (define function %s:forward(...))"):format(class_name(self), class_name(self)), 2)
 end
 function Module:extra_repr() return "" end
@@ -263,6 +293,11 @@ end
 local function each_in_table(self, t, prefix, kind, fn, seen, bad_key)
   if seen[t] then return end
   seen[t] = true
+  local any = false -- most tables (options, sizes) hold only numbers and strings: done at once
+  for _, v in next, t do
+    if type(v) == "table" or parameter_set[v] then any = true break end
+  end
+  if not any then return end
   for _, k in ipairs(sorted_keys(t)) do
     local v = t[k]
     local found = (kind == "module" and is_module(v)) or (kind == "param" and parameter_set[v])
@@ -405,32 +440,38 @@ function Module:apply(fn)
   return self
 end
 
-local FLOAT_DTYPES = {f32 = "f32", float = "f32", float32 = "f32", f64 = "f64", double = "f64", float64 = "f64"}
+local FLOAT_DTYPES = {f32 = "f32", float = "f32", float32 = "f32", f64 = "f64", double = "f64", float64 = "f64",
+                      ["torch.FloatTensor"] = "f32", ["torch.DoubleTensor"] = "f64"}
 
---- m:to(dtype) converts floating parameters and buffers ("f32"/"f64"); returns m.
--- Parameters are replaced by new tensors (tied ones stay tied): create the optimizer after.
+-- t takes the values of t:to(dt) in place: the same tensor object (which optimizers and
+-- other modules hold) now has dtype dt; its gradient is converted the same way.
+local function convert_in_place(t, dt)
+  local g = t.grad
+  if g ~= nil then t.grad = nil end
+  t:set_(t:to(dt))
+  if g ~= nil then
+    g:set_(g:to(dt))
+    t.grad = g
+  end
+end
+
+--- m:to(dtype) converts the floating parameters and buffers ("f32"/"f64") in place and
+-- returns m: each keeps its identity (an optimizer made before goes on updating the tensors
+-- the module uses, as PyTorch's Module.to), with its requires_grad and its gradient converted.
 function Module:to(dtype)
   local dt = FLOAT_DTYPES[dtype]
-  if not dt then error(("%s:to: dtype must be f32 or f64, got %s"):format(class_name(self), tostring(dtype)), 2) end
-  local converted = {} -- old tensor -> new, so that a tensor shared by two modules stays shared
+  if not dt then
+    error(("%s:to: dtype must be 'f32' or 'f64' (or float, double, float32, float64), got %s"):format(
+      class_name(self), type(dtype) == "string" and "'" .. dtype .. "'" or tostring(dtype)), 2)
+  end
   ai.no_grad(function()
-    for _, m in ipairs(self:modules()) do
-      local kinds, sl = rawget(m, "_kinds"), rawget(m, "_slots")
-      for _, name in ipairs(rawget(m, "_order")) do
-        local t, kind = sl[name], kinds[name]
-        if t ~= nil and kind ~= "module" and (t.dtype == "f32" or t.dtype == "f64") and t.dtype ~= dt then
-          local c = converted[t]
-          if not c then
-            c = t:to(dt)
-            if kind == "param" then
-              local g = t.grad
-              c = M.Parameter(c, t:requires_grad())
-              if g then c.grad = g:to(dt) end
-            end
-            converted[t] = c
-          end
-          sl[name] = c
+    local done = {} -- a tensor shared by two modules is converted once
+    for _, list in ipairs{self:parameters(), self:buffers()} do
+      for _, t in ipairs(list) do
+        if not done[t] and (t.dtype == "f32" or t.dtype == "f64") and t.dtype ~= dt then
+          convert_in_place(t, dt)
         end
+        done[t] = true
       end
     end
   end)
@@ -438,6 +479,11 @@ function Module:to(dtype)
 end
 function Module:double() return self:to("f64") end
 function Module:float() return self:to("f32") end
+--- m:type(dtype): m:to(dtype), Torch7's name (which also takes "torch.DoubleTensor")
+function Module:type(dtype)
+  if dtype == nil then error(class_name(self) .. ":type: expected a dtype ('f32' or 'f64')", 2) end
+  return self:to(dtype)
+end
 
 ------------------------------------------------------------------------------------ state dict
 
@@ -563,5 +609,9 @@ function Module.__tostring(self)
   end
   return s .. ")"
 end
+
+-- Arguments beyond a method's parameters are errors (m:train(false, true), m:to("f64", x)).
+-- init and forward are the subclasses' own; construction and m(...) check those.
+util.strict_args(Module, "Module:", true, {init = true, forward = true})
 
 return M
