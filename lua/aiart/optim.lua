@@ -69,7 +69,7 @@ end
 -- params: a list of tensors, a module, or a list of group tables {params=..., <options>}.
 function Optimizer:init(params, defaults, opts)
   local fn = self.__name
-  local given = A.options(fn, opts, defaults, 4)
+  local given = A.options(fn, opts, defaults)
   self.defaults = given
   self.state = {}
   self.param_groups = {}
