@@ -21,7 +21,9 @@ CORE_SRC := src/core/alloc.c src/core/tensor.c src/core/iter.c src/core/elementw
             src/core/autograd.c src/core/grad_rules.c src/core/runtime.c src/core/nn.c \
             src/core/loader.c src/core/dist.c src/core/dist_tensor.c src/core/dist_buckets.c \
             src/core/optim.c src/core/linalg.c src/core/ops.c
-KERN_SRC := src/kernels/nnk.c
+KERN_SRC := src/kernels/conv.c src/kernels/conv_transpose.c src/kernels/depthwise.c \
+            src/kernels/winograd.c src/kernels/polyphase.c src/kernels/pool.c \
+            src/kernels/resample.c src/kernels/norm.c src/kernels/softmax.c
 IO_SRC := src/io/idx.c src/io/png.c src/io/safetensors.c src/io/gif.c
 LUA_SRC := src/lua/l_aiart.c src/lua/l_tensor.c src/lua/l_ops.c src/lua/l_autograd.c src/lua/l_format.c \
            src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c src/lua/l_optim.c src/lua/l_data.c src/lua/l_dist.c \
@@ -69,16 +71,19 @@ run: deps
 
 # ---- tests: C unit tests, then the Lua suite (its last line is "N passed, M failed")
 IO_CTESTS := test_io_idx test_io_png test_io_safetensors
-CTEST_BINS := $(BUILD)/test_nnk $(IO_CTESTS:%=$(BUILD)/%) $(BUILD)/test_loader
+NNK_CTESTS := test_nnk_conv test_nnk_pool test_nnk_norm
+CTEST_BINS := $(NNK_CTESTS:%=$(BUILD)/%) $(IO_CTESTS:%=$(BUILD)/%) $(BUILD)/test_loader
 $(BUILD)/test_loader: tests/c/test_loader.c tests/c/check.h src/core/loader.c src/core/loader.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_loader.c src/core/loader.c -lm
 $(BUILD)/test_io_%: tests/c/test_io_%.c tests/c/io_test.c tests/c/io_test.h tests/c/check.h $(IO_SRC) src/io/fmt.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -Isrc/io -o $@ $< tests/c/io_test.c $(IO_SRC) $(LIBS)
-$(BUILD)/test_nnk: tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c src/kernels/nnk.h src/kernels/nnk_impl.h src/kernels/nnk_winograd.h src/kernels/nnk_poly.h
-	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ tests/c/test_nnk.c src/kernels/nnk.c src/kernels/nnk_ref.c $(LIBS)
+# the kernel tests link the kernel objects of this build (the ones in aiart-lua) and the references
+NNK_TEST_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/nnk_ref.o
+$(NNK_CTESTS:%=$(BUILD)/%): $(BUILD)/test_nnk_%: tests/c/test_nnk_%.c tests/c/nnk_test.h tests/c/nnk_test_tmpl.h \
+  $(NNK_TEST_OBJ)
+	$(CC) $(CFLAGS_ALL) $(EXTRA_LDFLAGS) -o $@ $< $(NNK_TEST_OBJ) $(LIBS)
 
 .PHONY: test check
 test: deps
@@ -92,7 +97,7 @@ ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 # LeakSanitizer runs at exit (tests/lsan.supp may name third-party libraries only)
 ASAN_RUN_OPTIONS := detect_leaks=1:abort_on_error=0:allocator_may_return_null=1:detect_stack_use_after_return=0
 UBSAN_RUN_OPTIONS := print_stacktrace=1:halt_on_error=1
-ASAN_CTESTS := build-asan/test_nnk $(IO_CTESTS:%=build-asan/%) build-asan/test_loader
+ASAN_CTESTS := $(NNK_CTESTS:%=build-asan/%) $(IO_CTESTS:%=build-asan/%) build-asan/test_loader
 .PHONY: asan
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" \

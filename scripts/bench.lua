@@ -288,7 +288,7 @@ WORKLOADS.style_vgg19_256 = function()
   local models, F = require "aiart.models", ai.F
   -- random frozen weights: the timing does not depend on their values
   local vgg = models.vgg19_features{upto = "relu4_1"}.features
-  for _, p in ipairs(vgg:parameters()) do p:requires_grad(false) end
+  for _, p in ipairs(vgg:parameters()) do p:requires_grad_(false) end
   vgg:eval()
   local function gram(f)
     local _, c, h, w = table.unpack(f.shape)
@@ -296,7 +296,7 @@ WORKLOADS.style_vgg19_256 = function()
     return ai.matmul(m, m:t()) / (c * h * w)
   end
   local target = ai.no_grad(function() return gram(vgg(ai.rand(1, 3, 256, 256))) end)
-  local img = ai.rand(1, 3, 256, 256):requires_grad(true)
+  local img = ai.rand(1, 3, 256, 256):requires_grad_(true)
   local opt = ai.optim.Adam({img}, {lr = 1e-2})
   local function step()
     opt:zero_grad()
@@ -440,8 +440,8 @@ local function run_micro()
   if not want("linear") then LIN = {} end
   for _, l in ipairs(LIN) do
     local B, I, O = l[1], l[2], l[3]
-    local x = ai.randn(B, I):requires_grad(true)
-    local w, bias = (ai.randn(O, I) * 0.05):requires_grad(true), ai.zeros(O):requires_grad(true)
+    local x = ai.randn(B, I):requires_grad_(true)
+    local w, bias = (ai.randn(O, I) * 0.05):requires_grad_(true), ai.zeros(O):requires_grad_(true)
     local fl = 2 * B * I * O
     local shape = ("%dx%d->%d"):format(B, I, O)
     local s = ai.no_grad(function() return time_fn(function() return ai.linear(x, w, bias) end) end)
@@ -480,9 +480,9 @@ local function run_micro()
     end
     rec("forward", s)
     local g = ai.randn(N, Cout, Ho, Ho)
-    local xg = x:clone():requires_grad(true)
+    local xg = x:clone():requires_grad_(true)
     rec("backward_input", time_fn(grad_of(ai.conv2d(xg, w, b, co), {xg}, g)))
-    local wg, bg = w:clone():requires_grad(true), b:clone():requires_grad(true)
+    local wg, bg = w:clone():requires_grad_(true), b:clone():requires_grad_(true)
     rec("backward_weight", time_fn(grad_of(ai.conv2d(x, wg, bg, co), {wg, bg}, g)))
   end
 
@@ -503,9 +503,9 @@ local function run_micro()
     end
     rec("forward", ai.no_grad(function() return time_fn(function() return ai.conv_transpose2d(x, w, b, co) end) end))
     local g = ai.randn(N, Cout, 2 * H, 2 * H)
-    local xg = x:clone():requires_grad(true)
+    local xg = x:clone():requires_grad_(true)
     rec("backward_input", time_fn(grad_of(ai.conv_transpose2d(xg, w, b, co), {xg}, g)))
-    local wg, bg = w:clone():requires_grad(true), b:clone():requires_grad(true)
+    local wg, bg = w:clone():requires_grad_(true), b:clone():requires_grad_(true)
     rec("backward_weight", time_fn(grad_of(ai.conv_transpose2d(x, wg, bg, co), {wg, bg}, g)))
   end
 
@@ -521,7 +521,7 @@ local function run_micro()
     local shape = ("%dx%dx%dx%d g8"):format(N, C, H, H)
     local s = ai.no_grad(function() return time_fn(function() return ai.group_norm(x, 8, w, b) end) end)
     out({micro = "group_norm", op = "forward", shape = shape, ms = s * 1e3, gbps = 2 * n * 4 / s / 1e9})
-    local xg, wg, bg = x:clone():requires_grad(true), w:clone():requires_grad(true), b:clone():requires_grad(true)
+    local xg, wg, bg = x:clone():requires_grad_(true), w:clone():requires_grad_(true), b:clone():requires_grad_(true)
     local y = ai.group_norm(xg, 8, wg, bg)
     s = time_fn(grad_of(y, {xg, wg, bg}, ai.randn(N, C, H, H)))
     out({micro = "group_norm", op = "backward", shape = shape, ms = s * 1e3, gbps = 3 * n * 4 / s / 1e9})
@@ -555,7 +555,7 @@ local function run_micro()
   -- Adam on 1M parameters (reads p, grad, m, v; writes p, m, v)
   if want("adam") then
     local n = QUICK and 65536 or 1048576
-    local p = ai.randn(n):requires_grad(true)
+    local p = ai.randn(n):requires_grad_(true)
     p.grad = ai.randn(n)
     local opt = ai.optim.Adam({p}, {lr = 1e-3})
     local s = time_fn(function() opt:step() end)
@@ -566,7 +566,7 @@ local function run_micro()
   if want("overhead") then
     local iters = QUICK and 2000 or 200000
     local a, b = ai.randn(16), ai.randn(16)
-    local ag = ai.randn(16):requires_grad(true)
+    local ag = ai.randn(16):requires_grad_(true)
     local function loop(x, y)
       return function()
         local r

@@ -84,7 +84,7 @@ if cfg.vgg ~= "" then
   local net = models.vgg19_features{upto = "relu5_1"}
   local weights = ai.load(cfg.vgg)
   net:load_state_dict(weights, {strict = false})
-  for _, p in ipairs(net:parameters()) do p:requires_grad(false) end
+  for _, p in ipairs(net:parameters()) do p:requires_grad_(false) end
   net:eval()
   local names = models.VGG_LAYER_NAMES
   local style_layers = {relu1_1 = true, relu2_1 = true, relu3_1 = true, relu4_1 = true, relu5_1 = true}
@@ -134,7 +134,7 @@ local content_feats = ai.no_grad(function() return extract(content).content end)
 ---------------------------------------------------------------------- optimisation
 
 local img = cfg.init == "noise" and ai.rand(content.shape) or content:clone()
-img:requires_grad(true)
+img:requires_grad_(true)
 
 local function total_loss()
   local f = extract(img)

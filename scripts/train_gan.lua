@@ -141,7 +141,7 @@ function gradient_penalty(real, fake)
   local shape = {real:size(1)}
   for _ = 2, real:dim() do shape[#shape + 1] = 1 end
   local alpha = ai.rand(shape)
-  local x_hat = (alpha * real + (1 - alpha) * fake):detach():requires_grad(true)
+  local x_hat = (alpha * real + (1 - alpha) * fake):detach():requires_grad_(true)
   local grad = ai.grad(D(x_hat), x_hat, {grad_outputs = ai.ones(real:size(1), 1), create_graph = true})
   local norm = (grad:reshape(real:size(1), -1):square():sum(2) + 1e-12):sqrt()
   return ((norm - 1):square()):mean()

@@ -87,7 +87,7 @@ local OPS = {
     return ai.cat(parts, 2):sum() + ai.stack(parts):sum() + #rt{5, 2}:chunk(2)
   end},
   {"backward through an MLP", function()
-    local w1, w2 = rt{8, 6}:requires_grad(true), rt{3, 8}:requires_grad(true)
+    local w1, w2 = rt{8, 6}:requires_grad_(true), rt{3, 8}:requires_grad_(true)
     local x = rt{5, 6}
     local y = ai.linear(ai.linear(x, w1):relu(), w2):sigmoid()
     local loss = ai.mse_loss(y, ai.zeros(5, 3))
@@ -95,16 +95,16 @@ local OPS = {
     return {w1.grad, w2.grad}
   end},
   {"backward through a conv net", function()
-    local w = rt{4, 3, 3, 3}:requires_grad(true)
-    local b = rt{4}:requires_grad(true)
+    local w = rt{4, 3, 3, 3}:requires_grad_(true)
+    local b = rt{4}:requires_grad_(true)
     local y = ai.max_pool2d(ai.conv2d(rt{2, 3, 8, 8}, w, b, {padding = 1}):relu(), 2)
     y = ai.batch_norm(y, nil, nil, nil, nil, {training = true})
     y:square():mean():backward()
     return {w.grad, b.grad}
   end},
   {"double backward (gradient penalty)", function()
-    local w = rt{1, 6}:requires_grad(true)
-    local x = rt{4, 6}:requires_grad(true)
+    local w = rt{1, 6}:requires_grad_(true)
+    local x = rt{4, 6}:requires_grad_(true)
     local g = ai.grad(ai.linear(x, w):tanh():sum(), x, {create_graph = true})
     local gp = (g:square():sum(2):sqrt() - 1):square():mean()
     gp:backward()

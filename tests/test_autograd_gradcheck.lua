@@ -266,7 +266,7 @@ test("gradcheck to dtype f64 -> f32 -> f64", function()
   local x = ai.tensor({1, 2}, {dtype = "f64", requires_grad = true})
   local y = x:float()
   eq(y.dtype, "f32")
-  eq(y:requires_grad(), true)
+  eq(y.requires_grad, true)
   ;(y * ai.tensor{3, 4}):sum():backward()
   eq(x.grad.dtype, "f64")
   eq(x.grad:tolist(), {3, 4})
@@ -606,7 +606,7 @@ end)
 test("f32 4x4 stride-2 convolutions (the fused backward, with the transforms the forward kept) give f64's gradients", function()
   ai.manual_seed(11)
   local function u(shape, scale) return (ai.rand(shape, {dtype = "f64"}) * 2 - 1) * (scale or 1) end
-  -- DCGAN's layer shapes, large enough for the polyphase Winograd path (src/kernels/nnk_poly.h)
+  -- DCGAN's layer shapes, large enough for the polyphase Winograd path (src/kernels/polyphase.c)
   local cases = {
     {"conv2d", ai.conv2d, u({16, 32, 14, 14}), u({32, 32, 4, 4}, 0.1), u({32})},
     {"conv_transpose2d", ai.conv_transpose2d, u({16, 32, 7, 7}), u({32, 32, 4, 4}, 0.1), u({32})},

@@ -509,7 +509,7 @@ test("in-place ops refuse tensors that require grad outside ai.no_grad", functio
     x:masked_fill_(m, -1)
   end)
   eq(x:tolist(), {-1, 2, -1})
-  eq(x:requires_grad(), true)
+  eq(x.requires_grad, true)
   -- detach shares storage and allows in-place writes
   x:detach():fill_(0)
   eq(x:tolist(), {0, 0, 0})

@@ -71,9 +71,9 @@ end)
 -- relu, maximum/minimum (a < b always) and remainder (a / b < 1).
 local function inputs_for(o)
   ai.manual_seed(5)
-  local a = (ai.rand(3, 4, {dtype = "f64"}) * 0.3 + 0.1):requires_grad(true)
+  local a = (ai.rand(3, 4, {dtype = "f64"}) * 0.3 + 0.1):requires_grad_(true)
   if o.family == "unary" then return {a} end
-  local b = (ai.rand(3, 4, {dtype = "f64"}) * 0.4 + 0.5):requires_grad(true)
+  local b = (ai.rand(3, 4, {dtype = "f64"}) * 0.4 + 0.5):requires_grad_(true)
   return {a, b}
 end
 

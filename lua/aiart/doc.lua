@@ -75,6 +75,8 @@ D["Tensor.grad"] = "x.grad -> the gradient accumulated by backward (nil if none)
 D["Tensor.grad_fn"] = "x.grad_fn -> the name of the operation that made x (nil for leaves)"
 D["Tensor.is_leaf"] = "x.is_leaf -> true when x was not made by a recorded operation"
 D["Tensor.T"] = "x.T -> x with its last two dims swapped (a view)"
+D["Tensor.requires_grad"] = "x.requires_grad -> whether gradients are recorded for x (a boolean); x.requires_grad = true sets it, as x:requires_grad_(true) does"
+D["Tensor.data"] = "x.data -> x detached (the same storage, no gradient), as PyTorch's .data; x.data = y gives x y's values, dtype and shape, keeping x itself (x:set_(y))"
 D["Tensor:size"] = "x:size([dim]) -> the shape as a table, or the size of one dim"
 D["Tensor:dim"] = "x:dim() -> the number of dimensions"
 D["Tensor:numel"] = "x:numel() / x:nelement() -> the number of elements"
@@ -225,7 +227,6 @@ D["no_grad"] = "ai.no_grad(f, ...) -> calls f(...) without recording operations 
 D["enable_grad"] = "ai.enable_grad(f, ...) -> calls f(...) with gradient recording on; returns its results"
 D["set_grad_enabled"] = "ai.set_grad_enabled(on) -> turns gradient recording on or off (a boolean); returns the previous state"
 D["is_grad_enabled"] = "ai.is_grad_enabled() -> whether operations are recorded for autograd"
-D["Tensor:requires_grad"] = "x:requires_grad() -> whether gradients are recorded for x / x:requires_grad(flag) -> sets the flag (float tensors only) and returns x"
 
 -- neural-network ops (also ai.F.*, ai.nn.F.*) --------------------------------------------------
 -- Images are N x C x H x W; sizes (kernel, stride, padding, ...) are a number or {h, w};

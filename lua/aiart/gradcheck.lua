@@ -41,7 +41,7 @@ function M.gradcheck(f, inputs, opts)
   end
   local wrt = {}
   for i, x in ipairs(inputs) do
-    if ai.Tensor.requires_grad(x) then
+    if x.requires_grad then
       if x.dtype ~= "f64" then return fail(("input %d is %s; gradcheck needs f64 inputs"):format(i, x.dtype)) end
       wrt[#wrt + 1] = i
     end
@@ -57,7 +57,7 @@ function M.gradcheck(f, inputs, opts)
     end
     local douts, dvs, dins = {}, {}, {}
     for k, o in ipairs(outs) do
-      if vs[k] and ai.Tensor.requires_grad(o) then douts[#douts + 1] = o; dvs[#dvs + 1] = vs[k] end
+      if vs[k] and o.requires_grad then douts[#douts + 1] = o; dvs[#dvs + 1] = vs[k] end
     end
     for _, i in ipairs(wrt) do dins[#dins + 1] = inputs[i] end
     local analytic = #douts > 0 and ai.grad(douts, dins, {grad_outputs = dvs, allow_unused = true}) or {}
@@ -97,7 +97,7 @@ function M.gradgradcheck(f, inputs, opts)
   local vs = {}
   for k, o in ipairs(outs0) do vs[k] = ai.randn(o.shape, {dtype = "f64"}) end
   local wrt = {}
-  for _, x in ipairs(inputs) do if ai.Tensor.requires_grad(x) then wrt[#wrt + 1] = x end end
+  for _, x in ipairs(inputs) do if x.requires_grad then wrt[#wrt + 1] = x end end
   local function first_grads(...)
     local outs = as_list(f(...))
     local gs = ai.grad(outs, wrt, {grad_outputs = vs, create_graph = true, allow_unused = true})

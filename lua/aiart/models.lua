@@ -224,7 +224,7 @@ function M.random_texture_net(opts)
     net.convs:append(conv)
   end
   ai.set_rng_state(state)
-  for _, p in ipairs(net:parameters()) do p:requires_grad(false) end
+  for _, p in ipairs(net:parameters()) do p:requires_grad_(false) end
   net.sizes = sizes
   return net
 end

@@ -101,6 +101,9 @@ ai_tensor *ai_from_external(ai_dtype dt, int ndim, const int64_t *shape, void *d
 double ai_get(const ai_tensor *t, const int64_t *idx); /* element as double */
 double ai_item(const ai_tensor *t);                     /* numel must be 1 */
 int ai_set(ai_tensor *t, const int64_t *idx, double v);
+/* The same for integers, exact for i64 (a double holds only 53 bits) */
+int64_t ai_get_int(const ai_tensor *t, const int64_t *idx);
+int ai_set_int(ai_tensor *t, const int64_t *idx, int64_t v);
 
 /* ---- views (share storage; differentiable) ---- */
 ai_tensor *ai_view(ai_tensor *t, int ndim, const int64_t *shape); /* -1 infers one dim */
@@ -132,11 +135,13 @@ ai_tensor *ai_slice_backward(ai_tensor *g, int ndim, const int64_t *shape, int d
 /* ---- in-place (not differentiable; error on tensors that need grad while recording) ---- */
 int ai_copy_(ai_tensor *dst, ai_tensor *src); /* broadcasts src, converts dtype */
 int ai_fill_(ai_tensor *t, double v);
+int ai_fill_int_(ai_tensor *t, int64_t v); /* exact for i64 */
 int ai_zero_(ai_tensor *t);
 /* a = a op b (add_, mul_, ...); an error where the result's dtype would be float and a's is an
  * integer (ai_result_dtype), as in PyTorch. The scalar form takes s as ai_binary_scalar does. */
 int ai_binary_(int op, ai_tensor *a, ai_tensor *b);
 int ai_binary_scalar_(int op, ai_tensor *a, double s);
+int ai_binary_scalar_int_(int op, ai_tensor *a, int64_t s);
 int ai_clamp_(ai_tensor *t, double lo, double hi);
 int ai_masked_fill_(ai_tensor *t, ai_tensor *mask, double v);
 
@@ -166,6 +171,8 @@ extern const char *const ai_redop_names[AI_NREDUCE];
 
 ai_tensor *ai_binary(ai_binop op, ai_tensor *a, ai_tensor *b);
 ai_tensor *ai_binary_scalar(ai_binop op, ai_tensor *a, double s, bool scalar_first);
+/* An integer scalar, exact beside an integer tensor (a float tensor takes it as a float) */
+ai_tensor *ai_binary_scalar_int(ai_binop op, ai_tensor *a, int64_t s, bool scalar_first);
 ai_tensor *ai_unary(ai_unop op, ai_tensor *a);
 ai_tensor *ai_leaky_relu(ai_tensor *a, double slope);
 ai_tensor *ai_softplus(ai_tensor *a, double beta, double threshold);

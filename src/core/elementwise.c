@@ -258,6 +258,31 @@ ai_tensor *ai_binary_scalar(ai_binop op, ai_tensor *a, double s, bool scalar_fir
   return r;
 }
 
+/* An integer scalar: the tensor's dtype when that is an integer one (exact: no double), else
+ * the float tensor's dtype. */
+static ai_tensor *int_scalar(const ai_tensor *a, int64_t s) {
+  ai_dtype dt = ai_is_float(a->dtype) ? a->dtype : a->dtype == AI_U8 ? AI_U8 : AI_I64;
+  ai_tensor *c = ai_empty(dt, 0, NULL);
+  if (c && ai_fill_int_(c, s)) { ai_unref(c); c = NULL; }
+  return c;
+}
+
+ai_tensor *ai_binary_scalar_int(ai_binop op, ai_tensor *a, int64_t s, bool scalar_first) {
+  ai_tensor *c = int_scalar(a, s);
+  if (!c) return NULL;
+  ai_tensor *r = scalar_first ? ai_binary(op, c, a) : ai_binary(op, a, c);
+  ai_unref(c);
+  return r;
+}
+
+int ai_binary_scalar_int_(int op, ai_tensor *a, int64_t s) {
+  ai_tensor *c = int_scalar(a, s);
+  if (!c) return -1;
+  int rc = ai_binary_(op, a, c);
+  ai_unref(c);
+  return rc;
+}
+
 int ai_binary_scalar_(int op, ai_tensor *a, double s) {
   ai_tensor *c = ai_scalar(scalar_dtype(a, s), s);
   if (!c) return -1;

@@ -173,6 +173,29 @@ int ai_set(ai_tensor *t, const int64_t *idx, double v) {
   return 0;
 }
 
+/* Integer access without a trip through double, which holds only 53 bits: i64 elements are exact
+ * to and from Lua integers. Floats convert as C does. */
+int64_t ai_get_int(const ai_tensor *t, const int64_t *idx) {
+  const void *p = elem_ptr(t, idx);
+  switch (t->dtype) {
+  case AI_U8: return *(const uint8_t *)p;
+  case AI_I64: return *(const int64_t *)p;
+  default: return (int64_t)load(p, t->dtype);
+  }
+}
+
+int ai_set_int(ai_tensor *t, const int64_t *idx, int64_t v) {
+  if (ai_check_inplace(t, "set")) return -1;
+  void *p = elem_ptr(t, idx);
+  switch (t->dtype) {
+  case AI_U8: *(uint8_t *)p = (uint8_t)v; break;
+  case AI_I64: *(int64_t *)p = v; break;
+  default: store(p, t->dtype, (double)v);
+  }
+  ai_bump_version(t);
+  return 0;
+}
+
 /* ---------------------------------------------------------------- misc helpers */
 
 int ai_wrapdim(int dim, int ndim, const char *fn) {
@@ -286,14 +309,14 @@ int ai_copy_(ai_tensor *dst, ai_tensor *src) {
   return 0;
 }
 
-typedef struct { ai_dtype dt; double v; } fill_ctx;
+typedef struct { ai_dtype dt; double v; bool is_int; int64_t iv; } fill_ctx;
 
 static void fill_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   fill_ctx *c = ctx;
   switch (c->dt) {
 #define FILL(T)                                                                    \
   {                                                                                \
-    T v = (T)c->v;                                                                 \
+    T v = c->is_int ? (T)c->iv : (T)c->v;                                          \
     if (st[0] == (int64_t)sizeof(T)) { T *d = (T *)p[0]; for (int64_t i = 0; i < n; i++) d[i] = v; } \
     else for (int64_t i = 0; i < n; i++) *(T *)(p[0] + i * st[0]) = v;           \
     return;                                                                        \
@@ -306,22 +329,22 @@ static void fill_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   }
 }
 
-static void fill_raw(ai_tensor *t, double v) {
+static void fill_with(ai_tensor *t, fill_ctx c) {
   ai_iter it;
   ai_iter_init(&it, t->ndim, t->shape);
   ai_iter_add(&it, t);
-  fill_ctx c = {t->dtype, v};
   ai_iter_run(&it, fill_row, &c);
 }
 
-static int fill_named(ai_tensor *t, double v, const char *fn) {
+static int fill_named(ai_tensor *t, fill_ctx c, const char *fn) {
   if (ai_check_inplace(t, fn)) return -1;
-  fill_raw(t, v);
+  fill_with(t, c);
   ai_bump_version(t);
   return 0;
 }
-int ai_fill_(ai_tensor *t, double v) { return fill_named(t, v, "fill_"); }
-int ai_zero_(ai_tensor *t) { return fill_named(t, 0, "zero_"); }
+int ai_fill_(ai_tensor *t, double v) { return fill_named(t, (fill_ctx){t->dtype, v, false, 0}, "fill_"); }
+int ai_fill_int_(ai_tensor *t, int64_t v) { return fill_named(t, (fill_ctx){t->dtype, (double)v, true, v}, "fill_"); }
+int ai_zero_(ai_tensor *t) { return fill_named(t, (fill_ctx){t->dtype, 0, true, 0}, "zero_"); }
 
 /* ---------------------------------------------------------------- ranges */
 

@@ -23,9 +23,9 @@
  *    kernel when that gives the better-shaped gemm. conv_transpose2d is the adjoint of conv2d.
  *    f32 3x3 stride-1 convolutions (groups 1, dilation 1) run Winograd F(4x4,3x3) where it
  *    was measured faster (nnk_set_winograd below); its error is ~10x that of im2col (see
- *    src/kernels/nnk_winograd.h). f32 4x4 stride-2 pad-1 convolutions (DCGAN's, and so the
+ *    src/kernels/winograd.c). f32 4x4 stride-2 pad-1 convolutions (DCGAN's, and so the
  *    transposed ones of that shape) run a polyphase Winograd F(4x4,2x2) under the same switch
- *    (src/kernels/nnk_poly.h); their forwards can keep the transformed operands for the fused
+ *    (src/kernels/polyphase.c); their forwards can keep the transformed operands for the fused
  *    backward (nnk_conv2d_forward_keep, nnk_conv2d_backward).
  *  - Statistics (norm means/variances, softmax sums) are accumulated in double.
  *  - nnk_ref_* (bottom) are naive reference kernels for the tests (src/kernels/nnk_ref.c).

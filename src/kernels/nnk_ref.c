@@ -1,5 +1,5 @@
 /* nnk_ref.c: naive reference kernels (nnk_ref_*, declared in nnk.h) for the tests of the fast
- * kernels of nnk.c. Written straight from the definitions (direct loops, gather form,
+ * kernels in src/kernels. Written straight from the definitions (direct loops, gather form,
  * double accumulation), single-threaded, no workspace, no attempt at speed.
  *
  * The file includes itself once for float and once for double (NNK_REF_PASS). */

@@ -3,16 +3,10 @@
 
 #include "lbind.h"
 
-/* x:requires_grad(flag=true) sets the flag and returns x; x:requires_grad() with no argument
- * returns whether x requires grad. */
-static int m_requires_grad(lua_State *L) {
-  ai_tensor *t = lai_check(L, 1);
-  if (lua_gettop(L) < 2) { lua_pushboolean(L, t->requires_grad); return 1; }
-  if (ai_set_requires_grad(t, lua_toboolean(L, 2))) return lai_error(L);
-  lua_settop(L, 1);
-  return 1;
-}
+/* x:requires_grad_(flag=true) sets the flag and returns x; the field x.requires_grad reads it
+ * (l_tensor.c) */
 static int m_requires_grad_(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1);
   if (ai_set_requires_grad(t, lua_isnone(L, 2) ? true : lua_toboolean(L, 2))) return lai_error(L);
   lua_settop(L, 1);
@@ -222,7 +216,7 @@ static void wrap_coroutine_library(lua_State *L) {
 }
 
 void lai_open_autograd(lua_State *L) {
-  const luaL_Reg methods[] = {{"requires_grad", m_requires_grad}, {"requires_grad_", m_requires_grad_},
+  const luaL_Reg methods[] = {{"requires_grad_", m_requires_grad_},
                               {"detach", m_detach}, {"backward", m_backward}, {NULL, NULL}};
   lai_register(L, methods);
   const luaL_Reg module[] = {{"grad", l_grad}, {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad},

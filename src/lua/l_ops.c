@@ -8,22 +8,22 @@
 
 /* ---------------------------------------------------------------- binary */
 
+/* tensor op number: a Lua integer stays exact beside an integer tensor */
+static ai_tensor *with_number(lua_State *L, ai_binop op, ai_tensor *t, int arg, bool number_first) {
+  if (lua_isinteger(L, arg)) return ai_binary_scalar_int(op, t, lua_tointeger(L, arg), number_first);
+  if (lua_type(L, arg) != LUA_TNUMBER && !lua_isboolean(L, arg))
+    luaL_argerror(L, arg, lua_pushfstring(L, "tensor or number expected, got %s", luaL_typename(L, arg)));
+  double v = lua_isboolean(L, arg) ? lua_toboolean(L, arg) : lua_tonumber(L, arg);
+  return ai_binary_scalar(op, t, v, number_first);
+}
+
 /* a op b where either side may be a number (at most one). */
 static int binary(lua_State *L, ai_binop op) {
+  lai_checkmax(L, 2);
   ai_tensor *a = lai_test(L, 1), *b = lai_test(L, 2);
   if (a && b) return lai_push(L, ai_binary(op, a, b));
-  if (a) {
-    if (lua_type(L, 2) != LUA_TNUMBER && !lua_isboolean(L, 2))
-      return luaL_argerror(L, 2, lua_pushfstring(L, "tensor or number expected, got %s", luaL_typename(L, 2)));
-    double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : lua_tonumber(L, 2);
-    return lai_push(L, ai_binary_scalar(op, a, v, false));
-  }
-  if (b) {
-    if (lua_type(L, 1) != LUA_TNUMBER && !lua_isboolean(L, 1))
-      return luaL_argerror(L, 1, lua_pushfstring(L, "tensor or number expected, got %s", luaL_typename(L, 1)));
-    double v = lua_isboolean(L, 1) ? lua_toboolean(L, 1) : lua_tonumber(L, 1);
-    return lai_push(L, ai_binary_scalar(op, b, v, true));
-  }
+  if (a) return lai_push(L, with_number(L, op, a, 2, false));
+  if (b) return lai_push(L, with_number(L, op, b, 1, true));
   return luaL_argerror(L, 1, lua_pushfstring(L, "tensor expected, got %s", luaL_typename(L, 1)));
 }
 
@@ -33,9 +33,12 @@ AI_BINARY_OPS(BIN)
 #undef BIN
 
 static int inplace(lua_State *L, ai_binop op) {
+  lai_checkmax(L, 2);
   ai_tensor *a = lai_check(L, 1);
   int rc;
-  if (lua_type(L, 2) == LUA_TNUMBER) { /* a number takes the tensor's dtype only when it fits */
+  if (lua_isinteger(L, 2)) { /* a number takes the tensor's dtype only when it fits */
+    rc = ai_binary_scalar_int_(op, a, lua_tointeger(L, 2));
+  } else if (lua_type(L, 2) == LUA_TNUMBER) {
     rc = ai_binary_scalar_(op, a, lua_tonumber(L, 2));
   } else {
     ai_tensor *b = lai_totensor(L, 2, a);
@@ -53,7 +56,12 @@ AI_BINARY_OPS(INP)
 
 /* ---------------------------------------------------------------- unary */
 
-static int unary(lua_State *L, ai_unop op) { return lai_push(L, ai_unary(op, lai_check(L, 1))); }
+static int unary(lua_State *L, ai_unop op) {
+  lai_checkmax(L, 1);
+  return lai_push(L, ai_unary(op, lai_check(L, 1)));
+}
+/* Lua calls __unm with the operand twice */
+static int meta_unm(lua_State *L) { return lai_push(L, ai_unary(AI_NEG, lai_check(L, 1))); }
 #define UN(NAME, name, ...) static int op_##name(lua_State *L) { return unary(L, AI_##NAME); }
 AI_UNARY_OPS(UN)
 #undef UN
@@ -137,23 +145,49 @@ static unsigned checkdims(lua_State *L, int arg, const ai_tensor *t) {
   return 1u << lai_checkdim(L, arg, t->ndim);
 }
 
-/* Options follow the dims: x:sum(dim, {keepdim=false}). With dims, keepdim defaults to true
- * (Torch7's convention: x:sum(2) of a 3x4 tensor is 3x1, ready to broadcast against x). */
-static int opts_index(lua_State *L, int dimarg) {
-  if (lua_istable(L, dimarg + 1)) return dimarg + 1;
-  if (lua_istable(L, dimarg) && !lai_test(L, dimarg)) {
-    lua_rawgeti(L, dimarg, 1);
-    bool is_list = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (!is_list) return dimarg; /* x:sum{keepdim=false} is options, not dims */
+/* The dims of a reduction and where its options are, from the arguments at `arg` on: nothing
+ * (all dims), an integer, several integers (x:sum(1, 2), as PyTorch's sum(dim=(1, 2))), a list
+ * {1, 2}, or nil; then an options table with the keys `known` may follow, and nothing after it.
+ * Returns the bitmask of 0-based dims (0: all) and sets *opts to the options' index (when there
+ * are none, the index above the last argument, where the opt helpers see "none"). */
+static unsigned reduce_args(lua_State *L, int arg, const ai_tensor *t, const char *const *known, int *opts) {
+  int top = lai_last_arg(L);
+  unsigned m = 0;
+  *opts = top + 1;
+  for (int i = arg; i <= top; i++) {
+    int ty = lua_type(L, i);
+    if (ty == LUA_TNUMBER) {
+      unsigned bit = 1u << lai_checkdim(L, i, t->ndim);
+      if (m & bit) luaL_argerror(L, i, "the dimension appears twice");
+      m |= bit;
+    } else if (ty == LUA_TNIL && i == arg) {
+      /* x:sum(nil, {keepdim = true}): all dims (trailing nils are left out already) */
+    } else if (ty == LUA_TTABLE && !lai_test(L, i)) {
+      lua_rawgeti(L, i, 1);
+      bool list = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (list && i == arg) { m = checkdims(L, i, t); continue; }
+      if (list) luaL_argerror(L, i, "give the dimensions as integers or as one list, not both");
+      lai_checkopts(L, i, known);
+      if (i < top) lai_too_many(L, i);
+      *opts = i;
+      break;
+    } else {
+      luaL_argerror(L, i, lua_pushfstring(L, "a dimension, a list of dimensions or an options table expected, got %s",
+                                          luaL_typename(L, i)));
+    }
   }
-  return dimarg + 1;
+  return m;
 }
 
+static const char *const KEEPDIM[] = {"keepdim", NULL};
+
+/* Reductions over dims keep them by default (Torch7's convention: x:sum(2) of a 3x4 tensor is
+ * 3x1, ready to broadcast against x); {keepdim = false} drops them. */
 static int reduce(lua_State *L, ai_redop op) {
   ai_tensor *t = lai_check(L, 1);
-  int o = opts_index(L, 2);
-  unsigned dims = o == 2 ? 0 : checkdims(L, 2, t);
+  int o;
+  unsigned dims = reduce_args(L, 2, t, KEEPDIM, &o);
   bool keep = lai_optboolfield(L, o, "keepdim", dims != 0);
   return lai_push(L, ai_reduce(op, t, dims, keep));
 }
@@ -206,8 +240,10 @@ static ai_tensor *check_index(lua_State *L, int arg) {
 static int extreme(lua_State *L, bool is_min) {
   ai_tensor *t = lai_check(L, 1);
   if (lai_test(L, 2)) return binary(L, is_min ? AI_MINIMUM : AI_MAXIMUM);
-  if (lua_isnoneornil(L, 2)) return reduce(L, is_min ? AI_RMIN : AI_RMAX);
+  if (lua_isnoneornil(L, 2) || lua_istable(L, 2)) return reduce(L, is_min ? AI_RMIN : AI_RMAX);
   int d = lai_checkdim(L, 2, t->ndim);
+  lai_checkmax(L, 3);
+  lai_checkopts(L, 3, KEEPDIM);
   bool keep = lai_optboolfield(L, 3, "keepdim", 1);
   ai_tensor *v, *ix;
   if (ai_max_dim(t, d, keep, is_min, &v, &ix)) return lai_error(L);
@@ -223,8 +259,13 @@ static int op_min(lua_State *L) { return extreme(L, true); }
 
 static int argextreme(lua_State *L, bool is_min) {
   ai_tensor *t = lai_check(L, 1);
-  if (lua_isnoneornil(L, 2)) return lai_push(L, to_lua_index(ai_argmax(t, -1, false, is_min)));
+  lai_checkmax(L, 3);
+  if (lua_isnoneornil(L, 2)) {
+    lai_checkmax(L, 1);
+    return lai_push(L, to_lua_index(ai_argmax(t, -1, false, is_min)));
+  }
   int d = lai_checkdim(L, 2, t->ndim);
+  lai_checkopts(L, 3, KEEPDIM);
   bool keep = lai_optboolfield(L, 3, "keepdim", 1);
   return lai_push(L, to_lua_index(ai_argmax(t, d, keep, is_min)));
 }
@@ -233,8 +274,8 @@ static int op_argmin(lua_State *L) { return argextreme(L, true); }
 
 static int variance(lua_State *L, bool is_std) {
   ai_tensor *t = lai_check(L, 1);
-  int o = opts_index(L, 2);
-  unsigned dims = o == 2 ? 0 : checkdims(L, 2, t);
+  int o;
+  unsigned dims = reduce_args(L, 2, t, LAI_OPTS("keepdim", "unbiased"), &o);
   bool keep = lai_optboolfield(L, o, "keepdim", dims != 0);
   bool unbiased = lai_optboolfield(L, o, "unbiased", 1);
   ai_tensor *v = ai_var(t, dims, unbiased, keep);
@@ -261,14 +302,15 @@ static int op_norm(lua_State *L) {
   } else if (!lua_isnoneornil(L, 2)) {
     p = luaL_checknumber(L, 2);
   }
-  int o = opts_index(L, 3);
-  unsigned dims = o == 3 ? 0 : checkdims(L, 3, t);
+  int o;
+  unsigned dims = reduce_args(L, 3, t, KEEPDIM, &o);
   bool keep = lai_optboolfield(L, o, "keepdim", dims != 0);
   return lai_push(L, ai_norm(t, p, dims, keep));
 }
 
 static int cumulative(lua_State *L, bool is_prod) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 2);
   int d = t->ndim ? lai_checkdim(L, 2, t->ndim) : 0;
   return lai_push(L, ai_cumulative(t, d, is_prod));
 }
@@ -712,7 +754,7 @@ void lai_open_ops(lua_State *L) {
   /* arithmetic metamethods */
   luaL_getmetatable(L, LAI_TENSOR_MT);
   const luaL_Reg meta[] = {{"__add", op_add}, {"__sub", op_sub}, {"__mul", op_mul}, {"__div", op_div},
-                           {"__pow", op_pow}, {"__mod", op_remainder}, {"__unm", op_neg},
+                           {"__pow", op_pow}, {"__mod", op_remainder}, {"__unm", meta_unm},
                            {"__idiv", op_floor_divide}, {NULL, NULL}};
   lai_register(L, meta);
   lua_pop(L, 1);

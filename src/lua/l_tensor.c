@@ -2,6 +2,7 @@
  * files (lbind.h), the metamethods (properties, indexing, __gc, ...) and the registration of
  * the tensor files: constructors in l_tensor_new.c, views and conversions in l_tensor_view.c.
  * Lua sees 1-based indices and dims. */
+#include <math.h>
 #include <string.h>
 
 #include "lbind.h"
@@ -184,6 +185,13 @@ int lai_checkshape(lua_State *L, int arg, int64_t *shape) {
     if (!isint || v < 0) return luaL_argerror(L, arg + n, "size must be a non-negative integer");
     shape[n++] = v;
   }
+  /* a nil where a size stands (x.shape[0], the 0-based habit) would make a smaller tensor: only
+   * a last nil after the sizes (options left out) is allowed */
+  if (lua_isnil(L, arg + n) && (n == 0 ? !lua_isnone(L, arg + n) : lua_gettop(L) > arg + n))
+    return luaL_argerror(L, arg + n, n == 0 ? "size expected, got nil (shapes and indices are 1-based: x.shape[1] is "
+                                              "the first size)"
+                                            : "size or options expected, got nil (shapes are 1-based: x.shape[1] is the "
+                                              "first size)");
   return n;
 }
 
@@ -206,19 +214,23 @@ ai_dtype lai_checkdtype(lua_State *L, int arg) {
   return dt;
 }
 
-/* Options table helpers: a missing table or field gives the default. */
+/* Options table helpers: a missing table or field gives the default; a field of the wrong type
+ * is an error that names the function, the argument and the option. */
 static int optfield(lua_State *L, int arg, const char *k) {
   if (lua_type(L, arg) != LUA_TTABLE || lai_test(L, arg)) return 0;
   lua_getfield(L, arg, k);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
   return 1;
 }
+static int bad_option(lua_State *L, int arg, const char *k, const char *what) {
+  return luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be %s, got %s", k, what, luaL_typename(L, -1)));
+}
 
 lua_Number lai_optnumfield(lua_State *L, int arg, const char *k, lua_Number def) {
   if (!optfield(L, arg, k)) return def;
   int ok;
-  lua_Number v = lua_tonumberx(L, -1, &ok);
-  if (!ok) luaL_error(L, "option '%s' must be a number, got %s", k, luaL_typename(L, -1));
+  lua_Number v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumberx(L, -1, &ok) : (ok = 0);
+  if (!ok) bad_option(L, arg, k, "a number");
   lua_pop(L, 1);
   return v;
 }
@@ -226,15 +238,15 @@ lua_Number lai_optnumfield(lua_State *L, int arg, const char *k, lua_Number def)
 lua_Integer lai_optintfield(lua_State *L, int arg, const char *k, lua_Integer def) {
   if (!optfield(L, arg, k)) return def;
   int ok;
-  lua_Integer v = lua_tointegerx(L, -1, &ok);
-  if (!ok) luaL_error(L, "option '%s' must be an integer, got %s", k, luaL_typename(L, -1));
+  lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &ok) : (ok = 0);
+  if (!ok) bad_option(L, arg, k, "an integer");
   lua_pop(L, 1);
   return v;
 }
 
 int lai_optboolfield(lua_State *L, int arg, const char *k, int def) {
   if (!optfield(L, arg, k)) return def;
-  if (!lua_isboolean(L, -1)) luaL_error(L, "option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));
+  if (!lua_isboolean(L, -1)) bad_option(L, arg, k, "a boolean");
   int v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
@@ -242,8 +254,8 @@ int lai_optboolfield(lua_State *L, int arg, const char *k, int def) {
 
 const char *lai_optstrfield(lua_State *L, int arg, const char *k, const char *def) {
   if (!optfield(L, arg, k)) return def;
-  const char *v = lua_tostring(L, -1);
-  if (!v) luaL_error(L, "option '%s' must be a string, got %s", k, luaL_typename(L, -1));
+  const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (!v) bad_option(L, arg, k, "a string");
   lua_pop(L, 1); /* the string stays alive: it is the table's field */
   return v;
 }
@@ -252,8 +264,63 @@ ai_dtype lai_optdtype(lua_State *L, int arg, ai_dtype def) {
   const char *s = lai_optstrfield(L, arg, "dtype", NULL);
   if (!s) return def;
   ai_dtype dt = AI_F32;
-  if (!dtype_from_string(s, &dt)) luaL_error(L, "unknown dtype '%s' (expected f32, f64, i64 or u8)", s);
+  if (!dtype_from_string(s, &dt))
+    luaL_argerror(L, arg, lua_pushfstring(L, "unknown dtype '%s' (expected f32, f64, i64 or u8)", s));
   return dt;
+}
+
+void lai_checkopts(lua_State *L, int arg, const char *const *known) {
+  int t = lua_type(L, arg);
+  if (t == LUA_TNONE || t == LUA_TNIL) return;
+  if (t != LUA_TTABLE || lai_test(L, arg))
+    luaL_argerror(L, arg, lua_pushfstring(L, "options table expected, got %s", luaL_typename(L, arg)));
+  lua_pushnil(L);
+  while (lua_next(L, arg)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    bool ok = false;
+    for (int i = 0; k && known[i]; i++) if (!strcmp(k, known[i])) { ok = true; break; }
+    if (!ok) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; known[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, known[i]);
+      }
+      if (!known[0]) luaL_addstring(&b, "none");
+      luaL_pushresult(&b);
+      if (k) luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s' (known: %s)", k, lua_tostring(L, -1)));
+      luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got a %s key (known: %s)",
+                                             luaL_typename(L, -2), lua_tostring(L, -1)));
+    }
+  }
+}
+
+int lai_last_arg(lua_State *L) {
+  int top = lua_gettop(L);
+  while (top > 0 && lua_isnil(L, top)) top--;
+  return top;
+}
+
+int lai_too_many(lua_State *L, int n) {
+  int given = lai_last_arg(L), most = n;
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.namewhat && !strcmp(ar.namewhat, "method")) {
+    given--; /* x:f(a, b): count what the caller wrote, as luaL_argerror numbers it */
+    most--;
+  }
+  return luaL_argerror(L, n + 1, lua_pushfstring(L, "too many arguments (%d given, at most %d expected)", given, most));
+}
+
+lua_Integer lai_checkint(lua_State *L, int arg) {
+  int ok;
+  lua_Integer v = lua_type(L, arg) == LUA_TNUMBER ? lua_tointegerx(L, arg, &ok) : (ok = 0);
+  if (!ok) {
+    if (lua_type(L, arg) == LUA_TNUMBER)
+      luaL_argerror(L, arg, lua_pushfstring(L, "an integer expected, got %f (not a whole number)", lua_tonumber(L, arg)));
+    luaL_typeerror(L, arg, "integer");
+  }
+  return v;
 }
 
 void lai_register(lua_State *L, const luaL_Reg *fns) {
@@ -289,6 +356,8 @@ static int m_index(lua_State *L) {
     }
     if (!strcmp(k, "ndim")) { lua_pushinteger(L, t->ndim); return 1; }
     if (!strcmp(k, "is_leaf")) { lua_pushboolean(L, t->grad_fn == NULL); return 1; }
+    if (!strcmp(k, "requires_grad")) { lua_pushboolean(L, t->requires_grad); return 1; }
+    if (!strcmp(k, "data")) return lai_push(L, ai_detach(t)); /* shares storage, no grad (PyTorch's .data) */
     if (!strcmp(k, "grad_fn")) {
       const char *n = ai_grad_fn_name(t);
       if (n) lua_pushstring(L, n); else lua_pushnil(L);
@@ -298,6 +367,9 @@ static int m_index(lua_State *L) {
     return 0;
   }
   ai_tensor *t = lai_check(L, 1);
+  /* x[#x + 1] is nil, as past the end of a Lua sequence, so that ipairs(x) ends after the last
+   * row; other indices out of range stay errors */
+  if (kt == LUA_TNUMBER && t->ndim > 0 && lua_isinteger(L, 2) && lua_tointeger(L, 2) == t->shape[0] + 1) return 0;
   if (kt == LUA_TNUMBER || kt == LUA_TTABLE || kt == LUA_TUSERDATA) {
     ai_tensor *m = kt == LUA_TUSERDATA ? lai_check(L, 2) : NULL;
     if (m) { /* x[mask]: the selected elements as a 1-D tensor */
@@ -327,12 +399,24 @@ static int m_newindex(lua_State *L) {
       t->grad = g;
       return 0;
     }
-    return luaL_error(L, "cannot set field '%s' of a tensor", k);
+    if (!strcmp(k, "requires_grad")) {
+      luaL_checktype(L, 3, LUA_TBOOLEAN);
+      if (ai_set_requires_grad(t, lua_toboolean(L, 3))) return lai_error(L);
+      return 0;
+    }
+    if (!strcmp(k, "data")) { /* x.data = y: x takes y's values (storage, dtype, shape) */
+      if (ai_set_(t, lai_check(L, 3))) return lai_error(L);
+      return 0;
+    }
+    return luaL_error(L, "cannot set field '%s' of a tensor (its fields are grad, requires_grad and data)", k);
   }
   ai_tensor *m = lai_test(L, 2);
   if (m) { /* x[mask] = v */
     if (m->dtype != AI_U8) return luaL_error(L, "index: a tensor index must be a u8 mask");
     double v = luaL_checknumber(L, 3);
+    if (!ai_is_float(t->dtype) && v != floor(v))
+      return luaL_error(L, "index assignment: %f is not a whole number, and an %s tensor holds integers", v,
+                        ai_dtype_names[t->dtype]);
     if (ai_masked_fill_(t, m, v)) return lai_error(L);
     return 0;
   }
@@ -341,7 +425,7 @@ static int m_newindex(lua_State *L) {
   ai_tensor *src = NULL;
   int rc;
   if (lua_type(L, 3) == LUA_TNUMBER || lua_isboolean(L, 3)) {
-    rc = ai_fill_(dst, lua_isboolean(L, 3) ? lua_toboolean(L, 3) : lua_tonumber(L, 3));
+    rc = lai_fill_value(L, dst, 3);
   } else {
     src = lai_test(L, 3);
     if (!src) { ai_unref(dst); return luaL_error(L, "index assignment: expected a number or a tensor, got %s", luaL_typename(L, 3)); }
@@ -371,6 +455,75 @@ static int m_eq(lua_State *L) {
   lai_box *a = test_box(L, 1), *b = test_box(L, 2);
   lua_pushboolean(L, a && b && a->t == b->t);
   return 1;
+}
+
+/* A 0-dim (or one-element) tensor beside a number acts as its number in Lua's comparisons and
+ * concatenation: `if loss < best`, "loss " .. loss. Anything bigger is an error that names the
+ * elementwise form. */
+static int one_number(lua_State *L, int i, const char *op, const char *instead, lua_Number *v) {
+  ai_tensor *t = lai_test(L, i);
+  if (!t) {
+    int ok;
+    *v = lua_tonumberx(L, i, &ok);
+    if (!ok) return luaL_error(L, "attempt to %s a tensor with a %s", op, luaL_typename(L, i));
+    return 0;
+  }
+  if (ai_numel(t) != 1) {
+    char b[128];
+    return luaL_error(L, "attempt to %s a tensor of shape %s: only a one-element tensor acts as a number; use %s",
+                      op, ai_shape_str(t, b, sizeof b), instead);
+  }
+  *v = ai_item(t);
+  return 1;
+}
+static int m_lt(lua_State *L) {
+  lua_Number a, b;
+  one_number(L, 1, "compare", "x:lt(y) for elementwise results, or x:item()", &a);
+  one_number(L, 2, "compare", "x:lt(y) for elementwise results, or x:item()", &b);
+  lua_pushboolean(L, a < b);
+  return 1;
+}
+static int m_le(lua_State *L) {
+  lua_Number a, b;
+  one_number(L, 1, "compare", "x:le(y) for elementwise results, or x:item()", &a);
+  one_number(L, 2, "compare", "x:le(y) for elementwise results, or x:item()", &b);
+  lua_pushboolean(L, a <= b);
+  return 1;
+}
+static int m_concat(lua_State *L) {
+  for (int i = 1; i <= 2; i++) {
+    ai_tensor *t = lai_test(L, i);
+    if (!t) {
+      if (!lua_isstring(L, i)) return luaL_error(L, "attempt to concatenate a %s value", luaL_typename(L, i));
+      continue;
+    }
+    lua_Number v;
+    one_number(L, i, "concatenate", "tostring(x)", &v);
+    int64_t pos[AI_MAXDIM] = {0};
+    if (ai_is_float(t->dtype)) lua_pushnumber(L, v);
+    else lua_pushinteger(L, ai_get_int(t, pos));
+    lua_replace(L, i);
+  }
+  lua_concat(L, 2);
+  return 1;
+}
+
+/* pairs(x): the rows, x[1] ... x[#x] */
+static int pairs_next(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  lua_Integer i = lua_isnil(L, 2) ? 1 : luaL_checkinteger(L, 2) + 1;
+  if (t->ndim == 0 || i > t->shape[0]) return 0;
+  lua_pushinteger(L, i);
+  lai_push(L, ai_select(t, 0, i - 1));
+  return 2;
+}
+static int m_pairs(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  if (t->ndim == 0) return luaL_error(L, "pairs: a 0-dim tensor has no rows; use x:item()");
+  lua_pushcfunction(L, pairs_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
 }
 
 static int m_tostring(lua_State *L) {
@@ -408,6 +561,7 @@ void lai_open_tensor(lua_State *L) {
   lua_setfield(L, -2, "__index");
   const luaL_Reg meta[] = {{"__newindex", m_newindex}, {"__len", m_len}, {"__gc", m_gc},
                            {"__close", m_gc}, {"__eq", m_eq}, {"__tostring", m_tostring},
+                           {"__lt", m_lt}, {"__le", m_le}, {"__concat", m_concat}, {"__pairs", m_pairs},
                            {NULL, NULL}};
   lai_register(L, meta);
   lua_pushliteral(L, "Tensor");

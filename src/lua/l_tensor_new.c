@@ -34,8 +34,8 @@ static int infer_nested(lua_State *L, int idx, int depth, int64_t *shape, int *n
 
 static void fill_nested(lua_State *L, int idx, ai_tensor *t, int depth, int64_t *pos) {
   if (depth == t->ndim) {
-    double v = lua_isboolean(L, idx) ? lua_toboolean(L, idx) : lua_tonumber(L, idx);
-    ai_set(t, pos, v);
+    if (lua_isinteger(L, idx)) ai_set_int(t, pos, lua_tointeger(L, idx)); /* exact for i64 */
+    else ai_set(t, pos, lua_isboolean(L, idx) ? lua_toboolean(L, idx) : lua_tonumber(L, idx));
     return;
   }
   for (int64_t i = 0; i < t->shape[depth]; i++) {
@@ -46,7 +46,11 @@ static void fill_nested(lua_State *L, int idx, ai_tensor *t, int depth, int64_t 
   }
 }
 
+static const char *const TENSOR_OPTS[] = {"dtype", "requires_grad", NULL};
+
 static int l_tensor(lua_State *L) {
+  lai_checkmax(L, 2);
+  lai_checkopts(L, 2, TENSOR_OPTS);
   ai_tensor *src = lai_test(L, 1);
   if (src) {
     ai_dtype dt = lai_optdtype(L, 2, src->dtype);
@@ -82,12 +86,15 @@ static int l_tensor(lua_State *L) {
   return 1;
 }
 
-/* zeros/ones/empty/rand/randn share: shape from varargs or a table, then an options table */
-static int shape_and_opts(lua_State *L, int arg, int64_t *shape, int *opts) {
+/* zeros/ones/empty/rand/randn share: shape from varargs or a table, then an options table
+ * with the keys `known`, then nothing */
+static int shape_and_opts(lua_State *L, int arg, int64_t *shape, int *opts, const char *const *known) {
   int n = lai_checkshape(L, arg, shape);
   int next = (lua_istable(L, arg) && !lai_test(L, arg)) ? arg + 1 : arg + n;
   if (!lua_isnoneornil(L, next) && !lua_istable(L, next))
     luaL_argerror(L, next, lua_pushfstring(L, "size or options table expected, got %s", luaL_typename(L, next)));
+  lai_checkmax(L, next);
+  lai_checkopts(L, next, known);
   *opts = next;
   return n;
 }
@@ -114,7 +121,7 @@ static int make_filled(lua_State *L, int nd, const int64_t *shape, int opts, cto
 
 static int ctor(lua_State *L, ctor_kind k) {
   int64_t shape[AI_MAXDIM];
-  int opts, nd = shape_and_opts(L, 1, shape, &opts);
+  int opts, nd = shape_and_opts(L, 1, shape, &opts, TENSOR_OPTS);
   return make_filled(L, nd, shape, opts, k, AI_F32);
 }
 static int l_empty(lua_State *L) { return ctor(L, C_EMPTY); }
@@ -125,6 +132,8 @@ static int l_randn(lua_State *L) { return ctor(L, C_RANDN); }
 
 static int like(lua_State *L, ctor_kind k) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 2);
+  lai_checkopts(L, 2, TENSOR_OPTS);
   return make_filled(L, t->ndim, t->shape, 2, k, t->dtype);
 }
 static int l_empty_like(lua_State *L) { return like(L, C_EMPTY); }
@@ -134,10 +143,19 @@ static int l_rand_like(lua_State *L) { return like(L, C_RAND); }
 static int l_randn_like(lua_State *L) { return like(L, C_RANDN); }
 
 static int full_common(lua_State *L, int nd, const int64_t *shape, int valarg, int opts, ai_dtype def) {
+  lai_checkmax(L, opts);
+  lai_checkopts(L, opts, TENSOR_OPTS);
   bool isbool = lua_isboolean(L, valarg);
   double v = isbool ? lua_toboolean(L, valarg) : luaL_checknumber(L, valarg);
   if (isbool && def == AI_F32) def = AI_U8;
-  ai_tensor *t = ai_full(lai_optdtype(L, opts, def), nd, shape, v);
+  ai_dtype dt = lai_optdtype(L, opts, def);
+  ai_tensor *t;
+  if (lua_isinteger(L, valarg) && !ai_is_float(dt)) { /* exact for i64 */
+    t = ai_empty(dt, nd, shape);
+    if (t && ai_fill_int_(t, lua_tointeger(L, valarg))) { ai_unref(t); t = NULL; }
+  } else {
+    t = ai_full(dt, nd, shape, v);
+  }
   lai_push(L, t);
   lai_apply_requires_grad(L, opts);
   return 1;
@@ -156,11 +174,11 @@ static int l_full_like(lua_State *L) {
 
 /* ai.randint(lo, hi, shape..., opts): integers in [lo, hi], inclusive like math.random */
 static int l_randint(lua_State *L) {
-  lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
-  if (lo > hi) return luaL_error(L, "randint: empty range [%d, %d]", (int)lo, (int)hi);
+  lua_Integer lo = lai_checkint(L, 1), hi = lai_checkint(L, 2);
+  if (lo > hi) return luaL_error(L, "randint: empty range [%I, %I]", (LUAI_UACINT)lo, (LUAI_UACINT)hi);
   if (hi == LUA_MAXINTEGER) return luaL_argerror(L, 2, "upper bound too large");
   int64_t shape[AI_MAXDIM];
-  int opts, nd = shape_and_opts(L, 3, shape, &opts);
+  int opts, nd = shape_and_opts(L, 3, shape, &opts, LAI_OPTS("dtype"));
   ai_tensor *t = ai_empty(lai_optdtype(L, opts, AI_I64), nd, shape);
   if (!t) return lai_error(L);
   if (ai_randint_(t, lo, hi + 1)) { ai_unref(t); return lai_error(L); }
@@ -169,7 +187,8 @@ static int l_randint(lua_State *L) {
 
 /* ai.randperm(n): a random permutation of 1..n */
 static int l_randperm(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
+  lai_checkmax(L, 1);
+  lua_Integer n = lai_checkint(L, 1);
   ai_tensor *p = ai_randperm(n);
   if (!p) return lai_error(L);
   ai_tensor *r = ai_binary_scalar(AI_ADD, p, 1, false);
@@ -189,6 +208,9 @@ static int l_arange(lua_State *L) {
   if (nnum == 1) stop = luaL_checknumber(L, 1);
   else { start = luaL_checknumber(L, 1); stop = luaL_checknumber(L, 2); step = nnum >= 3 ? luaL_checknumber(L, 3) : 1; }
   if (nnum == 0) return luaL_error(L, "arange: expected arange(stop) or arange(start, stop[, step])");
+  if (nnum > 3) return lai_too_many(L, 3);
+  lai_checkmax(L, opts);
+  lai_checkopts(L, opts, TENSOR_OPTS);
   ai_tensor *t = ai_arange(lai_optdtype(L, opts, allint ? AI_I64 : AI_F32), start, stop, step);
   lai_push(L, t);
   lai_apply_requires_grad(L, opts);
@@ -198,6 +220,8 @@ static int l_arange(lua_State *L) {
 /* ai.range(a, b[, step]): inclusive of b, as Torch7's torch.range and Lua's numeric for */
 static int l_range(lua_State *L) {
   int opts = lua_istable(L, 3) ? 3 : 4;
+  lai_checkmax(L, opts);
+  lai_checkopts(L, opts, LAI_OPTS("dtype"));
   double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2), step = opts == 3 ? 1 : luaL_optnumber(L, 3, 1);
   bool allint = lua_isinteger(L, 1) && lua_isinteger(L, 2) && (opts == 3 || lua_isnoneornil(L, 3) || lua_isinteger(L, 3));
   if (step == 0) return luaL_error(L, "range: step must be non-zero");
@@ -208,8 +232,10 @@ static int l_range(lua_State *L) {
 }
 
 static int l_linspace(lua_State *L) {
+  lai_checkmax(L, 4);
+  lai_checkopts(L, 4, TENSOR_OPTS);
   double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
-  lua_Integer n = luaL_checkinteger(L, 3);
+  lua_Integer n = lai_checkint(L, 3);
   ai_tensor *t = ai_linspace(lai_optdtype(L, 4, AI_F32), a, b, n);
   lai_push(L, t);
   lai_apply_requires_grad(L, 4);
@@ -217,9 +243,12 @@ static int l_linspace(lua_State *L) {
 }
 
 static int l_eye(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  lua_Integer m = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : n;
-  int opts = lua_isinteger(L, 2) ? 3 : 2;
+  lua_Integer n = lai_checkint(L, 1);
+  bool has_m = lua_type(L, 2) == LUA_TNUMBER;
+  lua_Integer m = has_m ? lai_checkint(L, 2) : n;
+  int opts = has_m ? 3 : 2;
+  lai_checkmax(L, opts);
+  lai_checkopts(L, opts, LAI_OPTS("dtype"));
   if (n < 0 || m < 0) return luaL_error(L, "eye: sizes must be non-negative");
   return lai_push(L, ai_eye(lai_optdtype(L, opts, AI_F32), n, m));
 }

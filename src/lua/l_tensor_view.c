@@ -1,6 +1,8 @@
 /* l_tensor_view.c: tensor properties (size, stride, item, tolist), dtype conversions, views
  * (view, reshape, permute, narrow, slice, expand, ...), in-place fills and copies, and the
  * index views behind x[i] and x[{a, b}]. */
+#include <math.h>
+
 #include "lbind.h"
 
 /* ---------------------------------------------------------------- properties */
@@ -31,24 +33,27 @@ static int m_stride(lua_State *L) {
 }
 static int m_is_contiguous(lua_State *L) { lua_pushboolean(L, ai_is_contiguous(lai_check(L, 1))); return 1; }
 
-static void push_number(lua_State *L, const ai_tensor *t, double v) {
-  if (ai_is_float(t->dtype)) lua_pushnumber(L, v);
-  else lua_pushinteger(L, (lua_Integer)v);
+/* An element as a Lua number: floats as floats, integers exactly as Lua integers */
+static void push_element(lua_State *L, const ai_tensor *t, const int64_t *pos) {
+  if (ai_is_float(t->dtype)) lua_pushnumber(L, ai_get(t, pos));
+  else lua_pushinteger(L, ai_get_int(t, pos));
 }
 
 static int m_item(lua_State *L) {
+  lai_checkmax(L, 1);
   ai_tensor *t = lai_check(L, 1);
   if (ai_numel(t) != 1) {
     char b[128];
     return luaL_error(L, "item: the tensor has %d elements (shape %s); item() needs exactly one",
                       (int)ai_numel(t), ai_shape_str(t, b, sizeof b));
   }
-  push_number(L, t, ai_item(t));
+  int64_t pos[AI_MAXDIM] = {0};
+  push_element(L, t, pos);
   return 1;
 }
 
 static void tolist_rec(lua_State *L, const ai_tensor *t, int depth, int64_t *pos) {
-  if (depth == t->ndim) { push_number(L, t, ai_get(t, pos)); return; }
+  if (depth == t->ndim) { push_element(L, t, pos); return; }
   lua_createtable(L, (int)t->shape[depth], 0);
   for (int64_t i = 0; i < t->shape[depth]; i++) {
     pos[depth] = i;
@@ -57,6 +62,7 @@ static void tolist_rec(lua_State *L, const ai_tensor *t, int depth, int64_t *pos
   }
 }
 static int m_tolist(lua_State *L) {
+  lai_checkmax(L, 1);
   ai_tensor *t = lai_check(L, 1);
   int64_t pos[AI_MAXDIM] = {0};
   luaL_checkstack(L, 2 * AI_MAXDIM + 4, NULL);
@@ -64,17 +70,30 @@ static int m_tolist(lua_State *L) {
   return 1;
 }
 
-static int convert(lua_State *L, ai_dtype dt) { return lai_push(L, ai_to_dtype(lai_check(L, 1), dt)); }
+static int convert(lua_State *L, ai_dtype dt) {
+  lai_checkmax(L, 1);
+  return lai_push(L, ai_to_dtype(lai_check(L, 1), dt));
+}
 static int m_float(lua_State *L) { return convert(L, AI_F32); }
 static int m_double(lua_State *L) { return convert(L, AI_F64); }
 static int m_long(lua_State *L) { return convert(L, AI_I64); }
 static int m_byte(lua_State *L) { return convert(L, AI_U8); }
 static int m_to(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
-  if (lua_istable(L, 2)) return lai_push(L, ai_to_dtype(t, lai_optdtype(L, 2, t->dtype)));
+  lai_checkmax(L, 2);
+  if (lua_istable(L, 2)) {
+    lai_checkopts(L, 2, LAI_OPTS("dtype"));
+    return lai_push(L, ai_to_dtype(t, lai_optdtype(L, 2, t->dtype)));
+  }
   return lai_push(L, ai_to_dtype(t, lai_checkdtype(L, 2)));
 }
-static int m_type(lua_State *L) { lua_pushstring(L, ai_dtype_names[lai_check(L, 1)->dtype]); return 1; }
+/* x:type() -> "f32"; x:type(dtype) -> x converted, as PyTorch's type(dtype) */
+static int m_type(lua_State *L) {
+  ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 2);
+  if (lua_isnoneornil(L, 2)) { lua_pushstring(L, ai_dtype_names[t->dtype]); return 1; }
+  return lai_push(L, ai_to_dtype(t, lai_checkdtype(L, 2)));
+}
 
 /* ---------------------------------------------------------------- views */
 
@@ -112,6 +131,7 @@ static int m_reshape(lua_State *L) {
   return lai_push(L, ai_reshape(t, n, shape));
 }
 static int m_view_as(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1), *o = lai_check(L, 2);
   return lai_push(L, ai_reshape(t, o->ndim, o->shape));
 }
@@ -141,6 +161,7 @@ static int m_permute(lua_State *L) {
 
 static int m_transpose(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 3);
   if (t->ndim < 2 && lua_isnoneornil(L, 2)) return lai_push(L, ai_view(t, t->ndim, t->shape));
   int d0 = lua_isnoneornil(L, 2) ? 0 : lai_checkdim(L, 2, t->ndim);
   int d1 = lua_isnoneornil(L, 3) ? 1 : lai_checkdim(L, 3, t->ndim);
@@ -149,6 +170,7 @@ static int m_transpose(lua_State *L) {
 
 static int m_t(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 1);
   if (t->ndim > 2) return luaL_error(L, "t: expects a tensor with at most 2 dimensions (use transpose)");
   if (t->ndim < 2) return lai_push(L, ai_view(t, t->ndim, t->shape));
   return lai_push(L, ai_transpose(t, 0, 1));
@@ -157,6 +179,7 @@ static int m_t(lua_State *L) {
 /* narrow(dim, start, length): start is 1-based */
 static int m_narrow(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 4);
   int d = lai_checkdim(L, 2, t->ndim);
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
   if (t->ndim && start < 0) start += t->shape[d] + 1;
@@ -165,6 +188,7 @@ static int m_narrow(lua_State *L) {
 
 static int m_select(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 3);
   int d = lai_checkdim(L, 2, t->ndim);
   lua_Integer i = luaL_checkinteger(L, 3);
   if (i == 0) return luaL_argerror(L, 3, "indices are 1-based (0 is not an index)");
@@ -174,6 +198,7 @@ static int m_select(lua_State *L) {
 /* slice(dim, first, last[, step]): inclusive of last, 1-based, negatives from the end */
 static int m_slice(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 5);
   int d = lai_checkdim(L, 2, t->ndim);
   int64_t size = t->ndim ? t->shape[d] : 0;
   lua_Integer a = luaL_optinteger(L, 3, 1), b = luaL_optinteger(L, 4, -1), step = luaL_optinteger(L, 5, 1);
@@ -189,31 +214,45 @@ static int m_expand(lua_State *L) {
   return lai_push(L, ai_expand(t, n, shape));
 }
 static int m_expand_as(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1), *o = lai_check(L, 2);
   return lai_push(L, ai_expand(t, o->ndim, o->shape));
 }
 
 static int m_squeeze(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 2);
   if (lua_isnoneornil(L, 2)) return lai_push(L, ai_squeeze_all(t));
   return lai_push(L, ai_squeeze(t, lai_checkdim(L, 2, t->ndim)));
 }
 static int m_unsqueeze(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 2);
   return lai_push(L, ai_unsqueeze(t, lai_checkdim(L, 2, t->ndim + 1)));
 }
 static int m_flatten(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
+  lai_checkmax(L, 3);
   int s = lua_isnoneornil(L, 2) ? 0 : lai_checkdim(L, 2, t->ndim);
   int e = lua_isnoneornil(L, 3) ? t->ndim - 1 : lai_checkdim(L, 3, t->ndim);
   return lai_push(L, ai_flatten(t, s, e < 0 ? 0 : e));
 }
-static int m_contiguous(lua_State *L) { return lai_push(L, ai_contiguous(lai_check(L, 1))); }
-static int m_clone(lua_State *L) { return lai_push(L, ai_clone(lai_check(L, 1))); }
+static int m_contiguous(lua_State *L) { lai_checkmax(L, 1); return lai_push(L, ai_contiguous(lai_check(L, 1))); }
+static int m_clone(lua_State *L) { lai_checkmax(L, 1); return lai_push(L, ai_clone(lai_check(L, 1))); }
 
 /* ---------------------------------------------------------------- in-place */
 
+int lai_fill_value(lua_State *L, ai_tensor *t, int arg) {
+  if (lua_isboolean(L, arg)) return ai_fill_(t, lua_toboolean(L, arg));
+  if (lua_isinteger(L, arg)) return ai_fill_int_(t, lua_tointeger(L, arg)); /* exact for i64 */
+  lua_Number v = luaL_checknumber(L, arg);
+  if (!ai_is_float(t->dtype) && v == v && v != floor(v))
+    return ai_seterror("%g is not a whole number, and an %s tensor holds integers", v, ai_dtype_names[t->dtype]);
+  return ai_fill_(t, v);
+}
+
 static int m_copy_(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1), *s = lai_totensor(L, 2, t);
   int rc = ai_copy_(t, s);
   ai_unref(s);
@@ -222,13 +261,14 @@ static int m_copy_(lua_State *L) {
   return 1;
 }
 static int m_fill_(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1);
-  double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
-  if (ai_fill_(t, v)) return lai_error(L);
+  if (lai_fill_value(L, t, 2)) return lai_error(L);
   lua_settop(L, 1);
   return 1;
 }
 static int m_zero_(lua_State *L) {
+  lai_checkmax(L, 1);
   if (ai_zero_(lai_check(L, 1))) return lai_error(L);
   lua_settop(L, 1);
   return 1;
@@ -241,8 +281,8 @@ static int m_zero_(lua_State *L) {
 static ai_tensor *index_component(lua_State *L, ai_tensor *t, int *d, int arg, int pos) {
   if (*d >= t->ndim) luaL_error(L, "index: too many indices for a tensor of %d dimensions", pos - 1 + t->ndim - *d);
   int64_t size = t->shape[*d];
-  if (lua_isinteger(L, arg)) {
-    lua_Integer i = lua_tointeger(L, arg);
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    lua_Integer i = lai_checkint(L, arg);
     if (i == 0) luaL_error(L, "index: indices are 1-based (0 is not an index)");
     if (i > size || i < -size)
       luaL_error(L, "index %d out of range for dimension %d of size %d", (int)i, pos, (int)size);
@@ -270,8 +310,12 @@ static ai_tensor *index_component(lua_State *L, ai_tensor *t, int *d, int arg, i
  * Intermediate views live in boxes on the Lua stack, so an index error cannot leak them. */
 ai_tensor *lai_index_view(lua_State *L, ai_tensor *t, int key) {
   int d = 0;
-  if (lua_isinteger(L, key)) return index_component(L, t, &d, key, 1);
-  if (lua_type(L, key) == LUA_TNUMBER) luaL_error(L, "index: indices must be integers");
+  if (lua_type(L, key) == LUA_TNUMBER) {
+    int ok;
+    lua_tointegerx(L, key, &ok);
+    if (!ok) luaL_error(L, "index: %f is not a whole number (indices are integers)", lua_tonumber(L, key));
+    return index_component(L, t, &d, key, 1);
+  }
   int n = (int)lua_rawlen(L, key), top = lua_gettop(L);
   ai_tensor *cur = t;
   for (int i = 1; i <= n; i++) {

@@ -39,6 +39,20 @@ int lai_optboolfield(lua_State *L, int arg, const char *k, int def);
 const char *lai_optstrfield(lua_State *L, int arg, const char *k, const char *def);
 /* The field "dtype" of the options table at arg, or def. */
 ai_dtype lai_optdtype(lua_State *L, int arg, ai_dtype def);
+/* The options table at arg (nil or none: no options) may hold only the keys of the
+ * NULL-terminated list `known`; anything else is an error listing them. LAI_OPTS("a", "b") makes
+ * such a list. */
+void lai_checkopts(lua_State *L, int arg, const char *const *known);
+#define LAI_OPTS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define LAI_NO_OPTS ((const char *const[]){NULL})
+/* At most n arguments: more is the error "too many arguments", naming the first extra one
+ * (extra arguments are never ignored silently). Trailing nils count as left out, as Lua's
+ * optional arguments do (a wrapper passing on an absent option is no mistake). */
+int lai_too_many(lua_State *L, int n);
+int lai_last_arg(lua_State *L); /* the index of the last argument that is not nil */
+static inline void lai_checkmax(lua_State *L, int n) { if (lua_gettop(L) > n && lai_last_arg(L) > n) lai_too_many(L, n); }
+/* An integer argument, whole-number floats included (Lua's rule: 2.0 is 2, 2.5 is an error). */
+lua_Integer lai_checkint(lua_State *L, int arg);
 /* Applies {requires_grad=true} from the options table at opts to the new tensor on the top. */
 void lai_apply_requires_grad(lua_State *L, int opts);
 /* Pushes {size1, size2, ...}. */
@@ -46,6 +60,10 @@ void lai_push_shape(lua_State *L, const ai_tensor *t);
 /* The view x[key] of t for an integer or a table key (l_tensor_view.c): a new reference, or
  * NULL with the core's error. Raises Lua errors for malformed keys without leaking. */
 ai_tensor *lai_index_view(lua_State *L, ai_tensor *t, int key);
+
+/* Fills t with the number or boolean at arg (fill_, x[i] = v): integers exactly, a fraction into
+ * an integer tensor refused. Returns the core's status. */
+int lai_fill_value(lua_State *L, ai_tensor *t, int arg);
 
 /* Registers functions into the table on top of the stack (module or method table). */
 void lai_register(lua_State *L, const luaL_Reg *fns);

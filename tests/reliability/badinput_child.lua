@@ -120,8 +120,8 @@ local V = {
   {"1x2x4x4", X4}, {"3x2x3x3", W4},
   {"0x2x4x4", function() return ai.zeros(0, 2, 4, 4) end},
   {"8-D", function() return ai.ones(1, 1, 1, 1, 1, 1, 1, 2) end},
-  {"requires_grad", function() return X():requires_grad(true) end},
-  {"grad_fn", function() return X():requires_grad(true) * 2 end},
+  {"requires_grad", function() return X():requires_grad_(true) end},
+  {"grad_fn", function() return X():requires_grad_(true) * 2 end},
   {"closed", function() local t = X() ai.free(t) return t end},
 }
 for _, f in ipairs(FILES) do V[#V + 1] = {"file " .. f, function() return f end} end
@@ -444,12 +444,12 @@ local SPECIAL = {
   {"set_num_threads(2^31)", function() ai.set_num_threads(1 << 31) return (ai.ones(100000) + 1):sum() end},
   {"manual_seed(minint)", function() ai.manual_seed(math.mininteger) return ai.rand(3) end},
   {"set_rng_state(minint)", function() ai.set_rng_state({seed = math.mininteger, offset = -1}) return ai.rand(3) end},
-  {"backward twice", function() local x = X():requires_grad(true) local y = (x * x):sum() y:backward() y:backward() end},
-  {"backward non-scalar", function() (X():requires_grad(true) * 2):backward() end},
-  {"backward grad wrong shape", function() (X():requires_grad(true) * 2):backward(ai.ones(7)) end},
-  {"backward grad i64", function() (X():requires_grad(true) * 2):backward(ai.ones(2, 3, {dtype = "i64"})) end},
+  {"backward twice", function() local x = X():requires_grad_(true) local y = (x * x):sum() y:backward() y:backward() end},
+  {"backward non-scalar", function() (X():requires_grad_(true) * 2):backward() end},
+  {"backward grad wrong shape", function() (X():requires_grad_(true) * 2):backward(ai.ones(7)) end},
+  {"backward grad i64", function() (X():requires_grad_(true) * 2):backward(ai.ones(2, 3, {dtype = "i64"})) end},
   {"backward through closed", function()
-    local x = X():requires_grad(true)
+    local x = X():requires_grad_(true)
     local y = x * 2
     local z = y:sum()
     ai.free(y)
@@ -457,32 +457,32 @@ local SPECIAL = {
     return x.grad
   end},
   {"backward after in-place", function()
-    local x = X():requires_grad(true)
+    local x = X():requires_grad_(true)
     local y = x:exp()
     local z = y:sum()
     ai.no_grad(function() y:add_(1) end)
     z:backward()
   end},
-  {"grad(y, x) unrelated", function() return ai.grad(X():requires_grad(true):sum(), X():requires_grad(true)) end},
+  {"grad(y, x) unrelated", function() return ai.grad(X():requires_grad_(true):sum(), X():requires_grad_(true)) end},
   {"grad wrong grad_outputs", function()
-    local x = X():requires_grad(true)
+    local x = X():requires_grad_(true)
     return ai.grad(x * 2, x, {grad_outputs = ai.ones(5)})
   end},
   {"grad 10000 inputs", function()
     local xs = {}
-    for i = 1, 10000 do xs[i] = ai.ones(1):requires_grad(true) end
+    for i = 1, 10000 do xs[i] = ai.ones(1):requires_grad_(true) end
     local s = xs[1] * 1
     for i = 2, 100 do s = s + xs[i] end
     return ai.grad(s:sum(), xs, {allow_unused = true})
   end},
   {"deep graph 100000 nodes backward", function()
-    local x = ai.ones(1):requires_grad(true)
+    local x = ai.ones(1):requires_grad_(true)
     local y = x
     for _ = 1, 100000 do y = y * 1 end
     y:sum():backward()
     return x.grad
   end},
-  {"requires_grad on i64", function() return T({1}, {dtype = "i64"}):requires_grad(true) end},
+  {"requires_grad on i64", function() return T({1}, {dtype = "i64"}):requires_grad_(true) end},
   {"grad = wrong shape", function() local x = X() x.grad = ai.ones(7) end},
   {"json.encode(self-reference)", function() local t = {} t.a = t return ai.json.encode(t) end},
   {"json.encode(deep 10000)", function()
@@ -586,7 +586,7 @@ local SPECIAL = {
     return ai.sched.OneCycleLR(ai.optim.SGD(nn.Linear(1, 1):parameters(), {lr = 0.1}), {max_lr = 1, total_steps = 0})
   end},
   {"gradcheck(non-function)", function() return ai.gradcheck(5, {X()}) end},
-  {"gradcheck(error inside)", function() return ai.gradcheck(function() error("boom") end, {X():double():requires_grad(true)}) end},
+  {"gradcheck(error inside)", function() return ai.gradcheck(function() error("boom") end, {X():double():requires_grad_(true)}) end},
 }
 -- Files of every kind, through every loader.
 local LOADERS = {

@@ -373,7 +373,7 @@ function Embedding.from_pretrained(weight, opts)
     error("Embedding.from_pretrained: weight must be a 2-D tensor", 2)
   end
   local e = Embedding(weight:size(1), weight:size(2), {padding_idx = o.padding_idx, _weight = weight:detach():clone()})
-  e.weight:requires_grad(not o.freeze)
+  e.weight:requires_grad_(not o.freeze)
   return e
 end
 

@@ -44,7 +44,7 @@ local parameter_set = setmetatable({}, {__mode = "k"})
 function M.Parameter(t, requires_grad)
   if not is_tensor(t) then error("Parameter: tensor expected, got " .. type(t), 2) end
   if not t.is_leaf then t = t:detach() end
-  t:requires_grad(requires_grad ~= false)
+  t:requires_grad_(requires_grad ~= false)
   parameter_set[t] = true
   return t
 end
@@ -407,7 +407,7 @@ function Module:named_modules(opts) return pairs_iter(named_modules_list(self, o
 function Module:num_parameters(opts)
   local n = 0
   for _, p in ipairs(self:parameters()) do
-    if not (opts and opts.trainable) or p:requires_grad() then n = n + p:numel() end
+    if not (opts and opts.trainable) or p.requires_grad then n = n + p:numel() end
   end
   return n
 end
@@ -424,7 +424,7 @@ function Module:eval() return self:train(false) end
 
 --- m:requires_grad_([flag=true]): freezes (false) or unfreezes all parameters; returns m.
 function Module:requires_grad_(flag)
-  for _, p in ipairs(self:parameters()) do p:requires_grad(flag ~= false) end
+  for _, p in ipairs(self:parameters()) do p:requires_grad_(flag ~= false) end
   return self
 end
 

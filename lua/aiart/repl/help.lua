@@ -450,7 +450,7 @@ local function help_tensor(v, label)
     for i, n in ipairs(v.shape) do shape[i] = tostring(n) end
     local s = ("tensor of shape {%s}, dtype %s (%d elements)"):format(table.concat(shape, ", "),
       v.dtype, v:numel())
-    if v:requires_grad() then
+    if v.requires_grad then
       s = s .. ", requires grad" .. (v.grad_fn and (", made by " .. v.grad_fn) or "")
     end
     return s

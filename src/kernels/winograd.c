@@ -1,8 +1,8 @@
-/* nnk_winograd.h: Winograd F(4x4,3x3) convolutions in f32 (3x3 kernel, stride 1, dilation 1,
+/* winograd.c: Winograd F(4x4,3x3) convolutions in f32 (3x3 kernel, stride 1, dilation 1,
  * groups 1, any padding and size): conv2d forward, and so stride-1 backward_input (a forward
  * convolution with the flipped kernel, conv_bwi_flip) and conv_transpose2d forward; and conv2d
- * backward_weight. Included once by nnk.c, which uses it from the f32 kernels of nnk_impl.h;
- * uses nnk.c's static helpers. Not a public header. f64 keeps im2col.
+ * backward_weight. The f32 conv2d kernels call it first (entry points in nnk_internal.h); f64
+ * keeps im2col. Also the mode switch nnk_set_winograd, which the polyphase path obeys too.
  *
  * out = A^T [(G w G^T) . (B^T d B)] A turns a 6x6 input tile d into a 4x4 output tile with 36
  * multiplies per (tile, input channel, output channel) instead of 144. The tiles of the whole
@@ -25,13 +25,15 @@
  * NNK_CLONES). Accuracy (f32, against f64, VGG-sized data): largest error / largest output
  * ~1e-5 (1.9e-5 for 512 channels), rms ~3e-6, against ~3e-7 for im2col. */
 
+#include "nnk_internal.h"
+
 #define WINO_PTS 36 /* 6 x 6 transform points */
 
 /* 0 never, 1 where measured faster, 2 wherever it applies; -1: not yet read from the
  * environment (AIART_WINOGRAD) */
 static int wino_mode_v = -1;
 
-static int wino_mode(void) {
+int nnk_wino_mode(void) {
   int m = __atomic_load_n(&wino_mode_v, __ATOMIC_RELAXED);
   if (m < 0) {
     const char *e = getenv("AIART_WINOGRAD");
@@ -42,7 +44,7 @@ static int wino_mode(void) {
 }
 
 int nnk_set_winograd(int mode) {
-  const int old = wino_mode();
+  const int old = nnk_wino_mode();
   if (mode >= 0 && mode <= 2) __atomic_store_n(&wino_mode_v, mode, __ATOMIC_RELAXED);
   return old;
 }
@@ -76,9 +78,9 @@ static int wino_isa(void) {
 }
 
 /* whether conv2d_forward of g in f32 runs Winograd */
-static int wino_use(const nnk_conv *g, size_t esize) {
-  if (esize != sizeof(float) || conv_check(g) || !wino_applies(g)) return 0;
-  const int m = wino_mode();
+int nnk_wino_use(const nnk_conv *g, size_t esize) {
+  if (esize != sizeof(float) || nnk_conv_check(g) || !wino_applies(g)) return 0;
+  const int m = nnk_wino_mode();
   return m == 2 || (m == 1 && wino_isa() && wino_faster(g));
 }
 
@@ -177,7 +179,7 @@ static size_t wino_ws_bytes(const wino_plan *pl, int nt) {
   return pl->u_bytes + (size_t)(nt < 1 ? 1 : nt) * pl->thr_bytes;
 }
 
-static size_t wino_ws_query(const nnk_conv *g, int bww) {
+size_t nnk_wino_ws_query(const nnk_conv *g, int bww) {
   wino_plan pl;
   const int nt = max_threads();
   wino_plan_make(&pl, g, nt, bww);
@@ -473,9 +475,9 @@ NNK_CLONES static void wino_output(float *out, const float *M, const float *bias
 }
 
 /* Returns 1 when Winograd does not apply (the caller goes on with im2col), else 0 or -1 */
-static int wino_forward(float *out, const float *inp, const float *weight, const float *bias,
-                        const nnk_conv *g, void *ws, size_t ws_bytes) {
-  if (!wino_use(g, sizeof(float))) return 1;
+int nnk_wino_forward_f32(float *out, const float *inp, const float *weight, const float *bias,
+                         const nnk_conv *g, void *ws, size_t ws_bytes) {
+  if (!nnk_wino_use(g, sizeof(float))) return 1;
   wino_plan pl;
   int nt = max_threads();
   wino_plan_make(&pl, g, nt, 0);
@@ -541,9 +543,9 @@ static int wino_forward(float *out, const float *inp, const float *weight, const
  * outweighs the products with few tiles (C=64, K=64, 32x32, 64 tiles: im2col 1.2x faster;
  * 256 -> 512 channels: 1.5x at 64 tiles, Winograd 1.5x at 256) and costs memory: above 16 MB
  * per thread (K*C > 116K) im2col is used. */
-static int wino_use_bww(const nnk_conv *g, size_t esize) {
-  if (esize != sizeof(float) || conv_check(g) || !wino_applies(g)) return 0;
-  const int m = wino_mode();
+int nnk_wino_use_bww(const nnk_conv *g, size_t esize) {
+  if (esize != sizeof(float) || nnk_conv_check(g) || !wino_applies(g)) return 0;
+  const int m = nnk_wino_mode();
   if (m != 1) return m == 2;
   const int64_t tiles = (int64_t)g->N * ceil_div64(g->P, 4) * ceil_div64(g->Q, 4);
   const int64_t s_bytes = WINO_PTS * ceil_div64(g->K, 6) * 6 * ceil_div64(g->C, 16) * 16 * 4;
@@ -696,9 +698,9 @@ static void wino_dweight(float *dweight, const float *S0, size_t stride, int nt,
 }
 
 /* Returns 1 when Winograd does not apply (the caller goes on with im2col), else 0 or -1 */
-static int wino_backward_weight(float *dweight, const float *inp, const float *dout,
-                                const nnk_conv *g, void *ws, size_t ws_bytes) {
-  if (!wino_use_bww(g, sizeof(float))) return 1;
+int nnk_wino_backward_weight_f32(float *dweight, const float *inp, const float *dout,
+                                 const nnk_conv *g, void *ws, size_t ws_bytes) {
+  if (!nnk_wino_use_bww(g, sizeof(float))) return 1;
   wino_plan pl;
   int nt = max_threads();
   wino_plan_make(&pl, g, nt, 1);

@@ -1,9 +1,9 @@
-/* nnk_poly.h: f32 convolutions with a 4x4 kernel, stride 2, padding 1 (dilation 1, groups 1):
+/* polyphase.c: f32 convolutions with a 4x4 kernel, stride 2, padding 1 (dilation 1, groups 1):
  * the down-sampling convolutions of DCGAN-style discriminators and, as their backward_input,
  * the up-sampling transposed convolutions of the generators. conv2d forward, backward_input,
- * backward_weight and the fused backward (all one poly_run job, below). Included once by
- * nnk.c after nnk_winograd.h (uses its mode switch and nnk.c's static helpers). Not a public
- * header. f64 keeps im2col.
+ * backward_weight and the fused backward (all one poly_run job, below). The f32 conv2d and
+ * conv_transpose2d kernels call it first (entry points in nnk_internal.h); it obeys the mode
+ * of nnk_set_winograd. f64 keeps im2col.
  *
  * Polyphase: with x padded by 1, y[p][q] = sum w[k][c][r][s] x[2p+r][2q+s], and r = 2a + ph,
  * s = 2b + pw turns it into a 2x2 stride-1 convolution over 4C channels c' = (c, ph, pw):
@@ -17,7 +17,7 @@
  *                     dd = B dV B^T scattered back (tiles overlap by one row and column);
  *   backward_weight:  S[xi] (K x 4C) = sum over tiles Z[xi] . V[xi]^T, dW' = G^T S G.
  * Each is the exact gradient of the forward, so only rounding differs from im2col: largest
- * error / largest output 4-6e-6 at DCGAN's sizes, against 3-5e-7 (tests/c/test_nnk.c,
+ * error / largest output 4-6e-6 at DCGAN's sizes, against 3-5e-7 (tests/c/test_nnk_conv.c,
  * test_wino_accuracy). The tiles of a block of images are the lanes of the transforms (POLY_L
  * at a time, usually one tile of POLY_L images, so they vectorise) and the columns of the
  * sgemms; the 25 sgemms of a block are spread evenly over the threads (OpenBLAS runs
@@ -26,6 +26,8 @@
  * each kind became 4, 59 -> 53 ms). Tried and left out: F(7x7,2x2) (64 products per 49 outputs): on
  * DCGAN's 7x7 outputs its sgemms shrink by a third, but with 64 images its 2.6x larger
  * transformed filter costs more in transforms and packing than that saves. */
+
+#include "nnk_internal.h"
 
 #define POLY_PTS 25 /* 5 x 5 transform points */
 #define POLY_L 16   /* tiles per transform call (vector lanes) */
@@ -42,9 +44,9 @@ static int poly_applies(const nnk_conv *g) {
  * (0.97 against 1.25 ms), and 128 -> 256 at 32x32 with 64 images by 2x; 16 -> 16 channels
  * never. DCGAN's 1 <-> 64 layers keep im2col. Depthwise shapes (C = 1, K <= 4) keep their
  * direct loops. */
-static int poly_use(const nnk_conv *g, size_t esize) {
-  if (esize != sizeof(float) || conv_check(g) || !poly_applies(g) || conv_is_depthwise(g)) return 0;
-  const int m = wino_mode();
+int nnk_poly_use(const nnk_conv *g, size_t esize) {
+  if (esize != sizeof(float) || nnk_conv_check(g) || !poly_applies(g) || conv_is_depthwise(g)) return 0;
+  const int m = nnk_wino_mode();
   return m == 2 || (m == 1 && g->C >= 32 && g->K >= 32 && (int64_t)g->N * g->P * g->Q >= 512);
 }
 
@@ -510,8 +512,8 @@ static size_t poly_keep_size(const poly_plan *pl, int keep_v) {
 }
 
 /* bytes of the keep of a forward of g (0: it keeps nothing: not this path) */
-static size_t poly_keep_bytes(const nnk_conv *g, int keep_v) {
-  if (!poly_use(g, sizeof(float))) return 0;
+size_t nnk_poly_keep_bytes_f32(const nnk_conv *g, int keep_v) {
+  if (!nnk_poly_use(g, sizeof(float))) return 0;
   poly_plan pl;
   poly_plan_make(&pl, g);
   return poly_keep_size(&pl, keep_v);
@@ -543,7 +545,7 @@ static size_t poly_ws_bytes(const poly_plan *pl, const poly_job *j, int nt) {
 
 /* Workspace of a job asking for out, dinp and dweight (each 0 or 1), without a keep (the
  * most it can need) */
-static size_t poly_ws_query(const nnk_conv *g, int out, int dinp, int dweight) {
+size_t nnk_poly_ws_query(const nnk_conv *g, int out, int dinp, int dweight) {
   poly_plan pl;
   poly_plan_make(&pl, g);
   float x;
@@ -703,42 +705,42 @@ static int poly_run(const poly_job *j, const nnk_conv *g, void *ws, size_t ws_by
   return 0;
 }
 
-/* ---- the entry points of nnk_impl.h: each returns 1 when the path does not apply (the
+/* ---- the entry points of the conv2d kernels: each returns 1 when the path does not apply (the
  * caller goes on with im2col), else poly_run's result. A keep is filled by the forwards and
  * read, where its head matches, by the backwards. */
 
 /* the forwards' entry points clear the head first, so that a keep they do not fill (another
  * path ran) is never read as filled */
-static void poly_keep_clear(void *keep) {
+void nnk_poly_keep_clear_f32(void *keep) {
   if (keep) memset(keep, 0, sizeof(poly_keep_head));
 }
 
-static int poly_forward(float *out, const float *inp, const float *weight, const float *bias, void *keep,
-                        const nnk_conv *g, void *ws, size_t ws_bytes) {
-  if (!poly_use(g, sizeof(float))) return 1;
+int nnk_poly_forward_f32(float *out, const float *inp, const float *weight, const float *bias, void *keep,
+                         const nnk_conv *g, void *ws, size_t ws_bytes) {
+  if (!nnk_poly_use(g, sizeof(float))) return 1;
   const poly_job j = {.out = out, .inp = inp, .weight = weight, .bias = bias, .keep = keep, .keep_v = 1};
   return poly_run(&j, g, ws, ws_bytes);
 }
 
 /* bias: a transposed convolution's (this is its forward) */
-static int poly_backward_input(float *dinp, const float *dout, const float *weight, const float *bias,
-                               void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
-  if (!poly_use(g, sizeof(float))) return 1;
+int nnk_poly_backward_input_f32(float *dinp, const float *dout, const float *weight, const float *bias,
+                                void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
+  if (!nnk_poly_use(g, sizeof(float))) return 1;
   const poly_job j = {.dinp = dinp, .dout = dout, .weight = weight, .dinp_bias = bias, .keep = keep};
   return poly_run(&j, g, ws, ws_bytes);
 }
 
-static int poly_backward_weight(float *dweight, const float *inp, const float *dout, const nnk_conv *g,
-                                void *ws, size_t ws_bytes) {
-  if (!poly_use(g, sizeof(float))) return 1;
+int nnk_poly_backward_weight_f32(float *dweight, const float *inp, const float *dout, const nnk_conv *g,
+                                 void *ws, size_t ws_bytes) {
+  if (!nnk_poly_use(g, sizeof(float))) return 1;
   const poly_job j = {.dweight = dweight, .inp = inp, .dout = dout};
   return poly_run(&j, g, ws, ws_bytes);
 }
 
-/* conv2d's backward: dinp, dweight and/or dbias, with poly_forward's keep (or NULL) */
-static int poly_backward(float *dinp, float *dweight, float *dbias, const float *inp, const float *dout,
-                         const float *weight, const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
-  if (!poly_use(g, sizeof(float))) return 1;
+/* conv2d's backward: dinp, dweight and/or dbias, with nnk_poly_forward_f32's keep (or NULL) */
+int nnk_poly_backward_f32(float *dinp, float *dweight, float *dbias, const float *inp, const float *dout,
+                          const float *weight, const void *keep, const nnk_conv *g, void *ws, size_t ws_bytes) {
+  if (!nnk_poly_use(g, sizeof(float))) return 1;
   const int k = keep && poly_keep_valid(keep, g, 1);
   const poly_job j = {.dinp = dinp, .dweight = dweight, .dout_sum = dbias, .inp = inp, .dout = dout,
                       .weight = weight, .keep = k ? (void *)keep : NULL, .keep_v = 1, .kept = 1};
@@ -747,11 +749,11 @@ static int poly_backward(float *dinp, float *dweight, float *dbias, const float 
 
 /* the backward of the transposed convolution whose forward is g's backward_input (x its
  * input, dy its output's gradient): dx = conv(dy), dweight = the correlation of dy and x and
- * dbias = the channel sums of dy, with poly_backward_input's keep (or NULL) */
-static int poly_transposed_backward(float *dx, float *dweight, float *dbias, const float *x, const float *dy,
-                                    const float *weight, const void *keep, const nnk_conv *g, void *ws,
-                                    size_t ws_bytes) {
-  if (!poly_use(g, sizeof(float))) return 1;
+ * dbias = the channel sums of dy, with nnk_poly_backward_input_f32's keep (or NULL) */
+int nnk_poly_transposed_backward_f32(float *dx, float *dweight, float *dbias, const float *x, const float *dy,
+                                     const float *weight, const void *keep, const nnk_conv *g, void *ws,
+                                     size_t ws_bytes) {
+  if (!nnk_poly_use(g, sizeof(float))) return 1;
   const int k = keep && poly_keep_valid(keep, g, 0);
   const poly_job j = {.out = dx, .dweight = dweight, .inp_sum = dbias, .inp = dy, .dout = x, .weight = weight,
                       .keep = k ? (void *)keep : NULL, .keep_v = 0, .kept = 1};
