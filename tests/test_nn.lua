@@ -134,7 +134,8 @@ T.test("Module: to(dtype), double(), float() convert parameters and floating buf
   local tied = nn.Sequential(a, nn.Tanh(), b):to("double")
   T.ok(rawequal(tied[1].weight, tied[3].weight) and tied[1].weight.dtype == "f64")
   T.eq(#tied:parameters(), 3)
-  T.expect_error("Sequential:to: dtype must be f32 or f64, got i64", function() tied:to("i64") end)
+  T.expect_error("Sequential:to: dtype must be 'f32' or 'f64' (or float, double, float32, float64), got 'i64'",
+    function() tied:to("i64") end)
 end)
 
 --------------------------------------------------------------------------------- containers

@@ -443,14 +443,15 @@ end
 local FLOAT_DTYPES = {f32 = "f32", float = "f32", float32 = "f32", f64 = "f64", double = "f64", float64 = "f64",
                       ["torch.FloatTensor"] = "f32", ["torch.DoubleTensor"] = "f64"}
 
--- t takes the values of t:to(dt) in place: the same tensor object (which optimizers and
--- other modules hold) now has dtype dt; its gradient is converted the same way.
+-- t takes the values of t:to(dt) in place (t.data = y: t takes y's storage, dtype and shape,
+-- as PyTorch's set_): the same tensor object, which optimizers and other modules hold, now
+-- has dtype dt; its gradient is converted the same way.
 local function convert_in_place(t, dt)
   local g = t.grad
   if g ~= nil then t.grad = nil end
-  t:set_(t:to(dt))
+  t.data = t:to(dt)
   if g ~= nil then
-    g:set_(g:to(dt))
+    g.data = g:to(dt)
     t.grad = g
   end
 end
