@@ -300,6 +300,10 @@ T.test("unknown option keys are refused, listing the known ones, in every Lua fu
     {"gradcheck: unknown option 'epsilon'", ai.gradcheck, function(a) return a end, {ai.randn(2, {dtype = "f64", requires_grad = true})}, {epsilon = 1e-6}},
     {"config.parse: unknown option 'descripton'", ai.config.parse, {}, {lr = 1}, {descripton = "x"}},
     {"dist.all_reduce: unknown option 'ops'", ai.dist.all_reduce, 1, {ops = "sum"}},
+    {"Linear:parameters: unknown option 'recursive' (known: prefix, recurse)", nn.Linear(1, 1).parameters, nn.Linear(1, 1), {recursive = false}},
+    {"Linear:num_parameters: unknown option 'trainable_only'", nn.Linear(1, 1).num_parameters, nn.Linear(1, 1), {trainable_only = true}},
+    {"load_state_dict: unknown option 'strcit'", nn.Linear(1, 1).load_state_dict, nn.Linear(1, 1), {}, {strcit = false}},
+    {"Module:buffer: unknown option 'persistant'", nn.Module().buffer, nn.Module(), "b", ai.zeros(1), {persistant = false}},
   }
   for _, c in ipairs(cases) do expect_error(c[1], table.unpack(c, 2)) end
 end)

@@ -236,6 +236,7 @@ function Module:buffer(name, t, opts)
     error(("%s: buffer '%s' must be a tensor or nil, got %s"):format(class_name(self), name, type(t)), 2)
   end
   register(self, name, "buffer", t)
+  util.check_opts(class_name(self) .. ":buffer", opts, {persistent = true})
   rawget(self, "_nonpersistent")[name] = (opts and opts.persistent == false) or nil
   return t
 end
@@ -354,7 +355,10 @@ end
 
 local function join(prefix, name) return prefix == "" and name or prefix .. "." .. name end
 
+local WALK_OPTS = {prefix = true, recurse = true}
+
 local function named_of_kind(self, kind, opts)
+  util.check_opts(class_name(self) .. (kind == "param" and ":parameters" or ":buffers"), opts, WALK_OPTS)
   local list, seen = {}, {}
   local prefix = opts and opts.prefix or ""
   local function collect(pfx, m)
@@ -401,10 +405,14 @@ local function named_modules_list(self, prefix)
 end
 --- m:modules() -> a list of self and all descendants, pre-order (self first).
 function Module:modules() return values(named_modules_list(self)) end
-function Module:named_modules(opts) return pairs_iter(named_modules_list(self, opts and opts.prefix)) end
+function Module:named_modules(opts)
+  util.check_opts(class_name(self) .. ":named_modules", opts, {prefix = true})
+  return pairs_iter(named_modules_list(self, opts and opts.prefix))
+end
 
 --- m:num_parameters([{trainable=false}]) -> the number of parameter elements.
 function Module:num_parameters(opts)
+  util.check_opts(class_name(self) .. ":num_parameters", opts, {trainable = true})
   local n = 0
   for _, p in ipairs(self:parameters()) do
     if not (opts and opts.trainable) or p.requires_grad then n = n + p:numel() end
@@ -533,6 +541,7 @@ end
 -- {missing_keys = {...}, unexpected_keys = {...}}.
 function Module:load_state_dict(sd, opts)
   if type(sd) ~= "table" then error("load_state_dict: state dict must be a table, got " .. type(sd), 2) end
+  util.check_opts("load_state_dict", opts, {strict = true})
   local strict = not (opts and opts.strict == false)
   local entries, known, missing, unexpected = state_entries(self), {}, {}, {}
   for _, e in ipairs(entries) do
