@@ -3,12 +3,7 @@
 local T = require "helper"
 local ai = require "aiart"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = T.readfile
 local P = ai.json.decode(read("tests/parity/parity.json"))
 
 local function num(v) return v == "inf" and math.huge or v == "-inf" and -math.huge or v == "nan" and 0 / 0 or v end

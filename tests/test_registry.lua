@@ -113,3 +113,41 @@ T.test("a row whose rule is first-order refuses create_graph with the row's name
     end
   end
 end)
+
+-- the Lua pattern of luaL_argerror's message; the name may come qualified ('aiart.add')
+local function arg_err(n, name, rest)
+  return ("bad argument #%d to '[%%w.]*%s' %%(%s"):format(n, name, rest:gsub("[%(%)%.%-%+%*%?%[%]%^%$]", "%%%0"))
+end
+
+-- x:name(...) as a user writes it (a method call: Lua numbers the arguments from the first after x)
+local function method_call(name, ...)
+  local f = assert(load("local x = ... return x:" .. name .. "(select(2, ...))"))
+  return f(...)
+end
+
+T.test("every elementwise op refuses the usual misuses, naming itself and the argument", function()
+  local x, i64 = ai.ones(2, 3), ai.ones(3, {dtype = "i64"})
+  for _, o in ipairs(ops) do
+    local n = o.name
+    if o.family == "unary" then
+      T.expect_error(arg_err(1, n, "tensor expected, got no value"), ai[n])
+      T.expect_error(arg_err(1, n, "tensor expected, got string"), ai[n], "x")
+      T.expect_error(arg_err(1, n, "too many arguments (1 given, at most 0 expected)"), method_call, n, x, 1)
+      T.expect_error(arg_err(2, n, "too many arguments (2 given, at most 1 expected)"), ai[n], x, 1)
+    elseif o.family == "binary" then
+      T.expect_error(arg_err(1, n, "tensor expected, got no value"), ai[n])
+      T.expect_error(arg_err(2, n, "tensor or number expected, got string"), ai[n], x, "y")
+      T.expect_error(arg_err(3, n, "too many arguments"), ai[n], x, x, 1)
+      T.expect_error(n .. ": shapes 2x3 and 4 cannot be broadcast", ai[n], x, ai.ones(4))
+      if o.inplace then
+        local m = n .. "_"
+        T.expect_error(m .. ": several elements of the tensor share one place in memory", method_call, m,
+                       ai.zeros(2, 1):expand(2, 3), 1)
+        T.expect_error(m .. ": the result is f32, which cannot be written into this i64 tensor", method_call, m, i64, 0.5)
+        T.expect_error(m .. ": in-place change of a tensor that requires grad", method_call, m,
+                       ai.ones(2, {requires_grad = true}), 1)
+        T.expect_error(arg_err(2, m, "too many arguments"), method_call, m, ai.ones(2), 1, 2)
+      end
+    end
+  end
+end)

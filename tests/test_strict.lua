@@ -5,12 +5,7 @@
 local T = require "helper"
 local ai = require "aiart"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = T.readfile
 local P = ai.json.decode(read("tests/parity/parity.json"))
 
 local function operand(name)
@@ -131,4 +126,99 @@ T.test("set_rng_state takes what get_rng_state returns, or seed and offset, as t
   T.eq(ai.rand(4):tolist(), a, "the table")
   T.expect_error("bad argument #1 to 'aiart.set_rng_state' (the seed must be an integer)", ai.set_rng_state, 1.5, 2)
   T.expect_error("too many arguments", ai.set_rng_state, s, 3)
+end)
+
+T.test("a one-element tensor acts as its number in < <= and .., anything bigger names :lt or tostring", function()
+  local loss, best = ai.tensor(0.25), 0.5
+  T.eq(loss < best, true)
+  T.eq(loss <= 0.25, true)
+  T.eq(1 < ai.tensor(2), true)
+  T.eq(ai.tensor(3) < ai.tensor(2), false)
+  T.eq("loss " .. loss, "loss 0.25")
+  T.eq("i=" .. ai.tensor(3, {dtype = "i64"}), "i=3", "integers as Lua integers")
+  T.expect_error("use x:lt(y) for elementwise results, or x:item()", function() return ai.ones(2) < 1 end)
+  T.expect_error("use tostring(x)", function() return "x" .. ai.ones(2) end)
+end)
+
+T.test("string.format and math functions given a tensor say :item(); other errors read as Lua's", function()
+  local loss = ai.tensor(0.25)
+  T.expect_error("bad argument #2 to 'format' (a tensor is not a number: use t:item()", string.format, "%.3f", loss)
+  T.expect_error("test_strict.lua:%d+: bad argument #1 to 'floor' %(a tensor is not a number",
+                 function() return math.floor(loss) end)
+  T.expect_error("test_strict.lua:%d+: bad argument #1 to 'floor' %(number expected, got string%)",
+                 function() return math.floor("x") end)
+  T.eq(string.format("%s %.2f %d", "a", 1.5, 3), "a 1.50 3")
+  T.eq(string.format("%s", loss), tostring(loss), "%s of a tensor is its text")
+  T.eq(math.max(1, 5, 3), 5)
+end)
+
+T.test("i64 values are exact to and from Lua integers", function()
+  local big = (1 << 62) + 1
+  local t = ai.tensor({big, math.maxinteger, math.mininteger}, {dtype = "i64"})
+  T.eq(t:tolist(), {big, math.maxinteger, math.mininteger})
+  T.eq(math.type(t[1]:item()), "integer", ":item() of an integer tensor is a Lua integer")
+  T.eq(t[2]:item(), math.maxinteger)
+  T.eq(ai.full({2}, math.maxinteger, {dtype = "i64"}):tolist(), {math.maxinteger, math.maxinteger})
+  T.eq((t[{{1, 1}}] + 1):tolist(), {big + 1}, "integer scalars stay exact")
+  local f = ai.zeros(2, {dtype = "i64"})
+  f:fill_(big)
+  T.eq(f:tolist(), {big, big})
+  f[1] = math.maxinteger
+  T.eq(f[1]:item(), math.maxinteger)
+  T.expect_error("0.5 is not a whole number", function() f:fill_(0.5) end)
+end)
+
+T.test("constructors refuse nil sizes, unknown options and extra arguments", function()
+  local x = ai.zeros(2, 3)
+  T.expect_error("bad argument #1 to 'randn' (size expected, got nil (shapes and indices are 1-based", function()
+    return ai.randn(x.shape[0], 100)
+  end)
+  T.expect_error("bad argument #2 to 'ones' (size or options expected, got nil", function() return ai.ones(4, nil, 3) end)
+  T.expect_error("bad argument #3 to 'randint' (size expected, got nil", function() return ai.randint(1, 10, nil) end)
+  T.expect_error("unknown option 'dtpye' (known: dtype, requires_grad)", function() return ai.zeros(2, {dtpye = "f64"}) end)
+  T.expect_error("bad argument #3 to 'ones' (too many arguments", function() return ai.ones(2, {dtype = "f64"}, 3) end)
+  T.eq(ai.zeros(4, nil).shape, {4}, "a trailing nil is a left-out option")
+  T.eq(ai.randn(1e1).shape, {10}, "a whole-number float is an integer, as in Lua")
+end)
+
+T.test("extra arguments and unknown option keys are refused by the ops", function()
+  local x = ai.ones(2, 3)
+  T.expect_error("bad argument #2 to 'add' (too many arguments (2 given, at most 1 expected))", function() return x:add(x, 10) end)
+  T.expect_error("unknown option 'keepdm' (known: keepdim)", function() return x:max(2, {keepdm = true}) end)
+  T.expect_error("the dimension appears twice", function() return x:sum(1, 1) end)
+  T.eq(x:sum(1, 2).shape, {1, 1}, "several dims, as PyTorch's sum(dim=(1, 2))")
+  T.eq(x:mean(1, 2, {keepdim = false}).shape, {}, "and their options")
+  T.eq(x:sum({1, 2}, {keepdim = false}):item(), 6)
+  T.expect_error("too many arguments", function() return x:exp(1) end)
+end)
+
+T.test("x:type(dtype) converts; x.requires_grad is a field; x.data reads and writes", function()
+  local x = ai.ones(2)
+  T.eq(x:type(), "f32")
+  T.eq(x:type("f64").dtype, "f64", "x:type('f64') returns the f64 tensor")
+  T.expect_error("unknown dtype 'f65'", function() return x:type("f65") end)
+  local w = ai.ones(2, {requires_grad = true})
+  T.eq(w.requires_grad, true)
+  T.eq(x.requires_grad, false, "a field, not a method that is always true")
+  x.requires_grad = true
+  T.eq(x.requires_grad, true)
+  T.eq(w.data.requires_grad, false, ".data is detached")
+  local p = ai.ones(3)
+  p.data = ai.zeros(2, {dtype = "f64"})
+  T.eq(p.dtype, "f64")
+  T.eq(p:tolist(), {0, 0})
+  T.expect_error("cannot set field 'foo' of a tensor", function() x.foo = 1 end)
+end)
+
+T.test("Lua's loops over a tensor's rows end cleanly", function()
+  local x = ai.tensor{{1, 2}, {3, 4}, {5, 6}}
+  local n, s = 0, 0
+  for i, row in ipairs(x) do n = i; s = s + row:sum():item() end
+  T.eq(n, 3)
+  T.eq(s, 21)
+  n = 0
+  for i, row in pairs(x) do n = n + 1; T.eq(row:tolist(), x[i]:tolist()) end
+  T.eq(n, 3)
+  T.eq(x[4], nil, "x[#x + 1] is nil, as past the end of a sequence")
+  T.expect_error("index 5 out of range", function() return x[5] end)
 end)

@@ -3,6 +3,7 @@
  * the tensor files: constructors in l_tensor_new.c, views and conversions in l_tensor_view.c.
  * Lua sees 1-based indices and dims. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lbind.h"
@@ -534,6 +535,85 @@ static int m_tostring(lua_State *L) {
 
 static int m_free(lua_State *L) { return m_gc(L); }
 
+/* ---------------------------------------------------------------- Lua's number functions
+ * string.format("%.3f", loss) and math.floor(loss) cannot take a tensor, and Lua's message
+ * ("number expected, got Tensor") does not say what to do: these wrappers call the original
+ * function and, when it fails on an argument that is a tensor, say :item(). Errors on other
+ * arguments read as Lua's own (with the caller's position and the function's name). */
+
+/* Drops the copy of the arguments, which must not keep tensors alive. */
+static void forget_args(lua_State *L, int n) {
+  lua_pushvalue(L, lua_upvalueindex(3));
+  for (int i = 1; i <= n; i++) { lua_pushnil(L); lua_rawseti(L, -2, i); }
+  lua_pop(L, 1);
+}
+
+static int number_fn(lua_State *L, bool copied) {
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  if (lua_pcall(L, n, LUA_MULTRET, 0) == LUA_OK) {
+    if (copied) forget_args(L, n);
+    return lua_gettop(L);
+  }
+  const char *name = lua_tostring(L, lua_upvalueindex(2));
+  const char *msg = lua_tostring(L, -1);
+  int bad = 0;
+  if (msg && sscanf(msg, "bad argument #%d", &bad) == 1 && bad >= 1 && bad <= n) {
+    /* the original saw the call from C: give the message back its name and position */
+    const char *paren = strchr(msg, '(');
+    luaL_where(L, 1);
+    bool tensor = false;
+    if (copied) { /* the arguments were consumed by the call: look at the copy */
+      lua_pushvalue(L, lua_upvalueindex(3));
+      lua_rawgeti(L, -1, bad);
+      tensor = lai_test(L, -1) != NULL;
+      lua_pop(L, 2);
+    }
+    if (copied) forget_args(L, n);
+    if (tensor)
+      lua_pushfstring(L, "bad argument #%d to '%s' (a tensor is not a number: use t:item() for a one-element "
+                         "tensor's value)", bad, name);
+    else
+      lua_pushfstring(L, "bad argument #%d to '%s' %s", bad, name, paren ? paren : "");
+    lua_concat(L, 2);
+  } else if (copied) {
+    forget_args(L, n);
+  }
+  return lua_error(L);
+}
+
+/* The arguments are copied (into one table reused by the wrapper) only for calls that have a
+ * userdata among them, the only ones that can fail on a tensor. */
+static int number_fn_entry(lua_State *L) {
+  int n = lua_gettop(L);
+  bool any = false;
+  for (int i = 1; i <= n && !any; i++) any = lua_type(L, i) == LUA_TUSERDATA;
+  if (any) { /* only calls with a userdata argument can fail in the way this is for */
+    lua_pushvalue(L, lua_upvalueindex(3));
+    for (int i = 1; i <= n; i++) { lua_pushvalue(L, i); lua_rawseti(L, -2, i); }
+    lua_pop(L, 1);
+  }
+  return number_fn(L, any);
+}
+
+static void wrap_number_functions(lua_State *L) {
+  static const struct { const char *lib, *name; } fns[] = {
+      {"string", "format"}, {"math", "floor"}, {"math", "ceil"}, {"math", "abs"}, {"math", "sqrt"},
+      {"math", "exp"}, {"math", "log"}, {"math", "max"}, {"math", "min"}, {"math", "fmod"},
+      {"math", "modf"}, {"math", "tointeger"}, {NULL, NULL}};
+  for (int i = 0; fns[i].lib; i++) {
+    if (lua_getglobal(L, fns[i].lib) != LUA_TTABLE) { lua_pop(L, 1); continue; }
+    lua_getfield(L, -1, fns[i].name);
+    if (!lua_iscfunction(L, -1) || lua_tocfunction(L, -1) == number_fn_entry) { lua_pop(L, 2); continue; }
+    lua_pushstring(L, fns[i].name);
+    lua_newtable(L);
+    lua_pushcclosure(L, number_fn_entry, 3);
+    lua_setfield(L, -2, fns[i].name);
+    lua_pop(L, 1);
+  }
+}
+
 /* ---------------------------------------------------------------- registration */
 
 /* Expects the module table at -2 and the method table at -1. */
@@ -567,4 +647,5 @@ void lai_open_tensor(lua_State *L) {
   lua_pushliteral(L, "Tensor");
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
+  wrap_number_functions(L);
 }
