@@ -123,7 +123,7 @@ while true do
   if cfg.steps > 0 and step >= cfg.steps then break end
   if cfg.epochs > 0 and step // #loader >= cfg.epochs then reason = "epochs" break end
   if time_up then reason = "time_limit" break end
-  local loss = diffusion.loss(net, sched, next_batch())
+  local loss = diffusion.loss(net, sched, (next_batch())) -- the images; the labels are not used
   opt:zero_grad()
   -- the loss and the clock travel with the gradients: every rank sees their means
   local m = ddp:backward(loss, {loss = loss, time_up = experiment.time_up(t0, cfg.time_limit)})

@@ -58,7 +58,9 @@ T.test("Module: subclass of a layer, reassignment, removal and misuse errors", f
   s.bias = nil
   T.eq(#s:parameters(), 1)
   T.expect_error("cannot assign a plain tensor to parameter 'weight'", function() s.weight = ai.zeros(2, 3) end)
-  T.expect_error("plain table of modules", function() s.blocks = {nn.Linear(1, 1)} end)
+  -- a table literal of modules is walked as a ModuleList would be (tests/test_strict_lua.lua)
+  s.blocks = {nn.Linear(1, 1)}
+  T.eq(s:state_dict_keys(), {"weight", "blocks.0.weight", "blocks.0.bias"})
   local Bare = nn.Module:extend("Bare")
   T.expect_error("Bare: no forward method", function() Bare()(1) end)
   T.expect_error("buffer 'b' must be a tensor or nil", function() Bare():buffer("b", 3) end)
@@ -132,7 +134,8 @@ T.test("Module: to(dtype), double(), float() convert parameters and floating buf
   local tied = nn.Sequential(a, nn.Tanh(), b):to("double")
   T.ok(rawequal(tied[1].weight, tied[3].weight) and tied[1].weight.dtype == "f64")
   T.eq(#tied:parameters(), 3)
-  T.expect_error("Sequential:to: dtype must be f32 or f64, got i64", function() tied:to("i64") end)
+  T.expect_error("Sequential:to: dtype must be 'f32' or 'f64' (or float, double, float32, float64), got 'i64'",
+    function() tied:to("i64") end)
 end)
 
 --------------------------------------------------------------------------------- containers

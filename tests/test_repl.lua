@@ -165,6 +165,35 @@ table.concat(require("aiart.repl").complete("x:su", ""), " ")
   T.ok(out:find("x:sum", 1, true), out)
 end)
 
+T.test("repl: completion on a module offers its methods and public fields, not its internals", function()
+  if not HAVE_TENSORS then print("  (skipped: the aiart module has no tensors)") return end
+  local out, err = repl([[
+r = require "aiart.repl"
+m = ai.nn.Sequential(ai.nn.Linear(2, 3))
+lin = ai.nn.Linear(2, 3)
+table.concat(r.complete("lin:", ""), " ")
+table.concat(r.complete("lin.", ""), " ")
+table.concat(r.complete("lin.we", ""), " ")
+table.concat(r.complete("m:app", ""), " ")
+]])
+  T.eq(err, "")
+  local lines = {}
+  for l in out:gmatch("[^\n]+") do lines[#lines + 1] = " " .. l:gsub('"', "") .. " " end
+  for _, name in ipairs({"forward", "parameters", "named_parameters", "state_dict", "train", "eval", "to",
+                         "reset_parameters", "zero_grad"}) do
+    T.ok(lines[1]:find(" lin:" .. name .. " ", 1, true), name .. " missing after lin: in" .. lines[1])
+  end
+  for _, name in ipairs({"weight", "bias", "in_features", "training", "forward"}) do
+    T.ok(lines[2]:find(" lin." .. name .. " ", 1, true), name .. " missing after lin. in" .. lines[2])
+  end
+  for _, l in ipairs({lines[1], lines[2]}) do
+    T.ok(not l:find("[.:]_"), "a name starting with _ is offered: " .. l)
+    T.ok(not l:find("lin:weight", 1, true), "a tensor field offered as a method: " .. l)
+  end
+  T.eq(lines[3], " lin.weight ")
+  T.eq(lines[4], " m:append m:apply ")
+end)
+
 T.test("repl: prints a tensor", function()
   if not HAVE_TENSORS then print("  (skipped: the aiart module has no tensors)") return end
   local out, err, code = repl("ai.randn(3,4):sum(2)\n")
@@ -385,6 +414,15 @@ T.test("interactive terminal (tmux): evaluation, completion, Ctrl-C, history, Ct
     keys("ai.ran", { "Tab" })
     wait_for(function(s) return s:find("ai.randn", 1, true) and s:find("ai.randperm", 1, true) end,
              "the completions of ai.ran")
+    -- a module completes to its methods and fields, not to _kinds or _order
+    keys({ "C-u" }, "lin = ai.nn.Linear(2, 3)", { "Enter" })
+    keys("lin:", { "Tab" }, { "Tab" })
+    wait_for(function(s) return s:find("lin:forward", 1, true) and s:find("lin:parameters", 1, true) end,
+             "the methods of a module after lin:")
+    local screen = capture()
+    T.ok(not screen:find("_kinds", 1, true) and not screen:find("_order", 1, true), screen)
+    keys({ "C-u" }, "lin.we", { "Tab" })
+    wait_for(function(s) return s:find("> lin.weight", 1, true) end, "lin.we completed to lin.weight")
     keys({ "C-u" }, "for i = 1, 1e13 do end", { "Enter" })
     os.execute("sleep 0.3")
     keys({ "C-c" })

@@ -21,6 +21,7 @@ local util = require "aiart.util"
 local M = {}
 
 local is_tensor = util.is_tensor
+local error = util.error -- positions name the caller's line (see util.error)
 
 local FORMAT = "aiart-checkpoint"
 local VERSION = 1
@@ -205,7 +206,7 @@ function M.save(path, parts)
   table.sort(names)
   for _, name in ipairs(names) do
     local ok, state = pcall(entry_state, fn, name, parts[name])
-    if not ok then error(("%s: %s:state_dict() failed: %s"):format(fn, name, tostring(state)), 2) end
+    if not ok then error(("%s: %s:state_dict() failed: %s"):format(fn, name, util.strip_position(state)), 2) end
     if state ~= nil then
       local ok2, tree = pcall(e.enc, state, name, 0)
       if not ok2 then error(tree, 2) end
@@ -220,9 +221,8 @@ function M.save(path, parts)
   return path
 end
 
---- checkpoint.read(path) -> the decoded parts (tensors in place), without restoring anything
-function M.read(path)
-  local fn = "checkpoint.read"
+-- The decoded parts of the checkpoint at path; errors name fn.
+local function read(fn, path)
   if type(path) ~= "string" then error(fn .. ": path must be a string, got " .. type(path), 2) end
   local io_, json = libs(fn)
   local ok, tensors, meta = pcall(io_.load_safetensors, path)
@@ -241,6 +241,9 @@ function M.read(path)
   return parts, tensors
 end
 
+--- checkpoint.read(path) -> the decoded parts (tensors in place), without restoring anything
+function M.read(path) return read("checkpoint.read", path) end
+
 local LOAD_OPTS = {strict = true}
 
 --- checkpoint.load(path, targets) -> info: restores each given object from its saved state
@@ -248,8 +251,7 @@ function M.load(path, targets)
   local fn = "checkpoint.load"
   if targets ~= nil and type(targets) ~= "table" then error(fn .. ": targets must be a table {model=, ...}", 2) end
   targets = targets or {}
-  local ok, parts = pcall(M.read, path)
-  if not ok then error((tostring(parts):gsub("^checkpoint%.read", fn)), 2) end
+  local parts = read(fn, path)
   local strict = targets.strict
   if strict == nil then strict = true end
   for name, obj in pairs(targets) do
@@ -265,7 +267,7 @@ function M.load(path, targets)
           if strict then error(("%s: %s holds no '%s' state"):format(fn, path, name), 2) end
         elseif has_method(obj, "load_state_dict") then
           local ok2, err = pcall(obj.load_state_dict, obj, state)
-          if not ok2 then error(("%s: restoring '%s': %s"):format(fn, name, tostring(err)), 2) end
+          if not ok2 then error(("%s: restoring '%s': %s"):format(fn, name, util.strip_position(err)), 2) end
         else
           error(("%s: '%s' has no load_state_dict method"):format(fn, name), 2)
         end
@@ -276,4 +278,4 @@ function M.load(path, targets)
   return parts
 end
 
-return M
+return util.strict_args(M, "checkpoint.")

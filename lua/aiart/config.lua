@@ -292,7 +292,8 @@ end
 --- config.parse(args, defaults[, {help=, description=, name=, check=, exit=, print=}]) -> cfg
 -- opts.exit (default os.exit) and opts.print (default print) are called for --help.
 function C.parse(args, defaults, opts)
-  opts = opts or {}
+  opts = require("aiart.util").check_opts("config.parse", opts, {help = true, description = true, name = true,
+    check = true, exit = true, print = true, descriptions = true})
   local fn = opts.name or "config"
   if type(defaults) ~= "table" then error("config.parse: defaults must be a table", 2) end
   -- {key = {default, "description"[, rule]}, ...}: every entry in that form

@@ -2,13 +2,19 @@
 -- training loss, and sampling by ancestral DDPM and by DDIM. Timesteps are 1..T in Lua; the
 -- network sees t - 1 (0..T-1), as the usual implementations do.
 local ai = require "aiart"
+local util = require "aiart.util"
+
+local error, check_opts = util.error, util.check_opts -- positions name the caller's line (see util.error)
 
 local M = {}
+
+local SAMPLE_OPTS = {steps = true, eta = true, on_step = true}
 
 --- M.schedule(T, kind, {beta_start=1e-4, beta_end=0.02}) -> {T, betas, alphas, abar} as
 -- Lua arrays of numbers (index 1..T). kind: "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal).
 function M.schedule(T, kind, opts)
-  opts = opts or {}
+  T = util.int("diffusion.schedule", "T", T, 1)
+  opts = check_opts("diffusion.schedule", opts, {beta_start = true, beta_end = true})
   local betas = {}
   if kind == nil or kind == "linear" then
     local b0, b1 = opts.beta_start or 1e-4, opts.beta_end or 0.02
@@ -60,7 +66,7 @@ local function timestep(n, t) return ai.full({n}, t - 1) end
 --- Ancestral DDPM sampling: n samples of shape {n, C, H, W} over all T steps.
 -- opts.on_step(t, x_t, x0_pred) is called at each step (for pictures of the path).
 function M.ddpm_sample(net, sched, shape, opts)
-  opts = opts or {}
+  opts = check_opts("diffusion.ddpm_sample", opts, {on_step = true})
   return ai.no_grad(function()
     local x = ai.randn(shape)
     local n = shape[1]
@@ -78,8 +84,8 @@ end
 
 --- DDIM sampling (Song et al.) over `steps` evenly spaced timesteps; eta = 0 is deterministic.
 function M.ddim_sample(net, sched, shape, opts)
-  opts = opts or {}
-  local steps, eta = opts.steps or 50, opts.eta or 0
+  opts = check_opts("diffusion.ddim_sample", opts, SAMPLE_OPTS)
+  local steps, eta = util.int("diffusion.ddim_sample", "steps", opts.steps or 50, 1), opts.eta or 0
   local ts = {}
   for i = 1, steps do ts[i] = math.floor((i - 1) * sched.T / steps) + 1 end -- ascending, 1..T
   return ai.no_grad(function()
@@ -103,9 +109,10 @@ end
 
 --- Samples with DDIM when opts.steps < T (and > 0), else with ancestral DDPM.
 function M.sample(net, sched, shape, opts)
-  opts = opts or {}
-  if opts.steps and opts.steps > 0 and opts.steps < sched.T then return M.ddim_sample(net, sched, shape, opts) end
-  return M.ddpm_sample(net, sched, shape, opts)
+  opts = check_opts("diffusion.sample", opts, SAMPLE_OPTS)
+  local steps = opts.steps and util.int("diffusion.sample", "steps", opts.steps, 0)
+  if steps and steps > 0 and steps < sched.T then return M.ddim_sample(net, sched, shape, opts) end
+  return M.ddpm_sample(net, sched, shape, {on_step = opts.on_step}) -- all T steps: eta does not apply
 end
 
-return M
+return util.strict_args(M, "diffusion.")

@@ -48,6 +48,7 @@ local dist = {}
 
 local C = rawget(ai, "_dist")
 local is_tensor = util.is_tensor
+local error = util.error -- positions name the caller's line (see util.error)
 
 local S = {initialized = false, finalized = false, rank = 1, size = 1, local_rank = 1, local_size = 1}
 
@@ -81,7 +82,7 @@ local check_opts = util.check_opts
 
 --- dist.init([{threads=}]) -> rank, world_size
 function dist.init(opts)
-  local o = check_opts("dist.init", opts, {threads = true}, 2)
+  local o = check_opts("dist.init", opts, {threads = true})
   if S.finalized then error("dist.init: MPI was finalized; it cannot be initialised again", 2) end
   if S.initialized then return S.rank, S.size end
   local launched = C.launched_size()
@@ -94,12 +95,11 @@ function dist.init(opts)
       launched > 0 and tostring(launched) or "several", C.hint), 2)
   end
   local ok, rank, size, lrank, lsize = pcall(C.init)
-  if not ok then error(rank, 2) end
+  if not ok then util.rethrow(rank) end
   S.initialized, S.rank, S.size, S.local_rank, S.local_size, S.mpi = true, rank, size, lrank, lsize, true
   local threads = o.threads
   if threads ~= nil then
-    if math.type(threads) ~= "integer" or threads < 1 then error("dist.init: threads must be a positive integer", 2) end
-    ai.set_num_threads(threads)
+    ai.set_num_threads(util.int("dist.init", "threads", threads, 1))
   elseif not os.getenv("OMP_NUM_THREADS") then
     -- mpirun binds each rank to its cores when there are enough (then those are ours);
     -- otherwise the host's cores are shared among its ranks
@@ -123,11 +123,9 @@ end
 local OPS = {sum = true, mean = true, max = true, min = true}
 
 local function src_rank(fn, opts)
-  local o = check_opts(fn, opts, {src = true}, 3)
-  local src = o.src or 1
-  if math.type(src) ~= "integer" or src < 1 or src > S.size then
-    error(("%s: src must be a rank in 1..%d, got %s"):format(fn, S.size, tostring(src)), 3)
-  end
+  local o = check_opts(fn, opts, {src = true})
+  local src = util.int(fn, "src", o.src or 1)
+  if src < 1 or src > S.size then error(("%s: src must be a rank in 1..%d, got %s"):format(fn, S.size, src), 3) end
   return src
 end
 
@@ -147,7 +145,7 @@ end
 --- dist.all_reduce(t[, {op="sum"}]) -> t reduced in place (or the reduced number)
 function dist.all_reduce(t, opts)
   local fn = "dist.all_reduce"
-  local o = check_opts(fn, opts, {op = true}, 2)
+  local o = check_opts(fn, opts, {op = true})
   local op = o.op or "sum"
   if not OPS[op] then error(("%s: op must be sum, mean, max or min, got %s"):format(fn, tostring(op)), 2) end
   if type(t) == "number" then
@@ -164,7 +162,7 @@ function dist.all_reduce(t, opts)
   end
   if multi(fn) then
     local ok, err = pcall(C.all_reduce, t, op)
-    if not ok then error(err, 2) end
+    if not ok then util.rethrow(err) end
   end
   return t
 end
@@ -174,7 +172,7 @@ function dist.all_gather(t)
   if not is_tensor(t) then error("dist.all_gather: expected a tensor, got " .. type(t), 2) end
   if multi("dist.all_gather") then
     local ok, out = pcall(C.all_gather, t)
-    if not ok then error(out, 2) end
+    if not ok then util.rethrow(out) end
     return out
   end
   return ai.stack({t})
@@ -282,7 +280,7 @@ end
 --- dist.sync_grads(params[, {values=, bucket_mb=1}]) -> means of values
 function dist.sync_grads(params, opts)
   local fn = "dist.sync_grads"
-  local o = check_opts(fn, opts, {values = true, bucket_mb = true}, 2)
+  local o = check_opts(fn, opts, {values = true, bucket_mb = true})
   local list = tensors_of(fn, params)
   local keys, vals = pack(fn, o.values)
   local bytes = bucket_bytes(fn, o)
@@ -310,14 +308,14 @@ end
 --- dist.DataParallel(module[, {bucket_mb=1, overlap=true, broadcast=true}]) -> ddp
 function dist.DataParallel(module, opts)
   local fn = "DataParallel"
-  local o = check_opts(fn, opts, BUCKET_OPTS, 2)
+  local o = check_opts(fn, opts, BUCKET_OPTS)
   local params = tensors_of(fn, module)
   local bytes = bucket_bytes(fn, o)
   local self = setmetatable({module = module, params = params, overlap = o.overlap ~= false}, DataParallel)
   if multi(fn) then
     if o.broadcast ~= false then dist.broadcast_params(module) end
     local ok, b = pcall(C.buckets, params, bytes, true)
-    if not ok then error(b, 2) end
+    if not ok then util.rethrow(b) end
     self._buckets = b
   end
   return self
@@ -341,8 +339,8 @@ function DataParallel:backward(loss, values)
   b:start(vals)
   local ok, err = pcall(loss.backward, loss)
   local ok2, means = pcall(b.finish, b) -- the other ranks expect every bucket
-  if not ok then error(err, 2) end
-  if not ok2 then error(means, 2) end
+  if not ok then util.rethrow(err) end
+  if not ok2 then util.rethrow(means) end
   return unpack_means(keys, means)
 end
 
@@ -353,7 +351,7 @@ function DataParallel:sync_grads(values)
   if not b then return unpack_means(keys, vals) end
   b:start(vals)
   local ok, means = pcall(b.finish, b)
-  if not ok then error(means, 2) end
+  if not ok then util.rethrow(means) end
   return unpack_means(keys, means)
 end
 
@@ -399,7 +397,7 @@ function dist.load_checkpoint(path, targets)
     if not f then error(("%s: no checkpoint at %s"):format(fn, path), 2) end
     f:close()
     local ok, info = pcall(ai.checkpoint.load, path, targets)
-    if not ok then error(info, 2) end
+    if not ok then util.rethrow(info) end
     return info
   end
   local payload
@@ -420,8 +418,11 @@ function dist.load_checkpoint(path, targets)
   payload = nil -- luacheck: ignore
   local ok, info = pcall(ai.checkpoint.load, file, targets)
   if file ~= path then os.remove(file) end
-  if not ok then error(info, 2) end
+  if not ok then util.rethrow(info) end
   return info
 end
+
+util.strict_args(dist, "dist.")
+util.strict_args(DataParallel, "DataParallel:", true)
 
 return dist

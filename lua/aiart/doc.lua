@@ -472,6 +472,7 @@ local function comment_above(lines, n)
 end
 
 local function source_of(f)
+  f = require("aiart.util").unwrap(f) -- the comment above the function, not above its argument-count check
   local info = debug.getinfo(f, "S")
   if not info or info.what ~= "Lua" or info.source:sub(1, 1) ~= "@" then return nil end
   return info.source:sub(2), info.linedefined

@@ -2,6 +2,9 @@
 -- For random vectors v, the analytic vector-Jacobian product J^T v from backward is compared
 -- with central differences of <f(x), v> in every input element. Use f64 inputs.
 local ai = require "aiart"
+local util = require "aiart.util"
+
+local error = util.error -- positions name the caller's line (see util.error)
 
 local M = {}
 
@@ -19,15 +22,18 @@ local function dot(outs, vs)
   return s
 end
 
-local function check_opts(opts)
-  opts = opts or {}
-  return opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3, opts.raise ~= false, opts.trials or 2
+local OPTS = {eps = true, atol = true, rtol = true, raise = true, trials = true}
+
+local function check_opts(fn, opts)
+  opts = util.check_opts(fn, opts, OPTS)
+  return opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3, opts.raise ~= false,
+    util.int(fn, "trials", opts.trials or 2, 1)
 end
 
 --- ai.gradcheck(f, inputs, {eps=1e-6, atol=1e-5, rtol=1e-3, raise=true}) -> true or false, message
 -- f(inputs...) returns a tensor or a list of tensors; inputs that require grad are checked.
 function M.gradcheck(f, inputs, opts)
-  local eps, atol, rtol, raise, trials = check_opts(opts)
+  local eps, atol, rtol, raise, trials = check_opts("gradcheck", opts)
   inputs = as_list(inputs)
   local function fail(msg)
     if raise then error("gradcheck: " .. msg, 3) end
@@ -85,6 +91,7 @@ end
 --- ai.gradgradcheck(f, inputs, opts): checks second derivatives, i.e. that the gradients
 -- computed with create_graph=true are themselves differentiated correctly.
 function M.gradgradcheck(f, inputs, opts)
+  check_opts("gradgradcheck", opts)
   inputs = as_list(inputs)
   local outs0 = as_list(f(table.unpack(inputs)))
   local vs = {}
@@ -101,4 +108,4 @@ function M.gradgradcheck(f, inputs, opts)
   return M.gradcheck(first_grads, inputs, opts)
 end
 
-return M
+return util.strict_args(M, "")

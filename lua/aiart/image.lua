@@ -2,7 +2,9 @@
 
   ai.image.load(path)                     -> f32 C x H x W in [0, 1] (PNG; C = 1, 2, 3 or 4)
   ai.image.save(path, t)                  t: H x W, C x H x W (C = 1, 2, 3, 4) or 1 x C x H x W;
-                                          floats are clamped to [0, 1]; u8 is taken as 0..255
+                                          floats are clamped to [0, 1]; u8 is taken as 0..255;
+                                          PNG: a path ending in another extension (.jpg) is
+                                          refused rather than given PNG bytes
   ai.image.grid(batch, {nrow=8, padding=2, normalize=false, range={lo, hi}, scale_each=false,
                 pad_value=0})             -> C x H' x W' (torchvision's make_grid, except that
                                           1-channel images stay 1-channel; batch is N x C x H x W,
@@ -19,6 +21,7 @@ local util = require "aiart.util"
 local image = {}
 
 local is_tensor = util.is_tensor
+local error = util.error -- positions name the caller's line (see util.error)
 
 local io_lib = util.io_lib
 
@@ -48,9 +51,19 @@ local function as_image(fn, t)
   error(("%s: expected H x W or C x H x W with C in 1..4, got %s"):format(fn, shape_str(t)), 3)
 end
 
+-- The formats image.save writes, by file extension (lower case).
+local WRITES = {png = true}
+
 --- image.save(path, t): PNG, 8 bits per sample
 function image.save(path, t)
   if type(path) ~= "string" then error("image.save: path must be a string, got " .. type(path), 2) end
+  local ext = path:match("%.([^./]+)$")
+  if ext and not WRITES[ext:lower()] then
+    local names = {}
+    for k in pairs(WRITES) do names[#names + 1] = "." .. k end
+    table.sort(names)
+    error(("image.save: cannot write '.%s' files (%s): it writes %s"):format(ext, path, table.concat(names, ", ")), 2)
+  end
   t = as_image("image.save", t)
   if t.dtype == "f64" or t.dtype == "i64" then t = t:float() end
   io_lib("image.save").save_png(path, t)
@@ -102,8 +115,8 @@ function image.grid(batch, opts)
   local nrow = opt(o, "nrow", 8)
   local padding = opt(o, "padding", 2)
   local pad_value = opt(o, "pad_value", 0)
-  if math.type(nrow) ~= "integer" or nrow < 1 then error(fn .. ": nrow must be a positive integer", 2) end
-  if math.type(padding) ~= "integer" or padding < 0 then error(fn .. ": padding must be a non-negative integer", 2) end
+  nrow = util.int(fn, "nrow", nrow, 1)
+  padding = util.int(fn, "padding", padding, 0)
   local range = o.range or o.value_range
   if o.normalize then
     if range ~= nil and (type(range) ~= "table" or #range ~= 2) then
@@ -143,14 +156,15 @@ local RESIZE_OPTS = {size = true, mode = true, align_corners = true}
 
 -- The target size of an h x w image for `size` (a number: the shorter side; or {h, w}).
 local function target_size(fn, size, h, w)
-  if math.type(size) == "integer" then
-    if size < 1 then error(fn .. ": size must be positive", 3) end
-    if h <= w then return size, math.max(1, math.floor(w * size / h + 0.5)) end
-    return math.max(1, math.floor(h * size / w + 0.5)), size
+  local s = util.to_integer(size)
+  if s then
+    if s < 1 then error(fn .. ": size must be positive", 3) end
+    if h <= w then return s, math.max(1, math.floor(w * s / h + 0.5)) end
+    return math.max(1, math.floor(h * s / w + 0.5)), s
   end
-  if type(size) == "table" and #size == 2 and math.type(size[1]) == "integer" and math.type(size[2]) == "integer"
-     and size[1] > 0 and size[2] > 0 then
-    return size[1], size[2]
+  if type(size) == "table" and #size == 2 then
+    local a, b = util.to_integer(size[1]), util.to_integer(size[2])
+    if a and b and a > 0 and b > 0 then return a, b end
   end
   error(fn .. ": size must be a positive integer (the shorter side) or {height, width}", 3)
 end
@@ -187,6 +201,7 @@ end
 --- image.show(t[, opts]): hands PNG bytes to image.display_hook, or writes a temporary file
 function image.show(t, opts)
   check_tensor("image.show", t, "image")
+  util.check_opts("image.show", opts, GRID_OPTS)
   if t.ndim == 4 and t.shape[1] > 1 then t = image.grid(t, opts) end
   local hook = rawget(image, "display_hook")
   if hook then
@@ -201,4 +216,4 @@ function image.show(t, opts)
   return path
 end
 
-return image
+return util.strict_args(image, "image.")

@@ -2,14 +2,17 @@
 -- ai.nn as a user would: the seed MLP GAN, DCGAN, the DDPM UNet, a Fashion-MNIST classifier,
 -- VGG-19 features for style transfer and a random-weight multi-scale CNN.
 local ai = require "aiart"
+local util = require "aiart.util"
 local nn = ai.nn
 local F = ai.F
+
+local check_opts = util.check_opts
 
 local M = {}
 
 --- The seed GAN: G maps 100-d noise to 784 pixels in [-1, 1], D gives a probability.
 function M.mlp_gan(opts)
-  opts = opts or {}
+  opts = check_opts("models.mlp_gan", opts, {z_dim = true, sigmoid = true})
   local z = opts.z_dim or 100
   local G = nn.Sequential(
     nn.Linear(z, 128), nn.LeakyReLU(0.2),
@@ -27,7 +30,7 @@ end
 
 --- DCGAN for 28x28: D outputs a logit (BCE with logits).
 function M.dcgan(opts)
-  opts = opts or {}
+  opts = check_opts("models.dcgan", opts, {z_dim = true, d_norm = true})
   local z = opts.z_dim or 100
   local norm_d = opts.d_norm ~= false
   local G = nn.Sequential(
@@ -97,7 +100,7 @@ M.UNet = UNet
 -- levels, ResBlock-Attention-ResBlock at the bottom, and nearest upsampling with skip
 -- concatenation on the way up. The defaults give the reference model (522,145 parameters).
 function UNet:init(opts)
-  opts = opts or {}
+  opts = check_opts("UNet", opts, {ch = true, mults = true, in_channels = true})
   local ch, mults, cin = opts.ch or 32, opts.mults or {1, 2}, opts.in_channels or 1
   self.tdim = 128
   self.time_mlp = nn.Sequential(nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 128))
@@ -143,7 +146,7 @@ M.Classifier = Classifier
 --- A small VGG-style CNN for 1x28x28 images; features(x) gives the 256-d penultimate layer
 -- that eval_fd uses in place of Inception.
 function Classifier:init(opts)
-  opts = opts or {}
+  opts = check_opts("Classifier", opts, {width = true, dropout = true, classes = true})
   local w = opts.width or 32
   local function block(cin, cout)
     return {nn.Conv2d(cin, cout, 3, {padding = 1}), nn.BatchNorm2d(cout), nn.ReLU()}
@@ -175,10 +178,16 @@ M.VGG_LAYER_NAMES = {
 --- VGG-19 features as torchvision names them (features.0.weight, ...), up to relu5_1, with
 -- average pooling (better for style transfer, as Gatys et al.). upto = "relu4_1" stops there.
 function M.vgg19_features(opts)
-  opts = opts or {}
+  opts = check_opts("models.vgg19_features", opts, {upto = true, max_pool = true})
   local upto = opts.upto or "relu5_1"
   local layers, c = {}, 3
   local names = M.VGG_LAYER_NAMES
+  local known = false
+  for _, n in ipairs(names) do known = known or n == upto end
+  if not known then
+    util.error(("models.vgg19_features: upto must be a layer name (%s ... %s), got %s"):format(names[1], names[#names],
+      tostring(upto)), 2)
+  end
   for _, v in ipairs(VGG_CFG) do
     if v == "M" then
       layers[#layers + 1] = opts.max_pool and nn.MaxPool2d(2) or nn.AvgPool2d(2)
@@ -199,7 +208,7 @@ end
 -- networks synthesise textures): parallel 3x3..11x11 convolutions with ReLU at full and half
 -- resolution. Feature layers are named "scale<k>".
 function M.random_texture_net(opts)
-  opts = opts or {}
+  opts = check_opts("models.random_texture_net", opts, {seed = true, width = true, sizes = true})
   local seed, width = opts.seed or 1234, opts.width or 64
   local state = ai.get_rng_state()
   ai.manual_seed(seed)
@@ -220,4 +229,4 @@ function M.random_texture_net(opts)
   return net
 end
 
-return M
+return util.strict_args(M, "models.")

@@ -18,6 +18,8 @@ local util = require "aiart.util"
 local module = require "aiart.nn.module"
 local A = require "aiart.nn.args"
 
+local error = util.error -- positions name the caller's line (see util.error)
+
 local K = rawget(ai, "_optim")
 if not K then
   error("aiart.optim: the C kernels ai._optim are missing (lai_open_optim is not registered in aiart.so)")
@@ -67,7 +69,7 @@ end
 -- params: a list of tensors, a module, or a list of group tables {params=..., <options>}.
 function Optimizer:init(params, defaults, opts)
   local fn = self.__name
-  local given = A.options(fn, opts, defaults, 4)
+  local given = A.options(fn, opts, defaults)
   self.defaults = given
   self.state = {}
   self.param_groups = {}
@@ -154,12 +156,19 @@ function Optimizer:repr()
   return table.concat(lines, "\n")
 end
 
--- The state of a parameter, created on its first update by init_state(p, group).
+-- The state of a parameter, created on its first update by init_state(p, group). Its float
+-- tensors follow the parameter's dtype: after model:double() (which converts the parameters
+-- in place) they are converted too, as load_state_dict casts them.
 function Optimizer:state_of(p, group)
   local st = self.state[p]
   if not st then
     st = self:init_state(p, group)
     self.state[p] = st
+  else
+    local dt = p.dtype
+    for k, v in pairs(st) do
+      if is_tensor(v) and v.dtype ~= dt and (v.dtype == "f32" or v.dtype == "f64") then st[k] = v:to(dt) end
+    end
   end
   return st
 end
@@ -745,7 +754,14 @@ end
 function EMA:update()
   local w = 1 - self:current_decay()
   self.num_updates = self.num_updates + 1
-  for i, name in ipairs(self.names) do K.lerp_(self.shadow[name], self.params[i], w) end
+  for i, name in ipairs(self.names) do
+    local p, sh = self.params[i], self.shadow[name]
+    if sh.dtype ~= p.dtype then -- the model was converted (model:double()): the average follows
+      sh = sh:to(p.dtype)
+      self.shadow[name] = sh
+    end
+    K.lerp_(sh, p, w)
+  end
 end
 
 -- The parameters of model by name, checked against the averaged ones.
@@ -819,5 +835,9 @@ function EMA:load_state_dict(sd)
 end
 
 function EMA:repr() return ("EMA(decay=%s, %d tensors, %d updates)"):format(self.decay, #self.names, self.num_updates) end
+
+-- Arguments beyond a method's parameters are errors (opt:step(loss) with a tensor, ...).
+util.strict_args(Optimizer, "Optimizer:", true, {init = true})
+util.strict_args(EMA, "EMA:", true, {init = true})
 
 return optim

@@ -228,7 +228,7 @@ Bar.__close = Bar.close
 --- progress.range(n[, opts]): for i in progress.range(n, {desc=}) do ... end; the bar (second
 -- loop value) counts an iteration when the next one starts and closes when the loop ends
 function P.range(n, opts)
-  if math.type(n) ~= "integer" or n < 0 then error("progress.range: n must be a non-negative integer", 2) end
+  n = require("aiart.util").int("progress.range", "n", n, 0) -- 1e3 is 1000, as in Lua's own for loops
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.total = n

@@ -13,7 +13,10 @@ hand between steps is overwritten rather than scaled. Options are tables:
 StepLR(opt, {step_size = 30, gamma = 0.1}).
 ]]
 local A = require "aiart.nn.args"
-local class = require("aiart.util").class
+local util = require "aiart.util"
+local class = util.class
+
+local error = util.error -- positions name the caller's line (see util.error)
 
 local sched = {}
 
@@ -123,8 +126,8 @@ end
 
 --- StepLR(opt, {step_size=, gamma=0.1}): lr = base * gamma ^ floor(epoch / step_size)
 closed_form("StepLR", {step_size = A.NONE, gamma = 0.1, last_epoch = -1}, function(self, o)
-  self.step_size = A.int("StepLR", "step_size", o.step_size, 1, 4)
-  self.gamma = A.number("StepLR", "gamma", o.gamma, nil, nil, 4)
+  self.step_size = A.int("StepLR", "step_size", o.step_size, 1)
+  self.gamma = A.number("StepLR", "gamma", o.gamma)
 end, function(self, epoch, base)
   return base * self.gamma ^ (epoch // self.step_size)
 end)
@@ -134,7 +137,7 @@ closed_form("MultiStepLR", {milestones = A.NONE, gamma = 0.1, last_epoch = -1}, 
   if type(o.milestones) ~= "table" then error("MultiStepLR: milestones must be a table of epochs", 4) end
   self.milestones = copy(o.milestones)
   table.sort(self.milestones)
-  self.gamma = A.number("MultiStepLR", "gamma", o.gamma, nil, nil, 4)
+  self.gamma = A.number("MultiStepLR", "gamma", o.gamma)
 end, function(self, epoch, base)
   local n = 0
   for _, m in ipairs(self.milestones) do if m <= epoch then n = n + 1 end end
@@ -143,15 +146,15 @@ end)
 
 --- ExponentialLR(opt, {gamma=}): lr = base * gamma ^ epoch
 closed_form("ExponentialLR", {gamma = A.NONE, last_epoch = -1}, function(self, o)
-  self.gamma = A.number("ExponentialLR", "gamma", o.gamma, nil, nil, 4)
+  self.gamma = A.number("ExponentialLR", "gamma", o.gamma)
 end, function(self, epoch, base)
   return base * self.gamma ^ epoch
 end)
 
 --- ConstantLR(opt, {factor=1/3, total_iters=5}): base * factor until total_iters, then base
 closed_form("ConstantLR", {factor = 1 / 3, total_iters = 5, last_epoch = -1}, function(self, o)
-  self.factor = A.number("ConstantLR", "factor", o.factor, 0, 1, 4)
-  self.total_iters = A.int("ConstantLR", "total_iters", o.total_iters, 0, 4)
+  self.factor = A.number("ConstantLR", "factor", o.factor, 0, 1)
+  self.total_iters = A.int("ConstantLR", "total_iters", o.total_iters, 0)
 end, function(self, epoch, base)
   return epoch < self.total_iters and base * self.factor or base
 end)
@@ -163,8 +166,8 @@ closed_form("LinearLR", {start_factor = 1 / 3, end_factor = 1, total_iters = 5, 
     error("LinearLR: start_factor must be in (0, 1], got " .. tostring(o.start_factor), 4)
   end
   self.start_factor = o.start_factor
-  self.end_factor = A.number("LinearLR", "end_factor", o.end_factor, 0, 1, 4)
-  self.total_iters = A.int("LinearLR", "total_iters", o.total_iters, 1, 4)
+  self.end_factor = A.number("LinearLR", "end_factor", o.end_factor, 0, 1)
+  self.total_iters = A.int("LinearLR", "total_iters", o.total_iters, 1)
 end, function(self, epoch, base)
   local t = math.min(self.total_iters, epoch)
   return base * (self.start_factor + (self.end_factor - self.start_factor) * t / self.total_iters)
@@ -172,8 +175,8 @@ end)
 
 --- PolynomialLR(opt, {total_iters=5, power=1}): base * (1 - min(epoch, total)/total) ^ power
 closed_form("PolynomialLR", {total_iters = 5, power = 1, last_epoch = -1}, function(self, o)
-  self.total_iters = A.int("PolynomialLR", "total_iters", o.total_iters, 1, 4)
-  self.power = A.number("PolynomialLR", "power", o.power, nil, nil, 4)
+  self.total_iters = A.int("PolynomialLR", "total_iters", o.total_iters, 1)
+  self.power = A.number("PolynomialLR", "power", o.power)
 end, function(self, epoch, base)
   return base * (1 - math.min(self.total_iters, epoch) / self.total_iters) ^ self.power
 end)
@@ -182,8 +185,8 @@ end)
 -- lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / T_max)) / 2
 -- (beyond T_max it rises again, as PyTorch's does)
 closed_form("CosineAnnealingLR", {T_max = A.NONE, eta_min = 0, last_epoch = -1}, function(self, o)
-  self.T_max = A.int("CosineAnnealingLR", "T_max", o.T_max, 1, 4)
-  self.eta_min = A.number("CosineAnnealingLR", "eta_min", o.eta_min, nil, nil, 4)
+  self.T_max = A.int("CosineAnnealingLR", "T_max", o.T_max, 1)
+  self.eta_min = A.number("CosineAnnealingLR", "eta_min", o.eta_min)
 end, function(self, epoch, base)
   return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 end)
@@ -461,5 +464,8 @@ function Plateau:step(metric)
   end
   for i, g in ipairs(self.optimizer.param_groups) do self._last_lr[i] = g.lr end
 end
+
+-- Arguments beyond a method's parameters are errors.
+util.strict_args(LRScheduler, "LRScheduler:", true, {init = true})
 
 return sched

@@ -15,6 +15,7 @@ local util = require "aiart.util"
 local M = {}
 
 local is_tensor = util.is_tensor
+local error = util.error -- positions name the caller's line (see util.error)
 M.is_tensor = is_tensor
 
 local io_lib = util.io_lib
@@ -26,10 +27,26 @@ function M.save(path, tensors, metadata)
   if type(tensors) ~= "table" or is_tensor(tensors) then
     error(fn .. ": expected a table {name = tensor, ...} (for one tensor: {x = t})", 2)
   end
+  -- a model, an optimizer, ...: objects whose state is not a flat table of tensors
+  if getmetatable(tensors) ~= nil and type(tensors.state_dict) == "function" then
+    local nn_module = package.loaded["aiart.nn.module"]
+    local is_module = nn_module and nn_module.is_module(tensors)
+    local what = is_module and "a module" or type(tensors.param_groups) == "table" and "an optimizer"
+      or "an object with a state_dict method"
+    local name = is_module and "model" or what == "an optimizer" and "opt" or "obj"
+    local hint = is_module and ("pass model:state_dict(), or use ai.checkpoint.save(path, {model = model})")
+      or ("use ai.checkpoint.save(path, {%s = %s}), which saves %s:state_dict() (ai.save takes flat {name = tensor} tables)"):format(
+        what == "an optimizer" and "optimizer" or "state", name, name)
+    error(("%s: got %s (%s), not a table {name = tensor, ...}: %s"):format(fn, what,
+      tostring(getmetatable(tensors).__name or "?"), hint), 2)
+  end
   local ts = {}
   for k, v in pairs(tensors) do
     if type(k) ~= "string" then error(("%s: tensor names must be strings, got a %s key"):format(fn, type(k)), 2) end
-    if not is_tensor(v) then error(("%s: '%s' is a %s, not a tensor"):format(fn, k, type(v)), 2) end
+    if not is_tensor(v) then
+      error(("%s: '%s' is a %s, not a tensor (ai.save writes {name = tensor} tables; for other values use ai.checkpoint)"):format(
+        fn, k, type(v)), 2)
+    end
     v = v:detach() -- shares the storage; drops any graph
     ts[k] = v
   end
@@ -55,4 +72,4 @@ function M.load(path)
   return io_lib("load").load_safetensors(path)
 end
 
-return M
+return util.strict_args(M, "")

@@ -26,22 +26,193 @@ function U.shape_str(t)
   return #s == 0 and "scalar" or table.concat(s, "x")
 end
 
---- util.check_opts(fn, opts, known[, level=2]) -> opts, or {} when nil. known is a set of the
--- option names; any other key is an error naming fn and the known ones (a typo would otherwise
--- be ignored). level counts as error() does, from the function that calls check_opts.
-function U.check_opts(fn, o, known, level)
-  level = (level or 2) + 1
+------------------------------------------------------------------------------------------------
+-- errors at the caller's line
+------------------------------------------------------------------------------------------------
+
+-- The folder of the library's files, as their chunk names spell it ("@/.../lua/aiart/"): a
+-- frame whose source starts with it is the library's own.
+local LIB = debug.getinfo(1, "S").source:match("^(@.*[/\\])") or "@"
+local LIB_PATH = LIB:sub(2)
+
+local function library_frame(info)
+  return info.what == "C" or info.source:sub(1, #LIB) == LIB
+end
+
+--- util.error(msg[, level=1]): error(msg, level), where the position is that of the first
+-- caller outside lua/aiart at or above `level` (counted as error() counts them). A misuse
+-- is the caller's fault: its message names the user's file and line, not the library line
+-- that noticed it, however deep in the library that was (and hand-counted levels need not
+-- follow wrappers). Level 0 adds no position, as error()'s.
+-- The level (counted from the caller of user_level's caller, as error() counts) of the first
+-- frame outside the library at or above `level`; `level` itself when there is none.
+local function user_level(level)
+  local l = level + 2 -- user_level and its caller
+  while true do
+    local info = debug.getinfo(l, "S")
+    if not info then return level end
+    if not library_frame(info) then return l - 2 end
+    l = l + 1
+  end
+end
+
+function U.error(msg, level)
+  level = level or 1
+  if level > 0 and type(msg) == "string" then level = user_level(level) + 1 end
+  error(msg, level)
+end
+local raise = U.error
+
+--- util.strip_position(msg[, level=1]) -> msg without the leading "file:line: " that
+-- util.error(msg, level) would add (for a message caught from a library call, put into one of
+-- the caller's own messages)
+function U.strip_position(msg, level)
+  if type(msg) ~= "string" then return tostring(msg) end
+  local info = debug.getinfo(user_level(level or 1) + 1, "Sl")
+  if not info or info.currentline < 0 then return msg end
+  local where = info.short_src .. ":" .. info.currentline .. ": "
+  if msg:sub(1, #where) == where then return msg:sub(#where + 1) end
+  return msg
+end
+
+-- Where a message starts with a position "<file>:<line>: " (as luaL_where writes it): the
+-- file and the index of the text after it; nil when it has none.
+local function position_of(msg)
+  local src, pos = msg:match("^([^:\n]+):%d+: ()")
+  return src, pos
+end
+
+-- Whether src (a short_src: a long path is cut to "..." and its tail) is a library file.
+local function library_src(src)
+  if src:sub(1, #LIB_PATH) == LIB_PATH then return true end
+  return src:sub(1, 3) == "..." and LIB_PATH:find("/aiart/", 1, true) ~= nil and src:find("/aiart/[%w_/]+%.lua$") ~= nil
+end
+
+--- util.rethrow(err[, level=1]): raises err, caught from a call, again. A message positioned
+-- in the library (a C function's error names the library line that called it), or not
+-- positioned at all (a C function called by pcall), is positioned as util.error does; a
+-- message positioned elsewhere (the user's own) and non-strings go on unchanged.
+function U.rethrow(err, level)
+  if type(err) == "string" then
+    local src, pos = position_of(err)
+    if not src then raise(err, (level or 1) + 1) end
+    if library_src(src) then raise(err:sub(pos), (level or 1) + 1) end
+  end
+  error(err, 0)
+end
+
+------------------------------------------------------------------------------------------------
+-- arguments
+------------------------------------------------------------------------------------------------
+
+--- util.check_opts(fn, opts, known) -> opts, or {} when nil. known is a set of the option
+-- names; any other key is an error naming fn and the known ones (a typo would otherwise be
+-- ignored).
+function U.check_opts(fn, o, known)
   if o == nil then return {} end
-  if type(o) ~= "table" or U.is_tensor(o) then error(fn .. ": options must be a table, got " .. type(o), level) end
+  if type(o) ~= "table" or U.is_tensor(o) then raise(fn .. ": options must be a table, got " .. type(o), 2) end
   for k in pairs(o) do
-    if not known[k] then
+    if known[k] == nil then
       local names = {}
       for n in pairs(known) do names[#names + 1] = n end
       table.sort(names)
-      error(("%s: unknown option '%s' (known: %s)"):format(fn, tostring(k), table.concat(names, ", ")), level)
+      raise(("%s: unknown option '%s' (known: %s)"):format(fn, tostring(k), table.concat(names, ", ")), 2)
     end
   end
   return o
+end
+
+--- util.to_integer(v) -> v as a Lua integer when it is a number with an integer value (2.0
+-- is the integer 2, as for Lua's own t[2.0] and string.rep(s, 2.0)), else nil
+function U.to_integer(v)
+  if type(v) ~= "number" then return nil end
+  return math.tointeger(v)
+end
+
+local function integer_kind(min, max)
+  if max then return ("an integer in %d..%d"):format(min, max) end
+  if min == 1 then return "a positive integer" end
+  if min == 0 then return "a non-negative integer" end
+  if min then return ("an integer >= %d"):format(min) end
+  return "an integer"
+end
+
+--- util.int(fn, name, v[, min[, max]]) -> v as a Lua integer; an error naming fn and the
+-- argument unless v is a whole number (an integer or a float with an integer value) in
+-- min..max. The one integer check of the library (messages: "fn: name must be a positive
+-- integer, got 2.5").
+function U.int(fn, name, v, min, max)
+  local i = U.to_integer(v)
+  if i == nil or (min and i < min) or (max and i > max) then
+    raise(("%s: %s must be %s, got %s"):format(fn, name, integer_kind(min, max),
+      type(v) == "string" and ("'" .. v .. "'") or tostring(v)), 2)
+  end
+  return i
+end
+
+-- Functions whose argument count is checked, by wrapper -> the function it wraps (help and
+-- the docs show the inner one's signature and comments).
+local wrapped = setmetatable({}, {__mode = "k"})
+
+--- util.unwrap(f) -> the function that util.strict_args wrapped as f (else f)
+function U.unwrap(f) return wrapped[f] or f end
+
+-- The number of parameters of Lua function f, or nil when f takes varargs (or is C).
+local nparams_of = setmetatable({}, {__mode = "k"})
+local function max_args(f)
+  local n = nparams_of[f]
+  if n == nil then
+    local info = debug.getinfo(f, "u") -- a C function counts as varargs
+    n = not info.isvararg and info.nparams
+    nparams_of[f] = n
+  end
+  return n or nil
+end
+
+local function param_names(f, from, n)
+  local names = {}
+  for i = from, n do names[#names + 1] = debug.getlocal(f, i) end
+  return table.concat(names, ", ")
+end
+
+--- util.check_nargs(fn, f, skip, ...): an error "fn: too many arguments" when the arguments
+-- ... (those of a call of f, after `skip` leading ones such as self) go beyond f's parameters
+-- with a value other than nil: Lua would drop them without a word. Varargs functions take all.
+function U.check_nargs(fn, f, skip, ...)
+  if type(f) ~= "function" then return end
+  local n = max_args(f)
+  if n == nil then return end
+  local given = select("#", ...)
+  if given + skip <= n then return end
+  for i = n - skip + 1, given do
+    if select(i, ...) ~= nil then
+      local takes = n - skip
+      raise(("%s: too many arguments (it takes %s%s)"):format(fn, takes == 0 and "none" or takes,
+        takes > 0 and ": " .. param_names(f, skip + 1, n) or ""), 3)
+    end
+  end
+end
+
+--- util.strict_args(t, prefix[, methods[, except]]) -> t, its functions (not those whose
+-- names start with "_", nor those in the set except) replaced by ones that first refuse
+-- arguments beyond their parameters (util.check_nargs), naming prefix .. name. methods: the
+-- functions are methods, whose self is not counted in messages. The call goes on as a tail
+-- call: levels and positions are the inner function's.
+function U.strict_args(t, prefix, methods, except)
+  local skip = methods and 1 or 0
+  for k, f in pairs(t) do
+    if type(k) == "string" and type(f) == "function" and k:sub(1, 1) ~= "_" and not (except and except[k])
+        and not wrapped[f] and max_args(f) ~= nil then
+      local fn, check = prefix .. k, U.check_nargs
+      local w = function(...)
+        check(fn, f, skip, select(skip + 1, ...))
+        return f(...)
+      end
+      wrapped[w] = f
+      t[k] = w
+    end
+  end
+  return t
 end
 
 --- util.shell_quote(s) -> s as one word for sh, in single quotes
@@ -69,7 +240,9 @@ end
 
 local function construct(cls, ...)
   local obj = setmetatable({}, cls)
-  obj:init(...)
+  local init = cls.init
+  U.check_nargs(cls.__name, init, 1, ...) -- Adam(params, opts, extra): an error, not ignored
+  init(obj, ...)
   return obj
 end
 

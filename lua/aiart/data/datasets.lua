@@ -9,17 +9,55 @@ local random = require "aiart.data.random"
 local T = require "aiart.data.transforms"
 
 local is_tensor, shape_str, check_opts, shell_quote = util.is_tensor, util.shape_str, util.check_opts, util.shell_quote
-local function is_int(v) return math.type(v) == "integer" end
+local to_integer = util.to_integer
+local error = util.error -- positions name the caller's line (see util.error)
 local transforms, flatten_transforms, apply_list, crop_fill = T.transforms, T.flatten, T.apply_list, T.crop_fill
 local seeded_perm0, mix64 = random.seeded_perm0, util.mix64
 
 local D = {}
 
 local Dataset = {}
-Dataset.__index = Dataset
 Dataset.__name = "Dataset"
 Dataset.__len = function(self) return self:len() end
 Dataset.__tostring = function(self) return ("%s (%d samples)"):format(self.kind or "Dataset", #self) end
+
+-- A sample that ds[i] gives: the list {x, y, ...} of what ds:get(i) returns (as collate takes
+-- samples). Naming a field of it is a mistake (local x, y = ds[i] makes x the list): say so.
+local Sample = {__name = "Sample"}
+Sample.__index = function(_, k)
+  if type(k) == "string" then
+    error(("ds[i] is the sample {x, y, ...} (a list), which has no field '%s': write local x, y = ds:get(i) " ..
+      "or table.unpack(ds[i])"):format(k), 2)
+  end
+end
+
+-- ds[i] with i in 1..#ds: the sample, as ds:get(i) gives it, in a list; ds[#ds + 1] is nil, so
+-- that for i, s in ipairs(ds) ends there; other indices are errors, as for ds:get(i).
+local function sample_at(ds, i)
+  local k = to_integer(i)
+  if k ~= nil and k == #ds + 1 then return nil end
+  local s = table.pack(ds:get(i))
+  s.n = nil
+  return setmetatable(s, Sample)
+end
+
+-- The __index of a dataset class: numbers are samples, names the class's fields.
+local function dataset_index(cls)
+  return function(ds, k)
+    if type(k) == "number" then return sample_at(ds, k) end
+    return cls[k]
+  end
+end
+Dataset.__index = dataset_index(Dataset)
+
+-- pairs(ds) walks the samples, as ipairs(ds) does
+function Dataset.__pairs(ds)
+  return function(d, i)
+    i = i + 1
+    local s = d[i]
+    if s ~= nil then return i, s end
+  end, ds, 0
+end
 
 local function dataset(kind, fields)
   fields.kind = kind
@@ -29,13 +67,11 @@ end
 function Dataset:len() return self.n end
 
 -- checks i and returns it as an integer
-local function check_index(ds, i, level)
-  if not is_int(i) then
-    if type(i) == "number" and i == math.floor(i) then i = math.tointeger(i)
-    else error(("%s:get: index must be an integer, got %s"):format(ds.kind, tostring(i)), level + 1) end
-  end
+local function check_index(ds, i)
+  local fn = ds.kind .. ":get"
+  i = util.int(fn, "index", i, nil)
   local n = #ds
-  if i < 1 or i > n then error(("%s:get: index %d out of range 1..%d"):format(ds.kind, i, n), level + 1) end
+  if i < 1 or i > n then error(("%s: index %d out of range 1..%d"):format(fn, i, n), 2) end
   return i
 end
 
@@ -58,13 +94,14 @@ end
 -- Tensor-backed datasets: ds.data N x ..., ds.targets (or nil), ds.divisor (nil: no conversion),
 -- ds.transform_list; ds:_source() describes them to the DataLoader.
 local TensorBacked = setmetatable({}, {__index = Dataset})
-TensorBacked.__index = TensorBacked
+TensorBacked.__index = dataset_index(TensorBacked)
 TensorBacked.__len = Dataset.__len
 TensorBacked.__tostring = Dataset.__tostring
+TensorBacked.__pairs = Dataset.__pairs
 TensorBacked.__name = "Dataset"
 
 function TensorBacked:get(i, rng)
-  i = check_index(self, i, 2)
+  i = check_index(self, i)
   local x = self.data[i]
   if self.divisor then
     x = x:float()
@@ -121,7 +158,7 @@ local function read_idx(path)
   local t = idx_cache[path]
   if t then return t end
   local io_ = rawget(ai, "io")
-  if not io_ then error("aiart.data: the file-format layer ai.io is not built into this aiart", 4) end
+  if not io_ then error("aiart.data: the file-format layer ai.io is not built into this aiart", 2) end
   t = io_.read_idx(path)
   idx_cache[path] = t
   return t
@@ -136,7 +173,7 @@ local function find_idx(root, name)
 end
 
 local function mnist_like(fn, opts, default_root, package_hint, classes)
-  local o = check_opts(fn, opts, {split = true, root = true, transform = true, train = true}, 3)
+  local o = check_opts(fn, opts, {split = true, root = true, transform = true, train = true})
   local split = o.split or (o.train == false and "test") or "train"
   if split ~= "train" and split ~= "test" then
     error(("%s: split must be 'train' or 'test', got '%s'"):format(fn, tostring(split)), 3)
@@ -210,7 +247,7 @@ local function to_channels(img, c)
     local rgb = have == 1 and img:expand(3, img.shape[2], img.shape[3]) or img
     return ai.cat({rgb, ai.ones(1, img.shape[2], img.shape[3])}, 1)
   end
-  error("ImageFolder: channels must be 1, 3 or 4", 3)
+  error("ImageFolder: channels must be 1, 3 or 4", 2)
 end
 
 local function load_image(self, path)
@@ -224,7 +261,7 @@ local function load_image(self, path)
       local mode = self.resize_mode or ((oh < h or ow < w) and "area" or "bilinear")
       img = image.resize(img, {size = {oh, ow}, mode = mode})
     end
-    if is_int(self.size) then
+    if math.type(self.size) == "integer" then -- the shorter side, then a centred square
       local s = self.size
       img = crop_fill(img, (img.shape[2] - s) // 2, (img.shape[3] - s) // 2, s, s)
     end
@@ -244,8 +281,13 @@ function D.ImageFolder(opts)
   if root == "" then root = "/" end
   local channels = o.channels or 3
   if channels ~= 1 and channels ~= 3 and channels ~= 4 then error(fn .. ": channels must be 1, 3 or 4", 2) end
-  if o.size ~= nil and not ((is_int(o.size) and o.size > 0) or (type(o.size) == "table" and #o.size == 2)) then
-    error(fn .. ": size must be a positive integer or {height, width}", 2)
+  local size = o.size
+  if size ~= nil then
+    local h, w
+    if type(size) == "table" and #size == 2 then h, w = to_integer(size[1]), to_integer(size[2])
+    else h = to_integer(size) w = h end
+    if not (h and w and h > 0 and w > 0) then error(fn .. ": size must be a positive integer or {height, width}", 2) end
+    size = type(size) == "table" and {h, w} or h
   end
   local p = io.popen("find -L " .. shell_quote(root) .. " -type f -iname '*.png' 2>/dev/null")
   local files = {}
@@ -275,7 +317,7 @@ function D.ImageFolder(opts)
   local transform = o.transform
   if transform == nil then transform = transforms.normalize(0.5, 0.5) end
   local list = flatten_transforms(fn, transform)
-  local base = {files = files, classes = classes, channels = channels, size = o.size, resize_mode = o.resize_mode,
+  local base = {files = files, classes = classes, channels = channels, size = size, resize_mode = o.resize_mode,
                 root = root}
   if o.preload then
     local imgs = {}
@@ -295,7 +337,7 @@ function D.ImageFolder(opts)
   base.transform_list = list
   base.n = #files
   base.get = function(self, i, rng)
-    i = check_index(self, i, 2)
+    i = check_index(self, i)
     local img = load_image(self, self.files[i])
     if #self.transform_list > 0 then img = apply_list(self.transform_list, img, rng or random.global_rng()) end
     return img, self.targets_list[i]
@@ -317,11 +359,9 @@ local function index_list(fn, indices, n)
     error(fn .. ": indices must be a list or a tensor of 1-based indices", 3)
   end
   for i, v in ipairs(list) do
-    if not is_int(v) then
-      if type(v) == "number" and v == math.floor(v) then list[i] = math.tointeger(v)
-      else error(("%s: index %d is not an integer"):format(fn, i), 3) end
-    end
-    if list[i] < 1 or list[i] > n then error(("%s: index %d out of range 1..%d"):format(fn, list[i], n), 3) end
+    local k = util.int(fn, ("indices[%d]"):format(i), v)
+    if k < 1 or k > n then error(("%s: index %d out of range 1..%d"):format(fn, k, n), 3) end
+    list[i] = k
   end
   return list
 end
@@ -333,7 +373,7 @@ function D.Subset(ds, indices)
   local list = index_list(fn, indices, #ds)
   local sub = dataset(fn, {dataset = ds, indices = list, n = #list})
   sub.get = function(self, i, rng)
-    i = check_index(self, i, 2)
+    i = check_index(self, i)
     return ds:get(list[i], rng)
   end
   if ds._source then
@@ -362,7 +402,7 @@ function D.ConcatDataset(list)
   end
   local cat = dataset(fn, {datasets = list, n = total, cumulative_sizes = ends})
   cat.get = function(self, i, rng)
-    i = check_index(self, i, 2)
+    i = check_index(self, i)
     local lo, hi = 1, #ends
     while lo < hi do
       local mid = (lo + hi) // 2
@@ -383,14 +423,16 @@ function D.random_split(ds, lengths, opts)
   local n = #ds
   local counts, sum, all_int = {}, 0, true
   for i, v in ipairs(lengths) do
-    if type(v) ~= "number" or v < 0 then error(("%s: lengths[%d] must be a non-negative number"):format(fn, i), 2) end
-    if not is_int(v) then all_int = false end
+    if type(v) ~= "number" or not (v >= 0) then error(("%s: lengths[%d] must be a non-negative number"):format(fn, i), 2) end
+    counts[i] = to_integer(v) -- whole numbers (5 or 5.0) are counts, as in Lua
+    if not counts[i] then all_int = false end
     sum = sum + v
   end
-  if all_int then
-    for i, v in ipairs(lengths) do counts[i] = v end
-    if sum ~= n then error(("%s: lengths sum to %d but the dataset has %d samples"):format(fn, sum, n), 2) end
-  elseif math.abs(sum - 1) < 1e-6 then
+  if all_int and sum == n then -- counts
+  elseif all_int and sum ~= 1 then
+    error(("%s: lengths sum to %d but the dataset has %d samples"):format(fn, math.tointeger(sum) or sum, n), 2)
+  elseif math.abs(sum - 1) < 1e-6 then -- fractions (PyTorch's rule; {1, 0} too)
+    counts = {}
     local used = 0
     for i, f in ipairs(lengths) do counts[i] = math.floor(n * f); used = used + counts[i] end
     local i = 1
@@ -400,8 +442,7 @@ function D.random_split(ds, lengths, opts)
   end
   local perm
   if o.seed ~= nil then
-    if not is_int(o.seed) then error(fn .. ": seed must be an integer", 2) end
-    perm = seeded_perm0(n, mix64(o.seed)) + 1
+    perm = seeded_perm0(n, mix64(util.int(fn, "seed", o.seed))) + 1
   else
     perm = ai.randperm(n)
   end
@@ -415,6 +456,10 @@ function D.random_split(ds, lengths, opts)
   return out
 end
 
+
+-- Arguments beyond a function's or a method's parameters are errors.
+util.strict_args(D, "data.")
+util.strict_args(Dataset, "Dataset:", true)
 
 D.Dataset = Dataset
 return D

@@ -1,6 +1,8 @@
 --[[ aiart.data (ai.data): datasets, transforms and the DataLoader.
 
-Datasets answer #ds and ds:get(i[, rng]) -> x[, y] with i in 1..#ds (rng: see below).
+Datasets answer #ds and ds:get(i[, rng]) -> x[, y] with i in 1..#ds (rng: see below). ds[i]
+is the sample as a list {x[, y]} (what ds:get(i) returns, as collate takes samples); ds[#ds + 1]
+is nil, so that for i, s in ipairs(ds) (and pairs(ds)) walk every sample and end.
 
   ai.data.fashion_mnist{split="train"|"test", root="/usr/share/datasets/fashion-mnist",
                         transform=<default normalize(0.5, 0.5)>}
@@ -33,7 +35,8 @@ normalize(0.5, 0.5)}}.
   ai.data.DataLoader(ds, {batch_size=1, shuffle=false, drop_last=false, collate=, seed=,
                           transform=, prefetch=true, fast=, copy=true, shard=})
       transform: applied to each sample's x (as f32) after the dataset's own transforms
-      for x, y in loader:iter() do ... end   (or: for x, y in loader do ... end)
+      for x, y in loader:iter() do ... end   (or: for x, y in loader do ... end; a loader is no
+      list of batches: ipairs(loader) and pairs(loader) are errors that say so)
       #loader: batches per epoch; loader:state_dict() / loader:load_state_dict(sd): epoch and
       position, so that a resumed run sees exactly the batches it had not seen.
       Tensor-backed datasets with compilable transforms and the default collate go through the

@@ -8,7 +8,7 @@ local random = require "aiart.data.random"
 local T = require "aiart.data.transforms"
 
 local is_tensor, check_opts = util.is_tensor, util.check_opts
-local function is_int(v) return math.type(v) == "integer" end
+local error = util.error -- positions name the caller's line (see util.error)
 local flatten_transforms, compile, apply_list = T.flatten, T.compile, T.apply_list
 local seeded_perm0, draw_seed, sample_rng, mix64 = random.seeded_perm0, random.draw_seed, random.sample_rng, util.mix64
 
@@ -33,7 +33,8 @@ function M.collate(samples)
     local t = type(v1)
     if t == "number" then
       local all_int = true
-      for _, v in ipairs(values) do if not is_int(v) then all_int = false break end end
+      -- the values' own types decide (a float 2.0 is data, not an argument)
+      for _, v in ipairs(values) do if math.type(v) ~= "integer" then all_int = false break end end
       return ai.tensor(values, {dtype = all_int and "i64" or "f32"})
     end
     if t == "boolean" then
@@ -66,8 +67,19 @@ end
 -- ================================================================ DataLoader
 
 local DataLoader = {}
-DataLoader.__index = DataLoader
 DataLoader.__name = "DataLoader"
+
+-- A loader is no list of batches: ipairs(loader) and pairs(loader) would run zero times (or
+-- over nothing) without a word; they fail before the first batch, naming the loop that works.
+local function not_a_sequence()
+  error("DataLoader: a loader is not a list of batches (#loader counts them); loop over an epoch with " ..
+    "for x, y in loader:iter() do ... end", 3)
+end
+DataLoader.__index = function(_, k)
+  if type(k) == "number" then not_a_sequence() end
+  return DataLoader[k]
+end
+DataLoader.__pairs = not_a_sequence
 
 local LOADER_OPTS = set{"batch_size", "shuffle", "drop_last", "collate", "seed", "transform", "prefetch", "fast",
                         "copy", "shard"}
@@ -86,11 +98,9 @@ local function check_shard(fn, shard)
   for k in pairs(shard) do
     if k ~= "rank" and k ~= "world_size" then error(("%s: shard has an unknown field '%s' (known: rank, world_size)"):format(fn, tostring(k)), 3) end
   end
-  local r, n = shard.rank, shard.world_size
-  if not is_int(n) or n < 1 then error(fn .. ": shard.world_size must be a positive integer, got " .. tostring(n), 3) end
-  if not is_int(r) or r < 1 or r > n then
-    error(("%s: shard.rank must be an integer in 1..%d, got %s"):format(fn, n, tostring(r)), 3)
-  end
+  local n = util.int(fn, "shard.world_size", shard.world_size, 1)
+  local r = util.int(fn, "shard.rank", shard.rank)
+  if r < 1 or r > n then error(("%s: shard.rank must be an integer in 1..%d, got %s"):format(fn, n, r), 3) end
   return r, n
 end
 
@@ -101,14 +111,15 @@ function M.DataLoader(ds, opts)
     error(fn .. ": expected a dataset (a table with get and a length)", 2)
   end
   local o = check_opts(fn, opts, LOADER_OPTS)
-  local bs = o.batch_size or 1
-  if not is_int(bs) or bs < 1 then error(fn .. ": batch_size must be a positive integer, got " .. tostring(bs), 2) end
+  local bs = util.int(fn, "batch_size", o.batch_size or 1, 1)
   if o.collate ~= nil and type(o.collate) ~= "function" then error(fn .. ": collate must be a function", 2) end
   local prefetch = o.prefetch
   if prefetch == nil or prefetch == true then prefetch = 3
   elseif prefetch == false then prefetch = 0
-  elseif not is_int(prefetch) or prefetch < 0 or prefetch > 16 then
-    error(fn .. ": prefetch must be a boolean or a number of batches 0..16", 2)
+  elseif util.to_integer(prefetch) == nil or prefetch < 0 or prefetch > 16 then
+    error(fn .. ": prefetch must be a boolean or a number of batches 0..16, got " .. tostring(prefetch), 2)
+  else
+    prefetch = util.to_integer(prefetch)
   end
   local rank, world = check_shard(fn, o.shard)
   local seed = o.seed
@@ -117,7 +128,9 @@ function M.DataLoader(ds, opts)
       error(fn .. ": a sharded loader that shuffles needs seed= (the same on every rank), so that the ranks share one order", 2)
     end
     seed = draw_seed()
-  elseif not is_int(seed) then error(fn .. ": seed must be an integer", 2) end
+  else
+    seed = util.int(fn, "seed", seed)
+  end
   local self = setmetatable({
     dataset = ds, batch_size = bs, shuffle = o.shuffle and true or false, drop_last = o.drop_last and true or false,
     collate = o.collate, seed = seed, prefetch = prefetch, copy = o.copy, rank = rank, world_size = world,
@@ -284,11 +297,7 @@ end
 function DataLoader:load_state_dict(sd)
   local fn = "DataLoader:load_state_dict"
   if type(sd) ~= "table" then error(fn .. ": expected a table from state_dict()", 2) end
-  local function int(k)
-    local v = sd[k]
-    if type(v) == "number" and v == math.floor(v) then return math.tointeger(v) end
-    error(("%s: '%s' must be an integer, got %s"):format(fn, k, tostring(v)), 3)
-  end
+  local function int(k) return util.int(fn, "'" .. k .. "'", sd[k]) end
   local epoch, pos, seed = int("epoch"), int("position"), int("seed")
   if sd.samples ~= nil and sd.samples ~= #self.dataset then
     error(("%s: the state is for a dataset of %s samples, this one has %d"):format(fn, tostring(sd.samples), #self.dataset), 2)
@@ -313,6 +322,10 @@ end
 --- loader:epoch() -> the current epoch (1 during the first)
 function DataLoader:epoch() return self._epoch end
 
+
+-- Arguments beyond a function's or a method's parameters are errors (loader:iter(epoch), ...).
+util.strict_args(M, "data.")
+util.strict_args(DataLoader, "DataLoader:", true)
 
 M.DataLoader_class = DataLoader
 return M

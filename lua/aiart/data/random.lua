@@ -3,13 +3,14 @@ streams that the Lua path shares with the C loader (counter-based on seed, epoch
 and permutations from a private generator state.
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 
 local R = {}
 
 -- ai._loader, the C loader: its batches and the per-sample uniforms that the Lua path shares
 local function K()
   local k = rawget(ai, "_loader")
-  if not k then error("aiart.data: the C loader ai._loader is missing (lai_open_data is not registered)", 3) end
+  if not k then util.error("aiart.data: the C loader ai._loader is missing (lai_open_data is not registered)", 2) end
   return k
 end
 R.c_loader = K
@@ -24,7 +25,7 @@ local function seeded_perm0(n, seed)
   ai.set_rng_state{seed = seed, offset = 0}
   local ok, p = pcall(ai.randperm, n)
   ai.set_rng_state(saved)
-  if not ok then error(p, 0) end
+  if not ok then util.rethrow(p) end
   return p - 1
 end
 R.draw_seed = draw_seed

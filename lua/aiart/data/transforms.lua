@@ -6,8 +6,8 @@ local ai = require "aiart"
 local util = require "aiart.util"
 local random = require "aiart.data.random"
 
-local is_tensor, shape_str, check_opts = util.is_tensor, util.shape_str, util.check_opts
-local function is_int(v) return math.type(v) == "integer" end
+local is_tensor, shape_str, check_opts, to_integer = util.is_tensor, util.shape_str, util.check_opts, util.to_integer
+local error = util.error -- positions name the caller's line (see util.error)
 
 local transforms = {}
 
@@ -114,12 +114,24 @@ function transforms.random_horizontal_flip(p)
   end, {kind = "hflip", p = p})
 end
 
-local function size_pair(fn, size)
-  if is_int(size) and size > 0 then return size, size end
-  if type(size) == "table" and #size == 2 and is_int(size[1]) and is_int(size[2]) and size[1] > 0 and size[2] > 0 then
-    return size[1], size[2]
+-- {a, b} as two integers >= min from a whole number or a pair of them, or nil
+local function int_pair(v, min)
+  local a, b
+  if type(v) == "table" then
+    if #v ~= 2 then return nil end
+    a, b = to_integer(v[1]), to_integer(v[2])
+  else
+    a = to_integer(v)
+    b = a
   end
-  error(fn .. ": size must be a positive integer or {height, width}", 3)
+  if a and b and a >= min and b >= min then return a, b end
+  return nil
+end
+
+local function size_pair(fn, size)
+  local h, w = int_pair(size, 1)
+  if not h then error(fn .. ": size must be a positive integer or {height, width}", 3) end
+  return h, w
 end
 
 --- transforms.random_crop(size, {padding=0}): zero padding on every side, then a random window
@@ -127,8 +139,7 @@ function transforms.random_crop(size, opts)
   local fn = "transforms.random_crop"
   local oh, ow = size_pair(fn, size)
   local o = check_opts(fn, opts, {padding = true})
-  local pad = o.padding or 0
-  if not is_int(pad) or pad < 0 then error(fn .. ": padding must be a non-negative integer", 2) end
+  local pad = util.int(fn, "padding", o.padding or 0, 0)
   return new_transform(("random_crop(%dx%d, padding=%d)"):format(oh, ow, pad), function(_, img, rng)
     local x, back = as_chw(fn, img)
     local h, w = x.shape[x.ndim - 1], x.shape[x.ndim]
@@ -156,13 +167,8 @@ end
 -- number) in each direction, zero fill
 function transforms.random_affine_shift(max)
   local fn = "transforms.random_affine_shift"
-  local my, mx
-  if is_int(max) and max >= 0 then my, mx = max, max
-  elseif type(max) == "table" and #max == 2 and is_int(max[1]) and is_int(max[2]) and max[1] >= 0 and max[2] >= 0 then
-    my, mx = max[1], max[2]
-  else
-    error(fn .. ": max must be a non-negative integer or {dy, dx}", 2)
-  end
+  local my, mx = int_pair(max, 0)
+  if not my then error(fn .. ": max must be a non-negative integer or {dy, dx}", 2) end
   return new_transform(("random_affine_shift(%d, %d)"):format(my, mx), function(_, img, rng)
     local x, back = as_chw(fn, img)
     local dy = rand_int(rng, 2 * my + 1) - my
@@ -177,9 +183,7 @@ end
 function transforms.resize(size, opts)
   local fn = "transforms.resize"
   local o = check_opts(fn, opts, {mode = true, align_corners = true})
-  if not ((is_int(size) and size > 0) or (type(size) == "table" and #size == 2)) then
-    error(fn .. ": size must be a positive integer or {height, width}", 2)
-  end
+  if type(size) ~= "table" then size = select(1, size_pair(fn, size)) else size = {size_pair(fn, size)} end
   return new_transform("resize", function(_, img)
     return require("aiart.image").resize(img, {size = size, mode = o.mode, align_corners = o.align_corners})
   end, nil)
@@ -229,6 +233,8 @@ local function apply_list(list, x, rng)
   for _, t in ipairs(list) do x = t:apply(x, rng) end
   return x
 end
+
+util.strict_args(transforms, "transforms.")
 
 return {transforms = transforms, Transform = Transform, new = new_transform, is_transform = is_transform,
         flatten = flatten_transforms, compile = compile, apply_list = apply_list, crop_fill = crop_fill}

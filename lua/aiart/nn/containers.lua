@@ -6,6 +6,7 @@ state_dict keys ("net.0.weight") match PyTorch's for weight exchange. Lua-side a
 and ipairs(seq) walks them in order.
 ]]
 local module = require "aiart.nn.module"
+local error = require("aiart.util").error -- positions name the caller's line (see util.error)
 
 local Module, is_module = module.Module, module.is_module
 local C = {}
@@ -34,19 +35,27 @@ local function module_args(...)
   return {...}
 end
 
+-- The number of registered children (plain fields and tables set on a container don't count).
+local function list_len(self)
+  local n, kinds = 0, rawget(self, "_kinds")
+  for _, name in ipairs(rawget(self, "_order")) do
+    if kinds[name] == "module" then n = n + 1 end
+  end
+  return n
+end
+
 -- seq[i] with i 1-based, negative from the end.
 local function getitem(self, i)
-  local n = #rawget(self, "_order")
+  local n = list_len(self)
   if i < 0 then i = i + n + 1 end
   if i < 1 or i > n or i ~= math.floor(i) then return nil end
   return rawget(self, "_slots")[tostring(i - 1)]
 end
 
-local function list_len(self) return #rawget(self, "_order") end
-
 local function append(self, m)
-  check_module(getmetatable(self).__name .. ":append", m, #rawget(self, "_order") + 1, 2)
-  self:add_module(tostring(#rawget(self, "_order")), m)
+  local n = list_len(self)
+  check_module(getmetatable(self).__name .. ":append", m, n + 1, 2)
+  self:add_module(tostring(n), m)
   return self
 end
 
@@ -54,6 +63,7 @@ end
 
 local Sequential = Module:extend("Sequential")
 C.Sequential = Sequential
+Sequential._runs_children = true -- its forward runs user modules: their errors stay theirs
 
 --- nn.Sequential(m1, m2, ...) or nn.Sequential{m1, m2, ...}: runs the modules in turn,
 -- each on the output of the previous one.
@@ -93,7 +103,7 @@ function ModuleList:init(...)
   end
 end
 
-function ModuleList:forward()
+function ModuleList:forward(...) -- any arguments: the message is about forward
   error("ModuleList: has no forward; iterate over it with ipairs(list) instead", 2)
 end
 
@@ -139,7 +149,7 @@ function ModuleDict:init(t)
   end
 end
 
-function ModuleDict:forward()
+function ModuleDict:forward(...) -- any arguments: the message is about forward
   error("ModuleDict: has no forward; index it by name instead", 2)
 end
 

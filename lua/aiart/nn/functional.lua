@@ -5,6 +5,9 @@ here under the same names; the rest are compositions written in Lua. Dims and cl
 are 1-based; options are tables ({reduction="sum"}, {stride=2, padding=1}).
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
+
+local error, check_opts = util.error, util.check_opts -- positions name the caller's line (see util.error)
 
 local F = {}
 
@@ -44,6 +47,7 @@ local SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
 --- F.gelu(x[, {approximate="none"|"tanh"}])
 function F.gelu(x, opts)
+  check_opts("gelu", opts, {approximate = true})
   local approx = opts and opts.approximate or "none"
   if approx == "none" then return ai.gelu(x) end
   if approx ~= "tanh" then error("gelu: approximate must be 'none' or 'tanh', got '" .. tostring(approx) .. "'", 2) end
@@ -88,14 +92,14 @@ end
 
 --- F.normalize(x[, {p=2, dim=2, eps=1e-12}]): x divided by its p-norm along dim
 function F.normalize(x, opts)
-  opts = opts or {}
+  opts = check_opts("normalize", opts, {p = true, dim = true, eps = true})
   local n = x:norm(opts.p or 2, opts.dim or 2)
   return x / ai.clamp(n, opts.eps or 1e-12)
 end
 
 --- F.cosine_similarity(a, b[, {dim=2, eps=1e-8}])
 function F.cosine_similarity(a, b, opts)
-  opts = opts or {}
+  opts = check_opts("cosine_similarity", opts, {dim = true, eps = true})
   local dim, eps = opts.dim or 2, opts.eps or 1e-8
   local na = ai.clamp(a:norm(2, dim, {keepdim = false}), eps)
   local nb = ai.clamp(b:norm(2, dim, {keepdim = false}), eps)
@@ -106,14 +110,13 @@ end
 -- num_classes, with a 1 at each (1-based) index.
 function F.one_hot(indices, num_classes)
   if indices.dtype ~= "i64" then error("one_hot: indices must be an i64 tensor, got " .. indices.dtype, 2) end
-  if type(num_classes) ~= "number" or num_classes < 1 then
-    error("one_hot: num_classes must be a positive integer, got " .. tostring(num_classes), 2)
-  end
+  num_classes = util.int("one_hot", "num_classes", num_classes, 1)
   return indices:unsqueeze(-1):eq(ai.range(1, num_classes)):long()
 end
 
 --- F.pixel_shuffle(x, r): (N, C*r*r, H, W) -> (N, C, H*r, W*r)
 function F.pixel_shuffle(x, r)
+  r = util.int("pixel_shuffle", "r", r, 1)
   local n, c, h, w = table.unpack(x.shape)
   if c % (r * r) ~= 0 then error(("pixel_shuffle: channels (%d) must be divisible by r^2 = %d"):format(c, r * r), 2) end
   local oc = c // (r * r)
@@ -122,6 +125,7 @@ end
 
 --- F.pixel_unshuffle(x, r): (N, C, H*r, W*r) -> (N, C*r*r, H, W)
 function F.pixel_unshuffle(x, r)
+  r = util.int("pixel_unshuffle", "r", r, 1)
   local n, c, hr, wr = table.unpack(x.shape)
   if hr % r ~= 0 or wr % r ~= 0 then error(("pixel_unshuffle: height and width must be divisible by %d"):format(r), 2) end
   local h, w = hr // r, wr // r
@@ -132,7 +136,7 @@ end
 
 --- F.huber_loss(x, y[, {delta=1, reduction="mean"}]) = delta * smooth_l1_loss(x, y, {beta=delta})
 function F.huber_loss(x, y, opts)
-  opts = opts or {}
+  opts = check_opts("huber_loss", opts, {delta = true, reduction = true})
   local delta = opts.delta or 1
   local l = F.smooth_l1_loss(x, y, {beta = delta, reduction = "none"}) * delta
   return F.reduce(l, opts.reduction)
@@ -141,7 +145,7 @@ end
 --- F.hinge_embedding_loss(x, y[, {margin=1, reduction="mean"}]): x where y = 1,
 -- max(0, margin - x) where y = -1
 function F.hinge_embedding_loss(x, y, opts)
-  opts = opts or {}
+  opts = check_opts("hinge_embedding_loss", opts, {margin = true, reduction = true})
   local margin = opts.margin or 1
   local l = ai.where(y:eq(1), x, ai.relu(-x + margin))
   return F.reduce(l, opts.reduction)
@@ -149,17 +153,17 @@ end
 
 --- F.margin_ranking_loss(a, b, y[, {margin=0, reduction="mean"}]) = max(0, -y * (a - b) + margin)
 function F.margin_ranking_loss(a, b, y, opts)
-  opts = opts or {}
+  opts = check_opts("margin_ranking_loss", opts, {margin = true, reduction = true})
   return F.reduce(ai.relu(-y * (a - b) + (opts.margin or 0)), opts.reduction)
 end
 
 --- F.gaussian_nll_loss(mean, target, var[, {eps=1e-6, full=false, reduction="mean"}])
 function F.gaussian_nll_loss(mean, target, var, opts)
-  opts = opts or {}
+  opts = check_opts("gaussian_nll_loss", opts, {eps = true, full = true, reduction = true})
   local v = ai.clamp(var, opts.eps or 1e-6)
   local l = (v:log() + (mean - target) ^ 2 / v) * 0.5
   if opts.full then l = l + 0.5 * math.log(2 * math.pi) end
   return F.reduce(l, opts.reduction)
 end
 
-return F
+return util.strict_args(F, "F.")

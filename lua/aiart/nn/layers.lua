@@ -10,12 +10,13 @@ local module = require "aiart.nn.module"
 local F = require "aiart.nn.functional"
 local init = require "aiart.nn.weight_init"
 local A = require "aiart.nn.args"
+local error = require("aiart.util").error -- positions name the caller's line (see util.error)
 
 local Module, Parameter, repr = module.Module, module.Parameter, module.repr_value
 local L = {}
 
 local function dtype_of(fn, o)
-  return A.oneof(fn, "dtype", o.dtype, {"f32", "f64", "float", "double", "float32", "float64"}, 4)
+  return A.oneof(fn, "dtype", o.dtype, {"f32", "f64", "float", "double", "float32", "float64"})
 end
 
 -- PyTorch's default for Linear and Conv: kaiming_uniform_(a = sqrt(5)), i.e. U(+-1/sqrt(fan_in)),
@@ -70,14 +71,14 @@ local PADDING_MODES = {"zeros", "reflect", "replicate"}
 -- Shared by Conv2d and ConvTranspose2d.
 local function conv_setup(self, fn, transposed, cin, cout, kernel_size, opts)
   local o = A.options(fn, opts, {stride = 1, padding = 0, dilation = 1, groups = 1, bias = true,
-    padding_mode = "zeros", dtype = "f32", output_padding = transposed and 0 or nil}, 4)
-  self.in_channels = A.int(fn, "in_channels", cin, 1, 4)
-  self.out_channels = A.int(fn, "out_channels", cout, 1, 4)
-  self.kernel_size = A.pair(fn, "kernel_size", kernel_size, 1, 4)
-  self.stride = A.pair(fn, "stride", o.stride, 1, 4)
-  self.dilation = A.pair(fn, "dilation", o.dilation, 1, 4)
-  self.groups = A.int(fn, "groups", o.groups, 1, 4)
-  self.padding_mode = A.oneof(fn, "padding_mode", o.padding_mode, PADDING_MODES, 4)
+    padding_mode = "zeros", dtype = "f32", output_padding = transposed and 0 or nil})
+  self.in_channels = A.int(fn, "in_channels", cin, 1)
+  self.out_channels = A.int(fn, "out_channels", cout, 1)
+  self.kernel_size = A.pair(fn, "kernel_size", kernel_size, 1)
+  self.stride = A.pair(fn, "stride", o.stride, 1)
+  self.dilation = A.pair(fn, "dilation", o.dilation, 1)
+  self.groups = A.int(fn, "groups", o.groups, 1)
+  self.padding_mode = A.oneof(fn, "padding_mode", o.padding_mode, PADDING_MODES)
   if cin % self.groups ~= 0 or cout % self.groups ~= 0 then
     error(("%s: in_channels (%d) and out_channels (%d) must be divisible by groups (%d)"):format(
       fn, cin, cout, self.groups), 4)
@@ -85,7 +86,7 @@ local function conv_setup(self, fn, transposed, cin, cout, kernel_size, opts)
   local kh, kw = self.kernel_size[1], self.kernel_size[2]
   local dt = dtype_of(fn, o)
   if transposed then
-    self.output_padding = A.pair(fn, "output_padding", o.output_padding, 0, 4)
+    self.output_padding = A.pair(fn, "output_padding", o.output_padding, 0)
     if self.padding_mode ~= "zeros" then error(fn .. ": only padding_mode 'zeros' is supported", 4) end
     self.weight = Parameter(ai.empty(cin, cout // self.groups, kh, kw, {dtype = dt}))
   else
@@ -112,7 +113,7 @@ local function conv_setup(self, fn, transposed, cin, cout, kernel_size, opts)
       pad = 0
     end
   else
-    self.padding = A.pair(fn, "padding", pad, 0, 4)
+    self.padding = A.pair(fn, "padding", pad, 0)
     pad = self.padding
     if self.padding_mode ~= "zeros" then
       self._prepad = {pad[2], pad[2], pad[1], pad[1]}
@@ -367,7 +368,7 @@ end
 
 --- nn.Embedding.from_pretrained(weight[, {freeze=true, padding_idx=}])
 function Embedding.from_pretrained(weight, opts)
-  local o = A.options("Embedding.from_pretrained", opts, {freeze = true, padding_idx = A.NONE}, 2)
+  local o = A.options("Embedding.from_pretrained", opts, {freeze = true, padding_idx = A.NONE})
   if not module.is_tensor(weight) or weight:dim() ~= 2 then
     error("Embedding.from_pretrained: weight must be a 2-D tensor", 2)
   end
@@ -527,6 +528,7 @@ function Unflatten:extra_repr() return ("dim=%d, unflattened_size=%s"):format(se
 local Identity = Module:extend("Identity")
 L.Identity = Identity
 --- nn.Identity(): returns its input (arguments to the constructor are ignored, as PyTorch)
+function Identity:init(...) end -- luacheck: ignore
 function Identity:forward(x) return x end
 
 ---------------------------------------------------------------------------------- activations

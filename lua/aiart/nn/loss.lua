@@ -6,6 +6,7 @@ as in PyTorch, so they follow the module into its state_dict.
 local module = require "aiart.nn.module"
 local F = require "aiart.nn.functional"
 local A = require "aiart.nn.args"
+local error = require("aiart.util").error -- positions name the caller's line (see util.error)
 
 local Module = module.Module
 local L = {}

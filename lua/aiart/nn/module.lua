@@ -13,9 +13,15 @@ friends find it with a deterministic name, the one PyTorch would give:
     function Block:forward(x) return self.conv(x) * self.scale:view(1, -1, 1, 1) end
     local b = Block(8)          -- calling the class constructs; calling the object runs forward
 
-Registered values live in self._slots, not in the object itself, so that every assignment
-goes through __newindex (as PyTorch's __setattr__) and reassigning a parameter is seen.
-Plain values (numbers, tables, options, plain tensors) are ordinary fields.
+Registered values and plain fields alike live in self._slots, not in the object itself, so
+that every assignment goes through __newindex (as PyTorch's __setattr__): reassigning a
+parameter is seen, and so is a module assigned to a field that held something else.
+Plain tables are registered too (kind "table"), in the same order, because modules and
+parameters put in them, at once or later (self.blocks = {} then self.blocks[i] =
+nn.Linear(...)), belong to the module: every walk (parameters, state_dict, train, apply,
+the printout, ...) looks into them, nested, as into an nn.ModuleList, under the same names
+("blocks.0.weight"; string keys as they are). Other values (numbers, strings, plain tensors,
+objects with a metatable) are plain fields.
 
 Sequential and ModuleList name their children "0", "1", ... as PyTorch does, so that
 state_dict keys match PyTorch's for weight exchange; Lua indexing stays 1-based: seq[1] is
@@ -26,7 +32,8 @@ local util = require "aiart.util"
 
 local M = {}
 
-local is_tensor = util.is_tensor
+local is_tensor, check_nargs = util.is_tensor, util.check_nargs
+local error = util.error -- positions name the caller's line (see util.error)
 M.is_tensor = is_tensor
 
 -- A tensor box has no room for extra fields, so parameters are remembered in a weak set.
@@ -84,17 +91,18 @@ local function register(self, name, kind, value)
   slots(self)[name] = value
 end
 
--- Plain tables full of modules are a common mistake: their parameters would never be found.
--- (Only the first few entries are looked at: big plain tables are left alone, and fast.)
-local function looks_like_module_list(v)
-  if type(v) ~= "table" or getmetatable(v) ~= nil then return false end
-  local k, e = next(v)
-  for _ = 1, 4 do
-    if k == nil then return false end
-    if is_module(e) then return true end
-    k, e = next(v, k)
+local function plain_table(v) return type(v) == "table" and getmetatable(v) == nil end
+
+local function valid_name(k) return type(k) == "string" and k ~= "" and not k:find(".", 1, true) end
+
+-- Drops a registered plain table: `name` becomes a plain field again.
+local function unregister_table(self, k, v)
+  local order = rawget(self, "_order")
+  for i, name in ipairs(order) do
+    if name == k then table.remove(order, i) break end
   end
-  return false
+  rawget(self, "_kinds")[k] = nil
+  slots(self)[k] = v
 end
 
 function Module.__newindex(self, k, v)
@@ -120,18 +128,51 @@ function Module.__newindex(self, k, v)
         class_name(self), type(v), k), 2)
     end
     slots(self)[k] = nil
+  elseif kind == "table" then
+    if plain_table(v) then slots(self)[k] = v else unregister_table(self, k, v) end
+  elseif plain_table(v) and valid_name(k) then
+    register(self, k, "table", v)
   else
-    if looks_like_module_list(v) then
-      error(("%s: field '%s' is a plain table of modules, whose parameters would not be found; " ..
-        "use nn.ModuleList{...} or nn.ModuleDict{...}"):format(class_name(self), tostring(k)), 2)
-    end
-    rawset(self, k, v)
+    slots(self)[k] = v -- a plain field, kept out of the object so that __newindex sees the next one
   end
 end
 
--- forward is a method of the class (or a field set on the object itself), never a slot
+-- forward is a method of the class (or a function set on the object itself)
+local function forward_of(self)
+  local f = slots(self).forward
+  if type(f) ~= "function" then f = getmetatable(self).forward end
+  return f
+end
+
+-- Whether calls of method f of class cls catch errors to position them at the caller: f is
+-- the library's own (a layer's forward, whose C kernels would name the library's line) and
+-- does not run user code (a container's forward runs its children, whose errors and
+-- tracebacks are left as they are).
+local own_code = setmetatable({}, {__mode = "k"})
+local LIB_SOURCE = debug.getinfo(1, "S").source:match("^(@.*[/\\])nn[/\\]") or false
+local function catches(cls, f)
+  if cls._runs_children then return false end
+  local c = own_code[f]
+  if c == nil then
+    local src = debug.getinfo(f, "S").source
+    c = LIB_SOURCE and src:sub(1, #LIB_SOURCE) == LIB_SOURCE or false
+    own_code[f] = c
+  end
+  return c
+end
+
+local function finish(ok, ...)
+  if ok then return ... end
+  util.rethrow((...), 2)
+end
+
+-- m(...) runs m:forward(...); arguments beyond forward's parameters are an error (Lua would
+-- drop them: net(x, t) on a forward(x) would ignore t).
 function Module.__call(self, ...)
-  return (rawget(self, "forward") or getmetatable(self).forward)(self, ...)
+  local f, cls = forward_of(self), getmetatable(self)
+  check_nargs(cls.__name .. ":forward", f, 1, ...)
+  if catches(cls, f) then return finish(pcall(f, self, ...)) end
+  return f(self, ...)
 end
 
 -- Metamethods are looked up raw in the metatable, so subclasses get copies of them.
@@ -144,7 +185,9 @@ local function construct(cls, ...)
   rawset(self, "_order", {})
   rawset(self, "_nonpersistent", {})
   rawset(self, "training", true)
-  self:init(...)
+  local init = cls.init
+  check_nargs(cls.__name, init, 1, ...)
+  if catches(cls, init) then finish(pcall(init, self, ...)) else init(self, ...) end
   return self
 end
 
@@ -171,7 +214,7 @@ end
 
 -- Do-nothing defaults, in torch/nn's spirit: each layer overrides what differs.
 function Module:init() end
-function Module:forward()
+function Module:forward(...) -- luacheck: ignore (any arguments: the message is about the missing forward)
   error(("%s: no forward method (define function %s:forward(...))"):format(class_name(self), class_name(self)), 2)
 end
 function Module:extra_repr() return "" end
@@ -193,6 +236,7 @@ function Module:buffer(name, t, opts)
     error(("%s: buffer '%s' must be a tensor or nil, got %s"):format(class_name(self), name, type(t)), 2)
   end
   register(self, name, "buffer", t)
+  util.check_opts(class_name(self) .. ":buffer", opts, {persistent = true})
   rawget(self, "_nonpersistent")[name] = (opts and opts.persistent == false) or nil
   return t
 end
@@ -213,16 +257,81 @@ Module.register_module = Module.add_module
 
 ------------------------------------------------------------------------------------ traversal
 
--- Calls fn(name, value) for the registered values of kind `kind`, in order, skipping nil.
-local function each_own(self, kind, fn)
-  local kinds, sl = rawget(self, "_kinds"), rawget(self, "_slots")
-  for _, name in ipairs(rawget(self, "_order")) do
-    if kinds[name] == kind then
-      local v = sl[name]
-      if v ~= nil then fn(name, v) end
+-- The name of key k of a plain table under prefix: 1, 2, ... are "0", "1", ... as ModuleList
+-- names its children; string keys without "." are themselves; nil for other keys.
+local function table_key_name(prefix, k)
+  local i = math.type(k) == "integer" and k >= 1 and k or nil
+  if i then return prefix .. "." .. (i - 1) end
+  if valid_name(k) then return prefix .. "." .. k end
+  return nil
+end
+
+-- The keys of a plain table in a fixed order: the sequence 1..#t, then the other integers,
+-- then the other keys sorted (strings, then the rest by their text).
+local function sorted_keys(t)
+  local keys, n = {}, #t
+  for i = 1, n do keys[i] = i end
+  local rest = {}
+  for k in pairs(t) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then rest[#rest + 1] = k end
+  end
+  table.sort(rest, function(a, b)
+    local ia, ib = math.type(a) == "integer", math.type(b) == "integer"
+    if ia ~= ib then return ia end
+    if ia then return a < b end
+    local sa, sb = type(a) == "string", type(b) == "string"
+    if sa ~= sb then return sa end
+    return tostring(a) < tostring(b)
+  end)
+  table.move(rest, 1, #rest, n + 1, keys)
+  return keys
+end
+
+-- Calls fn(name, value) for the modules (kind "module") or parameters (kind "param") inside
+-- the plain table t named prefix, nested tables included (each table once: cycles end). A
+-- module or parameter under a key that makes no name (true, 1.5, "a.b") is an error: left
+-- out, it would silently not be trained or saved.
+local function each_in_table(self, t, prefix, kind, fn, seen, bad_key)
+  if seen[t] then return end
+  seen[t] = true
+  local any = false -- most tables (options, sizes) hold only numbers and strings: done at once
+  for _, v in next, t do
+    if type(v) == "table" or parameter_set[v] then any = true break end
+  end
+  if not any then return end
+  for _, k in ipairs(sorted_keys(t)) do
+    local v = t[k]
+    local found = (kind == "module" and is_module(v)) or (kind == "param" and parameter_set[v])
+    if found or plain_table(v) then
+      local name = table_key_name(prefix, k)
+      local bad = bad_key or (name == nil and k) or nil
+      if found and bad ~= nil then
+        error(("%s: the table '%s' holds a %s under the key %s, which makes no name; use integer keys or names without '.'"):format(
+          class_name(self), prefix, kind == "module" and "module" or "parameter", tostring(bad)), 3)
+      elseif found then
+        fn(name, v)
+      else
+        each_in_table(self, v, name or prefix, kind, fn, seen, bad)
+      end
     end
   end
 end
+
+-- Calls fn(name, value) for the registered values of kind `kind`, in order, skipping nil;
+-- modules and parameters inside plain tables come at the table's place.
+local function each_own(self, kind, fn)
+  local kinds, sl = rawget(self, "_kinds"), rawget(self, "_slots")
+  for _, name in ipairs(rawget(self, "_order")) do
+    local k = kinds[name]
+    if k == kind then
+      local v = sl[name]
+      if v ~= nil then fn(name, v) end
+    elseif k == "table" and (kind == "module" or kind == "param") then
+      each_in_table(self, sl[name], name, kind, fn, {})
+    end
+  end
+end
+M._each_own = each_own
 
 -- Pre-order walk: fn(prefix, module) for self and every descendant; shared modules once.
 local function walk(self, prefix, fn, seen)
@@ -246,7 +355,10 @@ end
 
 local function join(prefix, name) return prefix == "" and name or prefix .. "." .. name end
 
+local WALK_OPTS = {prefix = true, recurse = true}
+
 local function named_of_kind(self, kind, opts)
+  util.check_opts(class_name(self) .. (kind == "param" and ":parameters" or ":buffers"), opts, WALK_OPTS)
   local list, seen = {}, {}
   local prefix = opts and opts.prefix or ""
   local function collect(pfx, m)
@@ -293,10 +405,14 @@ local function named_modules_list(self, prefix)
 end
 --- m:modules() -> a list of self and all descendants, pre-order (self first).
 function Module:modules() return values(named_modules_list(self)) end
-function Module:named_modules(opts) return pairs_iter(named_modules_list(self, opts and opts.prefix)) end
+function Module:named_modules(opts)
+  util.check_opts(class_name(self) .. ":named_modules", opts, {prefix = true})
+  return pairs_iter(named_modules_list(self, opts and opts.prefix))
+end
 
 --- m:num_parameters([{trainable=false}]) -> the number of parameter elements.
 function Module:num_parameters(opts)
+  util.check_opts(class_name(self) .. ":num_parameters", opts, {trainable = true})
   local n = 0
   for _, p in ipairs(self:parameters()) do
     if not (opts and opts.trainable) or p.requires_grad then n = n + p:numel() end
@@ -332,32 +448,39 @@ function Module:apply(fn)
   return self
 end
 
-local FLOAT_DTYPES = {f32 = "f32", float = "f32", float32 = "f32", f64 = "f64", double = "f64", float64 = "f64"}
+local FLOAT_DTYPES = {f32 = "f32", float = "f32", float32 = "f32", f64 = "f64", double = "f64", float64 = "f64",
+                      ["torch.FloatTensor"] = "f32", ["torch.DoubleTensor"] = "f64"}
 
---- m:to(dtype) converts floating parameters and buffers ("f32"/"f64"); returns m.
--- Parameters are replaced by new tensors (tied ones stay tied): create the optimizer after.
+-- t takes the values of t:to(dt) in place (t.data = y: t takes y's storage, dtype and shape,
+-- as PyTorch's set_): the same tensor object, which optimizers and other modules hold, now
+-- has dtype dt; its gradient is converted the same way.
+local function convert_in_place(t, dt)
+  local g = t.grad
+  if g ~= nil then t.grad = nil end
+  t.data = t:to(dt)
+  if g ~= nil then
+    g.data = g:to(dt)
+    t.grad = g
+  end
+end
+
+--- m:to(dtype) converts the floating parameters and buffers ("f32"/"f64") in place and
+-- returns m: each keeps its identity (an optimizer made before goes on updating the tensors
+-- the module uses, as PyTorch's Module.to), with its requires_grad and its gradient converted.
 function Module:to(dtype)
   local dt = FLOAT_DTYPES[dtype]
-  if not dt then error(("%s:to: dtype must be f32 or f64, got %s"):format(class_name(self), tostring(dtype)), 2) end
-  local converted = {} -- old tensor -> new, so that a tensor shared by two modules stays shared
+  if not dt then
+    error(("%s:to: dtype must be 'f32' or 'f64' (or float, double, float32, float64), got %s"):format(
+      class_name(self), type(dtype) == "string" and "'" .. dtype .. "'" or tostring(dtype)), 2)
+  end
   ai.no_grad(function()
-    for _, m in ipairs(self:modules()) do
-      local kinds, sl = rawget(m, "_kinds"), rawget(m, "_slots")
-      for _, name in ipairs(rawget(m, "_order")) do
-        local t, kind = sl[name], kinds[name]
-        if t ~= nil and kind ~= "module" and (t.dtype == "f32" or t.dtype == "f64") and t.dtype ~= dt then
-          local c = converted[t]
-          if not c then
-            c = t:to(dt)
-            if kind == "param" then
-              local g = t.grad
-              c = M.Parameter(c, t.requires_grad)
-              if g then c.grad = g:to(dt) end
-            end
-            converted[t] = c
-          end
-          sl[name] = c
+    local done = {} -- a tensor shared by two modules is converted once
+    for _, list in ipairs{self:parameters(), self:buffers()} do
+      for _, t in ipairs(list) do
+        if not done[t] and (t.dtype == "f32" or t.dtype == "f64") and t.dtype ~= dt then
+          convert_in_place(t, dt)
         end
+        done[t] = true
       end
     end
   end)
@@ -365,6 +488,11 @@ function Module:to(dtype)
 end
 function Module:double() return self:to("f64") end
 function Module:float() return self:to("f32") end
+--- m:type(dtype): m:to(dtype), Torch7's name (which also takes "torch.DoubleTensor")
+function Module:type(dtype)
+  if dtype == nil then error(class_name(self) .. ":type: expected a dtype ('f32' or 'f64')", 2) end
+  return self:to(dtype)
+end
 
 ------------------------------------------------------------------------------------ state dict
 
@@ -413,6 +541,7 @@ end
 -- {missing_keys = {...}, unexpected_keys = {...}}.
 function Module:load_state_dict(sd, opts)
   if type(sd) ~= "table" then error("load_state_dict: state dict must be a table, got " .. type(sd), 2) end
+  util.check_opts("load_state_dict", opts, {strict = true})
   local strict = not (opts and opts.strict == false)
   local entries, known, missing, unexpected = state_entries(self), {}, {}, {}
   for _, e in ipairs(entries) do
@@ -490,5 +619,9 @@ function Module.__tostring(self)
   end
   return s .. ")"
 end
+
+-- Arguments beyond a method's parameters are errors (m:train(false, true), m:to("f64", x)).
+-- init and forward are the subclasses' own; construction and m(...) check those.
+util.strict_args(Module, "Module:", true, {init = true, forward = true})
 
 return M

@@ -2,7 +2,10 @@
 flattening parameters into one vector. `params` is a tensor, a list of tensors or a module.
 ]]
 local ai = require "aiart"
+local util = require "aiart.util"
 local module = require "aiart.nn.module"
+
+local error = util.error -- positions name the caller's line (see util.error)
 
 local U = {}
 
@@ -47,6 +50,7 @@ function U.clip_grad_norm_(params, max_norm, opts)
   if type(max_norm) ~= "number" or max_norm < 0 then
     error("clip_grad_norm_: max_norm must be a non-negative number, got " .. tostring(max_norm), 2)
   end
+  util.check_opts("clip_grad_norm_", opts, {norm_type = true, error_if_nonfinite = true})
   local p = opts and opts.norm_type or 2
   if p == "inf" then p = math.huge end
   if type(p) ~= "number" or p <= 0 then error("clip_grad_norm_: norm_type must be a positive number or 'inf'", 2) end
@@ -100,4 +104,4 @@ function U.vector_to_parameters(vec, params)
   end)
 end
 
-return U
+return util.strict_args(U, "nn.utils.")

@@ -4,7 +4,9 @@ directly) and returns it. Fans follow PyTorch: for a weight of shape (out, in, k
 fan_in = in * k1 * k2 * ..., fan_out = out * k1 * k2 * ...
 ]]
 local ai = require "aiart"
-local is_tensor = require("aiart.util").is_tensor
+local util = require "aiart.util"
+local is_tensor = util.is_tensor
+local error = util.error -- positions name the caller's line (see util.error)
 
 local init = {}
 
@@ -91,9 +93,13 @@ function init.eye_(t)
   return inplace("eye_", t, function() t:copy_(ai.eye(t:size(1), t:size(2))) end)
 end
 
+local GAIN_OPTS = {gain = true}
+local KAIMING_OPTS = {a = true, mode = true, nonlinearity = true}
+
 --- init.xavier_uniform_(t[, {gain=1}]): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))
 function init.xavier_uniform_(t, opts)
   check_tensor("xavier_uniform_", t)
+  util.check_opts("init.xavier_uniform_", opts, GAIN_OPTS)
   local fan_in, fan_out = init.calculate_fan_in_and_fan_out(t)
   local std = (opts and opts.gain or 1) * math.sqrt(2 / (fan_in + fan_out))
   local a = math.sqrt(3) * std
@@ -103,6 +109,7 @@ end
 --- init.xavier_normal_(t[, {gain=1}]): N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))
 function init.xavier_normal_(t, opts)
   check_tensor("xavier_normal_", t)
+  util.check_opts("init.xavier_normal_", opts, GAIN_OPTS)
   local fan_in, fan_out = init.calculate_fan_in_and_fan_out(t)
   return init.normal_(t, 0, (opts and opts.gain or 1) * math.sqrt(2 / (fan_in + fan_out)))
 end
@@ -118,6 +125,7 @@ end
 -- U(-b, b), b = gain * sqrt(3 / fan). PyTorch's Linear and Conv weights use a = sqrt(5).
 function init.kaiming_uniform_(t, opts)
   check_tensor("kaiming_uniform_", t)
+  util.check_opts("init.kaiming_uniform_", opts, KAIMING_OPTS)
   local bound = math.sqrt(3) * kaiming_std(t, opts)
   return init.uniform_(t, -bound, bound)
 end
@@ -125,6 +133,7 @@ end
 --- init.kaiming_normal_(t[, {a=0, mode="fan_in", nonlinearity="leaky_relu"}]): N(0, (gain/sqrt(fan))^2)
 function init.kaiming_normal_(t, opts)
   check_tensor("kaiming_normal_", t)
+  util.check_opts("init.kaiming_normal_", opts, KAIMING_OPTS)
   return init.normal_(t, 0, kaiming_std(t, opts))
 end
 
@@ -134,6 +143,7 @@ end
 -- second orthogonalisation pass for accuracy.
 function init.orthogonal_(t, opts)
   check_tensor("orthogonal_", t)
+  util.check_opts("init.orthogonal_", opts, GAIN_OPTS)
   if t:dim() < 2 then error("init.orthogonal_: only tensors with 2 or more dimensions are supported", 2) end
   local rows = t:size(1)
   local cols = t:numel() // rows
@@ -156,4 +166,4 @@ function init.orthogonal_(t, opts)
   end)
 end
 
-return init
+return util.strict_args(init, "init.")

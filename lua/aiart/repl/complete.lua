@@ -1,6 +1,7 @@
 --[[ aiart.repl.complete: tab completion of the REPL and the Jupyter kernel: REPL commands,
 globals and keywords, fields after `obj.` and methods after `obj:` (tensor methods included,
-and the lazily loaded fields of `ai`).
+the lazily loaded fields of `ai`, and for nn modules their methods, parameters, buffers,
+children and fields rather than their internals).
 ]]
 local printing = require "aiart.repl.print"
 local help = require "aiart.repl.help"
@@ -27,7 +28,7 @@ local function collect_keys(t, pred, acc, depth, lazy)
   depth = depth or 0
   if depth > 5 or type(t) ~= "table" then return acc end
   for k, v in next, t do
-    if type(k) == "string" and k:match("^[%a_][%w_]*$") and (lazy or pred(k, v)) then
+    if type(k) == "string" and k:match("^[%a_][%w_]*$") and (lazy and pred(k) or not lazy and pred(k, v)) then
       acc[k] = true
     end
   end
@@ -37,8 +38,9 @@ local function collect_keys(t, pred, acc, depth, lazy)
     collect_keys(idx, pred, acc, depth + 1)
   elseif type(idx) == "function" and depth == 0 and t ~= _G then
     for _, up in ipairs(index_upvalue_tables(idx)) do
-      -- the values there may be loaders rather than the fields: offer every name
-      collect_keys(up, pred, acc, 5, true)
+      -- the values there may be loaders rather than the fields: offer every name (but the
+      -- metamethods, which are no fields)
+      collect_keys(up, function(k) return not k:match("^__") end, acc, 1, true)
     end
   end
   return acc
@@ -47,8 +49,33 @@ end
 local function any(_, _) return true end
 local function is_method(k, v) return type(v) == "function" and not k:match("^__") end
 
+-- The names an nn module offers (PyTorch's dir, without the private ones): the methods of its
+-- class chain, and after "." its fields too (parameters, buffers, children, plain fields,
+-- training). Its internals (_slots, _kinds, _order, ...) and names starting with "_" are not
+-- offered.
+local function module_members(obj, methods)
+  local acc = {}
+  local function add(k, v)
+    if type(k) == "string" and k:match("^%a[%w_]*$") and (not methods or type(v) == "function") then acc[k] = true end
+  end
+  local cls, depth = getmetatable(obj), 0
+  while type(cls) == "table" and depth < 32 do
+    for k, v in next, cls do if type(v) == "function" then add(k, v) end end
+    cls, depth = rawget(cls, "super"), depth + 1
+  end
+  for k, v in next, rawget(obj, "_slots") do add(k, v) end
+  if not methods then acc.training = true end
+  return acc
+end
+
+local function is_module(v)
+  local m = package.loaded["aiart.nn.module"]
+  return m ~= nil and m.is_module(v)
+end
+
 -- Names usable after obj. (fields) or obj: (methods).
 local function members(obj, methods)
+  if is_module(obj) then return module_members(obj, methods) end
   local acc = {}
   local pred = methods and is_method or function(k) return not k:match("^__") end
   if type(obj) == "table" then

@@ -293,6 +293,7 @@ end
 H.find_doc = find_doc
 
 local function lua_function_info(f)
+  f = util.unwrap(f) -- the signature of the function itself, not of its argument-count check
   local info = debug.getinfo(f, "Su")
   if not info or info.what == "C" then return nil end
   local params = {}
