@@ -20,7 +20,7 @@ CORE_SRC := src/core/alloc.c src/core/tensor.c src/core/iter.c src/core/elementw
             src/core/reduce.c src/core/matmul.c src/core/index.c src/core/random.c \
             src/core/autograd.c src/core/grad_rules.c src/core/runtime.c src/core/nn.c \
             src/core/loader.c src/core/dist.c src/core/dist_tensor.c src/core/dist_buckets.c \
-            src/core/optim.c src/core/linalg.c src/core/ops.c
+            src/core/optim.c src/core/linalg.c src/core/ops.c src/core/indexing.c
 KERN_SRC := src/kernels/conv.c src/kernels/conv_transpose.c src/kernels/depthwise.c \
             src/kernels/winograd.c src/kernels/polyphase.c src/kernels/pool.c \
             src/kernels/resample.c src/kernels/norm.c src/kernels/softmax.c

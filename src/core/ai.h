@@ -215,6 +215,21 @@ ai_tensor *ai_index_add(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src)
 /* The elements of x where the u8 mask (broadcast against x) is nonzero, 1-D, in order. */
 ai_tensor *ai_masked_select(ai_tensor *x, ai_tensor *mask);
 
+/* x[...] with a list of parts as users write them: integers (1-based, negatives from the end,
+ * selecting: the dim goes), ranges a..b (inclusive, 1-based, negatives from the end, with a
+ * step), and tensors: i64 positions (1-based; several broadcast together and gather, as PyTorch's
+ * advanced indexing) or u8 masks (their true positions). ai_index reads (a view when there are
+ * no tensors; differentiable either way); ai_index_put_ writes src (broadcast) in place, a
+ * position named twice taking its last value. */
+typedef enum { AI_INDEX_INT, AI_INDEX_RANGE, AI_INDEX_TENSOR } ai_index_kind;
+typedef struct {
+  ai_index_kind kind;
+  int64_t a, b, step; /* INT: a; RANGE: a..b by step */
+  ai_tensor *t;       /* TENSOR */
+} ai_index_part;
+ai_tensor *ai_index(ai_tensor *t, int n, const ai_index_part *parts);
+int ai_index_put_(ai_tensor *t, int n, const ai_index_part *parts, ai_tensor *src);
+
 /* ---- random: one Philox-4x32 generator; element i of a draw depends only on (seed, offset+i) ---- */
 typedef struct { uint64_t seed, offset; } ai_rng_state;
 void ai_manual_seed(uint64_t seed);

@@ -79,6 +79,22 @@ for name in ["logaddexp", "hypot"]:
 cases["binary_math"] = binary
 
 
+# advanced indexing (torch is 0-based: the Lua side adds 1 to every position)
+a = torch.arange(1, 25).view(2, 3, 4)
+ix = {
+    "rows": a[torch.tensor([1, 0, 1])].tolist(),
+    "pairs": a[torch.tensor([0, 1]), torch.tensor([2, 0]), torch.tensor([3, 1])].tolist(),
+    "apart": a[torch.tensor([0, 1]), :, torch.tensor([0, 3])].tolist(),
+    "adjacent": a[:, torch.tensor([0, 2]), torch.tensor([1, 1])].tolist(),
+    "broadcast": a[torch.tensor([[0], [1]]), torch.tensor([0, 2])].tolist(),
+    "mask_range": a[torch.tensor([True, False]), 1:3].tolist(),
+}
+w = torch.arange(12, dtype=torch.float64).view(3, 4).requires_grad_(True)
+(w[torch.tensor([2, 0, 2]), torch.tensor([1, 1, 3])] * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
+ix["grad"] = w.grad.tolist()
+cases["indexing"] = ix
+
+
 def finite_json(v):
     """JSON has no inf or NaN: they are written as the strings "inf", "-inf", "nan"."""
     if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
