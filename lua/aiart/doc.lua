@@ -199,6 +199,14 @@ D["clamp"] = "ai.clamp(x, lo, hi | {min=, max=}) / x:clamp(...) -> x limited to 
 D["clip"] = "ai.clip(x, lo, hi | {min=, max=}) -> x limited to [lo, hi] (nil: no bound); the same function as ai.clamp"
 D["where"] = "ai.where(cond, a, b) / cond:where(a, b) -> a where the u8 mask cond is 1, else b (broadcasting; a or b may be a number)"
 D["masked_fill"] = "ai.masked_fill(x, mask, v) / x:masked_fill(mask, v) -> a copy of x with the number v where the u8 mask is 1"
+D["sort"] = "ai.sort(x[, dim=-1][, {descending=false}]) / x:sort(...) -> values, indices: sorted along dim (stable; NaN last, first when descending; integers exact); indices 1-based; the values carry gradients"
+D["argsort"] = "ai.argsort(x[, dim=-1][, {descending=false}]) / x:argsort(...) -> the 1-based indices that sort x along dim (stable)"
+D["topk"] = "ai.topk(x, k[, dim=-1][, {largest=true}]) / x:topk(...) -> values, indices: the k largest (or smallest) along dim, sorted; indices 1-based"
+D["kthvalue"] = "ai.kthvalue(x, k[, dim=-1][, {keepdim=true}]) / x:kthvalue(...) -> values, indices: the k-th smallest along dim (k 1-based)"
+D["median"] = "ai.median(x) -> the lower median of all elements / ai.median(x, dim[, {keepdim=true}]) -> values, indices along dim; a row with a NaN has median NaN, as PyTorch"
+D["quantile"] = "ai.quantile(x, q[, dim][, {keepdim=false, interpolation=\"linear\"|\"lower\"|\"higher\"|\"nearest\"|\"midpoint\"}]) / x:quantile(...) -> the q-quantiles (q a number, a list or a tensor in [0, 1]) over dim or all elements; a 1-D q's dim comes first; differentiable"
+D["unique"] = "ai.unique(x[, {return_inverse=false, return_counts=false}]) / x:unique(...) -> the sorted distinct values (flattened)[, the 1-based position of each element's value][, the counts]"
+D["searchsorted"] = "ai.searchsorted(sorted_sequence, values[, {right=false}]) -> for each value, the 1-based position where it would go to keep the 1-D sequence sorted (before equal elements; after them when right)"
 D["masked_select"] = "ai.masked_select(x, mask) / x:masked_select(mask) / x[mask] -> the elements where the u8 mask (broadcast) is 1, as a 1-d tensor"
 
 -- reductions ---------------------------------------------------------------------------------

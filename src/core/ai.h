@@ -230,6 +230,22 @@ typedef struct {
 ai_tensor *ai_index(ai_tensor *t, int n, const ai_index_part *parts);
 int ai_index_put_(ai_tensor *t, int n, const ai_index_part *parts, ai_tensor *src);
 
+/* ---- sorting (sort.c): stable, NaN after every number (before, descending), integers exact;
+ * indices are 0-based i64; values carry gradients (through gather) ---- */
+int ai_sort(ai_tensor *t, int dim, bool descending, ai_tensor **values, ai_tensor **indices);
+int ai_topk(ai_tensor *t, int64_t k, int dim, bool largest, ai_tensor **values, ai_tensor **indices);
+/* the k-th smallest, k 1-based */
+int ai_kthvalue(ai_tensor *t, int64_t k, int dim, bool keepdim, ai_tensor **values, ai_tensor **indices);
+int ai_median(ai_tensor *t, int dim, bool keepdim, ai_tensor **values, ai_tensor **indices); /* the lower one */
+typedef enum { AI_QUANTILE_LINEAR, AI_QUANTILE_LOWER, AI_QUANTILE_HIGHER, AI_QUANTILE_NEAREST, AI_QUANTILE_MIDPOINT } ai_quantile_mode;
+/* q: a 0-dim or 1-D tensor of values in [0, 1]; a 1-D q's dim comes first in the result */
+ai_tensor *ai_quantile(ai_tensor *t, ai_tensor *q, int dim, bool keepdim, ai_quantile_mode mode);
+/* the sorted distinct values of t (flattened); inverse (t's shape) and counts may be NULL */
+int ai_unique(ai_tensor *t, ai_tensor **values, ai_tensor **inverse, ai_tensor **counts);
+/* for each value, the 0-based position where it would go in the 1-D sorted seq (after equal
+ * elements when right) */
+ai_tensor *ai_searchsorted(ai_tensor *seq, ai_tensor *values, bool right);
+
 /* ---- random: one Philox-4x32 generator; element i of a draw depends only on (seed, offset+i) ---- */
 typedef struct { uint64_t seed, offset; } ai_rng_state;
 void ai_manual_seed(uint64_t seed);

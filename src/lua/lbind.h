@@ -86,5 +86,6 @@ void lai_open_json(lua_State *L);
 void lai_open_optim(lua_State *L);
 void lai_open_data(lua_State *L);
 void lai_open_dist(lua_State *L);
+void lai_open_sort(lua_State *L);
 
 #endif

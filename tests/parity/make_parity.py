@@ -95,6 +95,33 @@ ix["grad"] = w.grad.tolist()
 cases["indexing"] = ix
 
 
+# sorting (1-based on the Lua side: add 1 to every index); stable ties, NaN sorted last
+nan = float("nan")
+x = torch.tensor([[3.0, 1.0, 2.0, 1.0, 7.0], [nan, -1.0, 5.0, 2.0, -1.0]], dtype=torch.float64)
+sv, si = torch.sort(x, dim=1, stable=True)
+dv, di = torch.sort(x, dim=1, descending=True, stable=True)
+tv, ti = torch.topk(x, 3, dim=1)
+kv, ki = torch.kthvalue(x[0], 2)
+mv, mi = torch.median(x, dim=1)
+q = torch.tensor([0.0, 0.3, 0.5, 1.0], dtype=torch.float64)
+y = torch.tensor([4.0, 1.0, 3.0, 2.0, 8.0], dtype=torch.float64)
+u, uinv, ucnt = torch.unique(torch.tensor([3, 1, 3, 2, 1, 7]), sorted=True, return_inverse=True, return_counts=True)
+seq = torch.tensor([1.0, 3.0, 3.0, 5.0, 7.0], dtype=torch.float64)
+vals = torch.tensor([0.0, 3.0, 4.0, 7.0, 9.0], dtype=torch.float64)
+cases["sorting"] = {
+    "x": [[v if v == v else "nan" for v in row] for row in x.tolist()],
+    "sort_v": sv.tolist(), "sort_i": si.tolist(), "sortd_v": dv.tolist(), "sortd_i": di.tolist(),
+    "topk_v": tv.tolist(), "topk_i": ti.tolist(), "kth_v": kv.item(), "kth_i": ki.item(),
+    "median_v": mv.tolist(), "median_i": mi.tolist(), "median_all": torch.median(y).item(),
+    "y": y.tolist(), "q": q.tolist(),
+    "quantile": {m: torch.quantile(y, q, interpolation=m).tolist() for m in ["linear", "lower", "higher", "nearest", "midpoint"]},
+    "unique": [u.tolist(), uinv.tolist(), ucnt.tolist()],
+    "seq": seq.tolist(), "vals": vals.tolist(),
+    "searchsorted": torch.searchsorted(seq, vals).tolist(),
+    "searchsorted_right": torch.searchsorted(seq, vals, right=True).tolist(),
+}
+
+
 def finite_json(v):
     """JSON has no inf or NaN: they are written as the strings "inf", "-inf", "nan"."""
     if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
