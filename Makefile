@@ -27,7 +27,7 @@ KERN_SRC := src/kernels/conv.c src/kernels/conv_transpose.c src/kernels/depthwis
 IO_SRC := src/io/idx.c src/io/png.c src/io/safetensors.c src/io/gif.c
 LUA_SRC := src/lua/l_aiart.c src/lua/l_tensor.c src/lua/l_ops.c src/lua/l_autograd.c src/lua/l_format.c \
            src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c src/lua/l_optim.c src/lua/l_data.c src/lua/l_dist.c \
-           src/lua/l_tensor_new.c src/lua/l_tensor_view.c src/lua/l_sort.c
+           src/lua/l_tensor_new.c src/lua/l_tensor_view.c src/lua/l_sort.c src/lua/l_function.c
 MOD_SRC := $(CORE_SRC) $(KERN_SRC) $(IO_SRC) $(LUA_SRC)
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/%.o)
 

@@ -58,6 +58,7 @@ typedef struct ai_storage {
 
 typedef struct ai_node ai_node;
 typedef struct ai_grad_hook ai_grad_hook;
+typedef struct ai_leaf_hooks ai_leaf_hooks;
 
 typedef struct ai_tensor {
   int refs;
@@ -72,6 +73,7 @@ typedef struct ai_tensor {
   struct ai_tensor *grad; /* accumulated gradient of a leaf */
   ai_node *grad_fn;       /* the node that produced this tensor (NULL for leaves) */
   ai_grad_hook *hook;     /* gradient-ready hook of a leaf (ai_set_grad_hook), usually NULL */
+  ai_leaf_hooks *hooks;   /* a leaf's gradient hooks (ai_add_tensor_hook), usually NULL */
 } ai_tensor;
 
 static inline void *ai_data(const ai_tensor *t) {
@@ -332,6 +334,23 @@ int ai_grad(ai_tensor **outputs, ai_tensor **grad_outputs, int nout, ai_tensor *
             int nin, bool retain_graph, bool create_graph, bool allow_unused,
             ai_tensor **grads);
 const char *ai_grad_fn_name(const ai_tensor *t); /* NULL for leaves */
+/* Gradient hooks (x:register_hook): fn(ctx, g) gets the gradient w.r.t. t of one backward pass
+ * (for a leaf: all of it, before it is added to .grad) and returns the gradient to use instead: a
+ * new reference (ai_ref(g) to keep g), or NULL with an error, which ends the backward. For a
+ * non-leaf the hook lives on the node that made t. release(ctx) runs when the hook goes. */
+typedef ai_tensor *(*ai_tensor_hook_fn)(void *ctx, ai_tensor *g);
+int ai_add_tensor_hook(ai_tensor *t, ai_tensor_hook_fn fn, void *ctx, void (*release)(void *ctx));
+/* A non-leaf keeps the gradients of later backwards in .grad, as a leaf does (a leaf: no-op). */
+int ai_retain_grad(ai_tensor *t);
+
+/* An op whose backward is given by the caller (autograd functions written in Lua): out is
+ * recorded from ins[0..nin) as output number `output` of the function; fn(ctx, output, g, nin,
+ * gin) fills gin[i] (new references) for the inputs that need a gradient; release(ctx) runs when
+ * the node goes. Returns 1 when recorded (the node owns ctx), 0 when nothing needs recording. */
+typedef int (*ai_custom_backward)(void *ctx, int output, ai_tensor *g, int nin, ai_tensor **gin);
+int ai_record_custom(ai_tensor *out, int nin, ai_tensor **ins, ai_custom_backward fn, void (*release)(void *ctx),
+                     void *ctx, int output);
+
 /* Gradient-ready hooks: during ai_backward, fn(ctx, leaf) runs as soon as leaf->grad holds every
  * contribution of that pass (before the rest of the graph is done), so that data-parallel
  * training can start reducing gradients while backward goes on. Not called by ai_grad. A leaf

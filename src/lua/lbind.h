@@ -87,5 +87,9 @@ void lai_open_optim(lua_State *L);
 void lai_open_data(lua_State *L);
 void lai_open_dist(lua_State *L);
 void lai_open_sort(lua_State *L);
+void lai_open_function(lua_State *L);
+/* The thread running a backward (set by backward and ai.grad): where hooks and the backwards of
+ * autograd functions written in Lua run (l_function.c). */
+extern lua_State *lai_engine_L;
 
 #endif
