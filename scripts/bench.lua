@@ -559,9 +559,11 @@ local function run_micro()
     for _, nt in ipairs{1, THREADS} do
       ai.set_num_threads(nt)
       local s = time_fn(function() x:normal_() end)
-      out({micro = "random", op = "randn", shape = tostring(n), threads = nt, ms = s * 1e3, ns_per_element = s / n * 1e9})
+      out({micro = "random", op = "randn", shape = tostring(n), threads = nt, ms = s * 1e3, ns_per_element = s / n * 1e9,
+           gbps = 4 * n / s / 1e9})
       s = time_fn(function() x:uniform_() end)
-      out({micro = "random", op = "rand", shape = tostring(n), threads = nt, ms = s * 1e3, ns_per_element = s / n * 1e9})
+      out({micro = "random", op = "rand", shape = tostring(n), threads = nt, ms = s * 1e3, ns_per_element = s / n * 1e9,
+           gbps = 4 * n / s / 1e9})
       if nt == THREADS then break end
     end
     ai.set_num_threads(THREADS)

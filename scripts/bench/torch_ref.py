@@ -604,9 +604,9 @@ def run_micro():
         for nt in [1, THREADS]:
             torch.set_num_threads(nt)
             s = time_fn(lambda: x.normal_())
-            out({"micro": "random", "op": "randn", "shape": str(n), "threads": nt, "ms": s * 1e3, "ns_per_element": s / n * 1e9})
+            out({"micro": "random", "op": "randn", "shape": str(n), "threads": nt, "ms": s * 1e3, "ns_per_element": s / n * 1e9, "gbps": 4 * n / s / 1e9})
             s = time_fn(lambda: x.uniform_())
-            out({"micro": "random", "op": "rand", "shape": str(n), "threads": nt, "ms": s * 1e3, "ns_per_element": s / n * 1e9})
+            out({"micro": "random", "op": "rand", "shape": str(n), "threads": nt, "ms": s * 1e3, "ns_per_element": s / n * 1e9, "gbps": 4 * n / s / 1e9})
             if nt == THREADS:
                 break
         torch.set_num_threads(THREADS)
