@@ -3,6 +3,7 @@ against (run with a python3 that has torch; `make test` itself needs no PyTorch)
     /usr/bin/python3 tests/parity/make_parity.py > tests/parity/parity.json
 Each case is named; values are plain lists, gradients included; inf and NaN are strings."""
 import json
+import math
 import torch
 
 cases = {}
@@ -120,6 +121,67 @@ cases["sorting"] = {
     "searchsorted": torch.searchsorted(seq, vals).tolist(),
     "searchsorted_right": torch.searchsorted(seq, vals, right=True).tolist(),
 }
+
+
+# samplers on a toy denoiser whose data is N(0, s^2) per element: D(x, sigma) = x s^2 / (s^2 +
+# sigma^2). A plain transcription of DPM-Solver++(2M) (Lu et al. 2022, as k-diffusion writes it),
+# Euler and Heun, in float64, on Karras sigmas; the Lua samplers must give the same numbers.
+def karras(n, lo, hi, rho=7.0):
+    a, b = hi ** (1 / rho), lo ** (1 / rho)
+    return [(a + i / (n - 1) * (b - a)) ** rho for i in range(n)] + [0.0]
+
+
+def toy(x, sigma, s2=0.25):
+    return x * s2 / (s2 + sigma * sigma)
+
+
+def euler(x, sig):
+    for i in range(len(sig) - 1):
+        d = (x - toy(x, sig[i])) / sig[i]
+        x = x + d * (sig[i + 1] - sig[i])
+    return x
+
+
+def heun(x, sig):
+    for i in range(len(sig) - 1):
+        s, s1 = sig[i], sig[i + 1]
+        d = (x - toy(x, s)) / s
+        if s1 == 0:
+            x = x + d * (s1 - s)
+        else:
+            x2 = x + d * (s1 - s)
+            d2 = (x2 - toy(x2, s1)) / s1
+            x = x + (d + d2) * (s1 - s) / 2
+    return x
+
+
+def dpmpp_2m(x, sig):
+    old = None
+    h_last = None
+    for i in range(len(sig) - 1):
+        den = toy(x, sig[i])
+        if sig[i + 1] == 0:
+            x = den
+        else:
+            t, t_next = -math.log(sig[i]), -math.log(sig[i + 1])
+            h = t_next - t
+            if old is None:
+                x = (sig[i + 1] / sig[i]) * x - math.expm1(-h) * den
+            else:
+                r = h_last / h
+                dd = (1 + 1 / (2 * r)) * den - (1 / (2 * r)) * old
+                x = (sig[i + 1] / sig[i]) * x - math.expm1(-h) * dd
+            h_last = h
+        old = den
+    return x
+
+
+sig = karras(10, 0.03, 15.0)
+xt = torch.tensor([-20.0, -3.0, 0.5, 7.0, 15.0], dtype=torch.float64)
+cases["samplers"] = {"sigmas": sig, "x": xt.tolist(), "s2": 0.25,
+                     "dpmpp_2m": dpmpp_2m(xt, sig).tolist(), "euler": euler(xt, sig).tolist(),
+                     "heun": heun(xt, sig).tolist(),
+                     "exact": (xt * math.sqrt(0.25 / (0.25 + 15.0 ** 2))).tolist()}
 
 
 def finite_json(v):
