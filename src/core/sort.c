@@ -200,7 +200,11 @@ ai_tensor *ai_quantile(ai_tensor *t, ai_tensor *q, int dim, bool keepdim, ai_qua
   if (!qc) return NULL;
   const double *qp = ai_data(qc);
   for (int64_t i = 0; i < nq; i++)
-    if (!(qp[i] >= 0 && qp[i] <= 1)) { ai_unref(qc); return AI_ERRNULL("quantile: q must be in [0, 1] (got %g)", qp[i]); }
+    if (!(qp[i] >= 0 && qp[i] <= 1)) {
+      double bad = qp[i];
+      ai_unref(qc);
+      return AI_ERRNULL("quantile: q must be in [0, 1] (got %g)", bad);
+    }
   /* positions lo, hi and weights: value = lo + (hi - lo) * w, along the sorted dim */
   ai_tensor *lo = ai_empty(AI_I64, 1, &nq), *hi = lo ? ai_empty(AI_I64, 1, &nq) : NULL;
   ai_tensor *w = hi ? ai_empty(t->dtype, 1, &nq) : NULL;
