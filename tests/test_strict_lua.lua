@@ -294,7 +294,7 @@ T.test("unknown option keys are refused, listing the known ones, in every Lua fu
       diffusion.schedule(4), {1, 1, 2, 2}, {steps = 2}},
     {"models.mlp_gan: unknown option 'zdim'", models.mlp_gan, {zdim = 10}},
     {"models.dcgan: unknown option 'z'", models.dcgan, {z = 10}},
-    {"UNet: unknown option 'channels' (known: ch, in_channels, mults)", models.UNet, {channels = 8}},
+    {"UNet: unknown option 'channels' (known: ch, classes, in_channels, mults)", models.UNet, {channels = 8}},
     {"Classifier: unknown option 'widht'", models.Classifier, {widht = 8}},
     {"models.vgg19_features: upto must be a layer name", models.vgg19_features, {upto = "relu9_9"}},
     {"gradcheck: unknown option 'epsilon'", ai.gradcheck, function(a) return a end, {ai.randn(2, {dtype = "f64", requires_grad = true})}, {epsilon = 1e-6}},
