@@ -36,6 +36,7 @@ int luaopen_aiart(lua_State *L) {
   lua_newtable(L); /* the tensor method table */
   lai_open_tensor(L);
   lai_open_ops(L);
+  lai_open_ops_port(L);
   lai_open_autograd(L);
   lai_open_nn(L);
   lai_open_io(L);
