@@ -27,7 +27,7 @@ static const char *const lazy_names[][3] = {
     {"gradcheck", "aiart.gradcheck", "gradcheck"}, {"gradgradcheck", "aiart.gradcheck", "gradgradcheck"},
     {"save", "aiart.serialize", "save"}, {"load", "aiart.serialize", "load"},
     {"F", "aiart.nn.functional", NULL}, {"dist", "aiart.dist", NULL},
-    {"help", "aiart.doc", "help"}};
+    {"help", "aiart.doc", "help"},     {"einsum", "aiart.einsum", "einsum"}};
 
 int luaopen_aiart(lua_State *L) {
   static bool threads_set;
