@@ -378,6 +378,13 @@ static const luaL_Reg both[] = {
 static const luaL_Reg module_only[] = {F(meshgrid), F(cdist), F(normal), {NULL, NULL}};
 #undef F
 
+/* Torch7's names of tensor methods that work here too, as the same functions: those that
+ * behave the same, write nothing in place and mean nothing else here (lua/aiart/migrate.lua
+ * lists them with the pointers for the rest; tests/test_port_ops.lua checks the two agree). */
+static const char *const torch7_aliases[][2] = {
+    {"nElement", "nelement"}, {"nDimension", "dim"}, {"isContiguous", "is_contiguous"},
+    {"repeatTensor", "tile"}, {"expandAs", "expand_as"}, {"viewAs", "view_as"}};
+
 /* After lai_open_ops: all/any reuse ai.sum's argument handling, normal extends ai.normal. */
 void lai_open_ops_port(lua_State *L) {
   lua_getfield(L, -2, "sum");
@@ -387,6 +394,11 @@ void lai_open_ops_port(lua_State *L) {
   lua_pop(L, 2);
   if (!sum_fn || !normal_fn) luaL_error(L, "aiart: ai.sum and ai.normal must be registered before the port ops");
   lai_register(L, both);
+  for (size_t i = 0; i < sizeof torch7_aliases / sizeof *torch7_aliases; i++) {
+    if (lua_getfield(L, -1, torch7_aliases[i][1]) != LUA_TFUNCTION)
+      luaL_error(L, "aiart: the tensor method %s is missing", torch7_aliases[i][1]);
+    lua_setfield(L, -2, torch7_aliases[i][0]);
+  }
   lua_pushvalue(L, -2);
   lai_register(L, both);
   lai_register(L, module_only);
