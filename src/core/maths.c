@@ -54,10 +54,11 @@ ai_tensor *ai_baddbmm(ai_tensor *in, ai_tensor *b1, ai_tensor *b2, double beta, 
   int nd;
   ai_tensor prod_shape = *b1; /* a shape-only stand-in for the product */
   memcpy(prod_shape.shape, want, sizeof want);
-  if (ai_broadcast_shape(in, &prod_shape, &nd, shape)) return NULL;
-  if (nd != 3 || memcmp(shape, want, sizeof want))
-    return AI_ERRNULL("baddbmm: input must broadcast to %lldx%lldx%lld", (long long)want[0], (long long)want[1],
-                      (long long)want[2]);
+  if (ai_broadcast_shape(in, &prod_shape, &nd, shape) || nd != 3 || memcmp(shape, want, sizeof want)) {
+    char b[128];
+    return AI_ERRNULL("baddbmm: input must broadcast to %lldx%lldx%lld, got %s", (long long)want[0],
+                      (long long)want[1], (long long)want[2], ai_shape_str(in, b, sizeof b));
+  }
   scope S = {.n = 0}, *s = &S;
   ai_tensor *p = K(s, ai_matmul(b1, b2));
   if (alpha != 1) p = muls(s, p, alpha);
