@@ -9,12 +9,7 @@ local ai = require "aiart"
 local test, near, ok, eq, expect_error = T.test, T.near, T.ok, T.eq, T.expect_error
 local P = ai.json.decode(T.readfile("tests/parity/parity.json")).port_ops
 
-local function num(v) return v == "inf" and math.huge or v == "-inf" and -math.huge or v == "nan" and 0 / 0 or v end
-local function nums(list)
-  local r = {}
-  for i, v in ipairs(list) do r[i] = num(v) end
-  return r
-end
+local nums = T.json_numbers
 
 -- the inputs of make_parity.py: sin(0.7 i + k), i = 1..n, row-major, f64
 local function vals(shape, k, grad)

@@ -503,19 +503,24 @@ local function migration(expr)
 end
 H.migration = migration
 
+-- Prints what a Torch7 or PyTorch name is here (and, for an alias, the doc of the function);
+-- returns whether there was anything to say.
+local function show_migration(expr)
+  local e, mig = migration(expr)
+  if not e then return false end
+  out(mig.message(e) .. "\n")
+  local d = e.alias and find_doc("Tensor:" .. e.alias)
+  if d then out(d .. "\n") end
+  return true
+end
+
 -- help([value [, label]]): prints the documentation of a function, a class, a name, a table or
 -- a tensor.
 function H.help(v, label)
   if v == nil and label == nil then out(GENERAL_HELP .. "\n"); return end
   local ai = get_ai()
   if type(v) == "string" and label == nil then
-    local e, mig = migration(v)
-    if e then
-      out(mig.message(e) .. "\n")
-      local d = e.alias and find_doc("Tensor:" .. e.alias)
-      if d then out(d .. "\n") end
-      return
-    end
+    if show_migration(v) then return end
     local d = find_doc(v)
     if d then out(d .. "\n"); return end
     local val = resolve(v) or (ai and resolve("ai." .. v:gsub("^ai%.", "")))
@@ -586,13 +591,7 @@ end
 -- the tensor method or property even when x does not exist yet. A Torch7 or PyTorch name
 -- (aiart.migrate) says what it is here.
 function H.help_expr(expr)
-  local e, mig = migration(expr)
-  if e then
-    out(mig.message(e) .. "\n")
-    local d = e.alias and find_doc("Tensor:" .. e.alias)
-    if d then out(d .. "\n") end
-    return
-  end
+  if show_migration(expr) then return end
   local base, sep, name = expr:match("^(.-)([.:])([%a_][%w_]*)$")
   if base and base ~= "" and base ~= "ai" then
     local obj = eval_expr(base)
