@@ -171,6 +171,10 @@ test("port ops: results are copies or views as PyTorch's, and keep dtypes", func
   r:fill_(0)
   eq(x:sum():item(), 15, "a roll by 0 is still a copy")
   eq(x:tile(1, 1).dtype, "i64")
+  for _, y in ipairs({ai.ones(1):tile(3), x:tile(1, 1, 1), ai.ones(1, 1):repeat_interleave(3), x:tile(1, 1)}) do
+    y:add_(1) -- never an expanded view, never x's memory
+  end
+  eq(x:sum():item(), 15, "tile and repeat_interleave copy")
   local d = ai.zeros(3, 3):diagonal()
   d:fill_(1)
   eq(d:sum():item(), 3)

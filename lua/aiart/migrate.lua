@@ -78,7 +78,7 @@ M.entries = {
   { key = "Tensor.sum", from = PT, was = "x.sum(dim=1), x.mean(1), x.max(1)", now = "x:sum(2, {keepdim = false}), x:mean(2, {keepdim = false}), x:max(2, {keepdim = false})", note = "reductions over a dim keep it unless told (Torch7's rule); max's indices are 1-based" },
   { key = "Tensor.index", from = PT, was = "x[:, 0], x[..., None], x[1:3]", now = "x[{{}, 1}], x:unsqueeze(-1), x[{{2, 3}}]", note = "ranges are 1-based and inclusive" },
   { key = "torch.cat", from = PT, was = "torch.cat([a, b], dim=1), torch.stack(ts, 0)", now = "ai.cat({a, b}, 2), ai.stack(ts, 1)" },
-  { key = "Tensor.to", from = PT, was = "x.to(torch.float64), x.long(), x.bool()", now = "x:to(\"f64\"), x:long(), x:to(\"bool\") (u8)" },
+  { key = "Tensor.to", from = PT, was = "x.to(torch.float64), x.long(), x.bool()", now = "x:to(\"f64\"), x:long(), x:ne(0) (u8 0/1; x:to(\"bool\") converts values as u8 does, 0.5 to 0)" },
   { key = "Tensor.matmul", from = PT, was = "a @ b, x ** 2, ~m, a & b", now = "a:matmul(b), x ^ 2, m:logical_not(), a:logical_and(b)" },
   { key = "torch.nn.functional", from = PT, was = "import torch.nn.functional as F", now = "local F = ai.F" },
   { key = "nn.Module", from = PT, was = "class Net(nn.Module): def __init__(self): super().__init__() ...", now = "local Net = ai.nn.Module:extend(\"Net\"); function Net:init() ... end; function Net:forward(x) ... end" },

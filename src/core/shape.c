@@ -28,11 +28,11 @@ static ai_tensor *step(ai_tensor **cur, ai_tensor *r) {
   return *cur = r;
 }
 
-/* A result that is always a tensor of its own, as PyTorch's copies are: t itself (a new
- * reference) when an op has already copied, else a clone. */
+/* A result that is always a tensor of its own, as PyTorch's copies are: cur itself when an op
+ * has already copied (cur is not t), else (cur is t, or a view of it) a clone of cur. */
 static ai_tensor *own_copy(ai_tensor *cur, ai_tensor *t) {
   if (!cur || cur != t) return cur;
-  ai_tensor *c = ai_clone(t);
+  ai_tensor *c = ai_clone(cur);
   ai_unref(cur);
   return c;
 }
@@ -98,7 +98,9 @@ static ai_tensor *repeat_dim(ai_tensor *x, int d, int64_t r, bool inner) {
   scope S = {.n = 0}, *s = &S;
   ai_tensor *v = viewas(s, x, 4, v4);
   ai_tensor *e = v ? K(s, ai_expand(v, 4, e4)) : NULL;
-  ai_tensor *res = e ? ai_reshape(e, x->ndim, shape) : NULL;
+  ai_tensor *flat = e ? K(s, ai_reshape(e, x->ndim, shape)) : NULL;
+  /* a reshape of the expanded view may still be a view of x (size-1 dims): copy it then */
+  ai_tensor *res = flat ? ai_contiguous(flat) : NULL;
   done(s);
   return res;
 }
@@ -116,17 +118,18 @@ static int check_repeat_sizes(int nd, const int64_t *shape, const int64_t *reps,
 ai_tensor *ai_tile(ai_tensor *t, int n, const int64_t *reps) {
   int nd = n > t->ndim ? n : t->ndim;
   if (nd > AI_MAXDIM) return AI_ERRNULL("tile: at most %d dimensions", AI_MAXDIM);
-  int64_t shape[AI_MAXDIM], r[AI_MAXDIM], out[AI_MAXDIM];
+  int64_t shape[AI_MAXDIM] = {0}, r[AI_MAXDIM] = {0}, out[AI_MAXDIM];
   for (int d = 0; d < nd; d++) { /* both aligned to the right, padded with 1s */
     int td = d - (nd - t->ndim), rd = d - (nd - n);
     shape[d] = td >= 0 ? t->shape[td] : 1;
     r[d] = rd >= 0 ? reps[rd] : 1;
   }
   if (check_repeat_sizes(nd, shape, r, out, "tile")) return NULL;
-  ai_tensor *cur = nd == t->ndim ? ai_ref(t) : ai_reshape(t, nd, shape);
+  ai_tensor *cur = ai_reshape(t, nd, shape);
+  bool copied = false;
   for (int d = 0; d < nd && cur; d++)
-    if (r[d] != 1) step(&cur, repeat_dim(cur, d, r[d], false));
-  return own_copy(cur, t);
+    if (r[d] != 1) { step(&cur, repeat_dim(cur, d, r[d], false)); copied = true; }
+  return copied ? cur : own_copy(cur, cur);
 }
 
 /* repeats: one count for every entry (reps == NULL) or an i64 tensor of counts, one per entry
