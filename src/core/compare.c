@@ -15,6 +15,7 @@ ai_tensor *ai_isclose(ai_tensor *a, ai_tensor *b, double rtol, double atol, bool
   if (a->dtype != b->dtype)
     return AI_ERRNULL("isclose: both tensors must have one dtype (got %s and %s)", ai_dtype_names[a->dtype],
                       ai_dtype_names[b->dtype]);
+  if (ai_check_broadcast(a, b, "isclose", "a", "b")) return NULL;
   if (!(rtol >= 0)) return AI_ERRNULL("isclose: rtol must be >= 0 (got %g)", rtol);
   if (!(atol >= 0)) return AI_ERRNULL("isclose: atol must be >= 0 (got %g)", atol);
   bool was = ai_set_grad_enabled(false);

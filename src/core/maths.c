@@ -24,6 +24,9 @@ static int same_dtype(const ai_tensor *a, const ai_tensor *b, const char *fn, co
 ai_tensor *ai_lerp(ai_tensor *a, ai_tensor *b, ai_tensor *wt, double w) {
   if (need_float(a, "lerp", "input") || same_dtype(a, b, "lerp", "input", "end")) return NULL;
   if (wt && same_dtype(a, wt, "lerp", "input", "weight")) return NULL;
+  if (ai_check_broadcast(a, b, "lerp", "input", "end") ||
+      (wt && (ai_check_broadcast(a, wt, "lerp", "input", "weight") || ai_check_broadcast(b, wt, "lerp", "end", "weight"))))
+    return NULL;
   scope S = {.n = 0}, *s = &S;
   ai_tensor *d = sub(s, b, a), *r;
   if (!wt) {
@@ -84,6 +87,9 @@ ai_tensor *ai_cdist(ai_tensor *x1, ai_tensor *x2, double p, int mode) {
                       (long long)x2->shape[x2->ndim - 1]);
   if (!(p >= 0)) return AI_ERRNULL("cdist: p must be >= 0 (got %g)", p);
   if (x1->ndim == AI_MAXDIM || x2->ndim == AI_MAXDIM) return AI_ERRNULL("cdist: at most %d dimensions", AI_MAXDIM - 1);
+  ai_tensor batch1 = *x1, batch2 = *x2; /* shape-only stand-ins for the batch dims */
+  batch1.ndim -= 2, batch2.ndim -= 2;
+  if (ai_check_broadcast(&batch1, &batch2, "cdist", "the batch dims of x1", "those of x2")) return NULL;
   bool mm = p == 2 && (mode == 1 || (mode == 0 && (P > 25 || R > 25)));
   scope S = {.n = 0}, *s = &S;
   ai_tensor *r;
@@ -132,7 +138,8 @@ ai_tensor *ai_normal(ai_tensor *mean, double ms, ai_tensor *std, double ss) {
   int nd = ref->ndim;
   int64_t shape[AI_MAXDIM];
   memcpy(shape, ref->shape, sizeof shape);
-  if (mean && std && ai_broadcast_shape(mean, std, &nd, shape)) return NULL;
+  if (mean && std && (ai_check_broadcast(mean, std, "normal", "mean", "std") || ai_broadcast_shape(mean, std, &nd, shape)))
+    return NULL;
   if (!std && !(ss >= 0)) return AI_ERRNULL("normal: std must be >= 0 (got %g)", ss);
   bool was = ai_set_grad_enabled(false);
   scope S = {.n = 0}, *s = &S;
