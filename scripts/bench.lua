@@ -27,7 +27,7 @@ Options (key=value):
   quick=true         microbenchmarks: small shapes, few repetitions (a smoke test)
   micro_seconds=0.3  per microbenchmark; each reports its fastest repetition (median: median_ms)
   only=a,b           microbenchmark groups to run (sgemm, linear, conv2d, conv_transpose2d,
-                     group_norm, softmax, elementwise, adam, overhead)
+                     group_norm, softmax, elementwise, random, adam, overhead)
 
 Each workload line: {"workload", "impl":"aiart", "ms_per_step" (median over the timed steps),
 "peak_rss_mb" (VmHWM of the process, reset after the data set is loaded so that only the pool of
@@ -393,7 +393,7 @@ local function emit(rec) print(json_line(rec, MICRO_KEYS)); io.stdout:flush() en
 local function shape_str(t) return table.concat(t, "x") end
 
 -- only=a,b: run just these microbenchmark groups (sgemm, linear, conv2d, conv_transpose2d,
--- group_norm, softmax, elementwise, adam, overhead)
+-- group_norm, softmax, elementwise, random, adam, overhead)
 local ONLY
 if opts.only then
   ONLY = {}
@@ -550,6 +550,23 @@ local function run_micro()
       s = time_fn(function() return ai.silu(x) end)
       out({micro = "elementwise", op = "silu", shape = tostring(n), ms = s * 1e3, gbps = 2 * n * 4 / s / 1e9})
     end)
+  end
+
+  -- random numbers: 1M f32 draws into an existing tensor, one thread and all (ns per element)
+  if want("random") then
+    local n = QUICK and 65536 or 1048576
+    local x = ai.empty(n)
+    for _, nt in ipairs{1, THREADS} do
+      ai.set_num_threads(nt)
+      local s = time_fn(function() x:normal_() end)
+      out({micro = "random", op = "randn", shape = tostring(n), threads = nt, ms = s * 1e3, ns_per_element = s / n * 1e9,
+           gbps = 4 * n / s / 1e9})
+      s = time_fn(function() x:uniform_() end)
+      out({micro = "random", op = "rand", shape = tostring(n), threads = nt, ms = s * 1e3, ns_per_element = s / n * 1e9,
+           gbps = 4 * n / s / 1e9})
+      if nt == THREADS then break end
+    end
+    ai.set_num_threads(THREADS)
   end
 
   -- Adam on 1M parameters (reads p, grad, m, v; writes p, m, v)

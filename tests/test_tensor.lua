@@ -597,7 +597,7 @@ test("errors: indices out of range", function()
   expect_error("cannot set field 'foo'", function() x.foo = 1 end)
   expect_error("a 0-dim tensor has no length", function() return #ai.tensor(1) end)
   expect_error("item() needs exactly one", function() return x:item() end)
-  expect_error("a tensor index must be a u8 mask", function() return x[ai.tensor({1}, {dtype = "i64"})] end)
+  expect_error("index tensors are i64 (positions) or u8 (masks)", function() return x[ai.tensor({1})] end)
 end)
 
 test("errors: views, reshape, expand", function()

@@ -96,14 +96,23 @@ end
 local UNet = nn.Module:extend("UNet")
 M.UNet = UNet
 
---- UNet{ch=32, mults={1, 2}, in_channels=1}: one ResBlock per level, a stride-2 conv between
--- levels, ResBlock-Attention-ResBlock at the bottom, and nearest upsampling with skip
+--- UNet{ch=32, mults={1, 2}, in_channels=1, classes=0}: one ResBlock per level, a stride-2 conv
+-- between levels, ResBlock-Attention-ResBlock at the bottom, and nearest upsampling with skip
 -- concatenation on the way up. The defaults give the reference model (522,145 parameters).
+-- classes = n > 0 makes it class-conditional: net(x, t, labels) with labels 1..n, and label n + 1
+-- as "no class" (its null_label, for classifier-free guidance); a learned embedding of the label
+-- is added to the timestep embedding.
 function UNet:init(opts)
-  opts = check_opts("UNet", opts, {ch = true, mults = true, in_channels = true})
+  opts = check_opts("UNet", opts, {ch = true, mults = true, in_channels = true, classes = true})
   local ch, mults, cin = opts.ch or 32, opts.mults or {1, 2}, opts.in_channels or 1
   self.tdim = 128
   self.time_mlp = nn.Sequential(nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 128))
+  local classes = util.int("UNet", "classes", opts.classes or 0, 0)
+  if classes > 0 then
+    self.label_emb = nn.Embedding(classes + 1, 128)
+    self.classes = classes
+    self.null_label = classes + 1
+  end
   self.inc = nn.Conv2d(cin, ch, 3, {padding = 1})
   self.enc, self.down, self.dec = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
   local widths, c = {}, ch
@@ -122,8 +131,14 @@ function UNet:init(opts)
   self.levels = #mults
 end
 
-function UNet:forward(x, t)
+function UNet:forward(x, t, labels)
   local temb = self.time_mlp(M.timestep_embedding(t, 128))
+  if self.label_emb then
+    if labels == nil then util.error("UNet: a class-conditional UNet needs labels (1.." .. self.null_label .. ")", 2) end
+    temb = temb + self.label_emb(labels)
+  elseif labels ~= nil then
+    util.error("UNet: labels given to an unconditional UNet (make it with classes = n)", 2)
+  end
   local h, skips = self.inc(x), {}
   for l = 1, self.levels do
     h = self.enc[l](h, temb)

@@ -28,7 +28,7 @@ POOL = 16
 ORDER = ["mlp_gan_b32", "mlp_gan_b64", "dcgan_b64", "ddpm_unet_b64", "ddpm_unet_b64_infer", "style_vgg19_256"]
 WORKLOAD_KEYS = ["workload", "impl", "ms_per_step", "peak_rss_mb", "gflop_per_step", "gflops", "steps", "warmup",
                  "threads", "data"]
-MICRO_KEYS = ["micro", "impl", "op", "shape", "threads", "ms", "gflops", "gbps", "us_per_op", "pct_of_sgemm"]
+MICRO_KEYS = ["micro", "impl", "op", "shape", "threads", "ms", "gflops", "gbps", "us_per_op", "pct_of_sgemm", "ns_per_element"]
 
 
 def parse_args(argv):
@@ -597,6 +597,19 @@ def run_micro():
             out({"micro": "elementwise", "op": "mul", "shape": str(n), "ms": s * 1e3, "gbps": 3 * n * 4 / s / 1e9})
             s = time_fn(lambda: F.silu(x))
             out({"micro": "elementwise", "op": "silu", "shape": str(n), "ms": s * 1e3, "gbps": 2 * n * 4 / s / 1e9})
+
+    if want("random"):  # 1M float32 draws into an existing tensor, one thread and all
+        n = 65536 if QUICK else 1048576
+        x = torch.empty(n)
+        for nt in [1, THREADS]:
+            torch.set_num_threads(nt)
+            s = time_fn(lambda: x.normal_())
+            out({"micro": "random", "op": "randn", "shape": str(n), "threads": nt, "ms": s * 1e3, "ns_per_element": s / n * 1e9, "gbps": 4 * n / s / 1e9})
+            s = time_fn(lambda: x.uniform_())
+            out({"micro": "random", "op": "rand", "shape": str(n), "threads": nt, "ms": s * 1e3, "ns_per_element": s / n * 1e9, "gbps": 4 * n / s / 1e9})
+            if nt == THREADS:
+                break
+        torch.set_num_threads(THREADS)
 
     if want("adam"):
         p = torch.randn(n, requires_grad=True)

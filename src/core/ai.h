@@ -58,6 +58,7 @@ typedef struct ai_storage {
 
 typedef struct ai_node ai_node;
 typedef struct ai_grad_hook ai_grad_hook;
+typedef struct ai_leaf_hooks ai_leaf_hooks;
 
 typedef struct ai_tensor {
   int refs;
@@ -72,6 +73,7 @@ typedef struct ai_tensor {
   struct ai_tensor *grad; /* accumulated gradient of a leaf */
   ai_node *grad_fn;       /* the node that produced this tensor (NULL for leaves) */
   ai_grad_hook *hook;     /* gradient-ready hook of a leaf (ai_set_grad_hook), usually NULL */
+  ai_leaf_hooks *hooks;   /* a leaf's gradient hooks (ai_add_tensor_hook), usually NULL */
 } ai_tensor;
 
 static inline void *ai_data(const ai_tensor *t) {
@@ -215,6 +217,36 @@ ai_tensor *ai_index_add(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src)
 /* The elements of x where the u8 mask (broadcast against x) is nonzero, 1-D, in order. */
 ai_tensor *ai_masked_select(ai_tensor *x, ai_tensor *mask);
 
+/* x[...] with a list of parts as users write them: integers (1-based, negatives from the end,
+ * selecting: the dim goes), ranges a..b (inclusive, 1-based, negatives from the end, with a
+ * step), and tensors: i64 positions (1-based; several broadcast together and gather, as PyTorch's
+ * advanced indexing) or u8 masks (their true positions). ai_index reads (a view when there are
+ * no tensors; differentiable either way); ai_index_put_ writes src (broadcast) in place, a
+ * position named twice taking its last value. */
+typedef enum { AI_INDEX_INT, AI_INDEX_RANGE, AI_INDEX_TENSOR } ai_index_kind;
+typedef struct {
+  ai_index_kind kind;
+  int64_t a, b, step; /* INT: a; RANGE: a..b by step */
+  ai_tensor *t;       /* TENSOR */
+} ai_index_part;
+ai_tensor *ai_index(ai_tensor *t, int n, const ai_index_part *parts);
+int ai_index_put_(ai_tensor *t, int n, const ai_index_part *parts, ai_tensor *src);
+
+/* ---- sorting (sort.c): stable, NaN after every number (before, descending), integers exact;
+ * indices are 0-based i64; values carry gradients (through gather) ---- */
+int ai_sort(ai_tensor *t, int dim, bool descending, ai_tensor **values, ai_tensor **indices);
+int ai_topk(ai_tensor *t, int64_t k, int dim, bool largest, ai_tensor **values, ai_tensor **indices);
+/* the k-th smallest, k 1-based */
+int ai_kthvalue(ai_tensor *t, int64_t k, int dim, bool keepdim, ai_tensor **values, ai_tensor **indices);
+int ai_median(ai_tensor *t, int dim, bool keepdim, ai_tensor **values, ai_tensor **indices); /* the lower one */
+typedef enum { AI_QUANTILE_LINEAR, AI_QUANTILE_LOWER, AI_QUANTILE_HIGHER, AI_QUANTILE_NEAREST, AI_QUANTILE_MIDPOINT } ai_quantile_mode;
+/* q: a 0-dim or 1-D tensor of values in [0, 1]; a 1-D q's dim comes first in the result */
+ai_tensor *ai_quantile(ai_tensor *t, ai_tensor *q, int dim, bool keepdim, ai_quantile_mode mode);
+/* the sorted distinct values of t (flattened); inverse (t's shape) and counts may be NULL */
+int ai_unique(ai_tensor *t, ai_tensor **values, ai_tensor **inverse, ai_tensor **counts);
+/* for each value, the 0-based position where it would go in the 1-D sorted seq (after equal
+ * elements when right) */
+ai_tensor *ai_searchsorted(ai_tensor *seq, ai_tensor *values, bool right);
 /* ---- shape ops composed of recorded ones (shape.c): no rules of their own ---- */
 ai_tensor *ai_flip(ai_tensor *t, unsigned dims); /* dims: a bitmask of 0-based dims; a copy */
 /* n (shift, dim) pairs applied in turn; n == 0: shifts[0] of the flattened tensor */
@@ -336,6 +368,23 @@ int ai_grad(ai_tensor **outputs, ai_tensor **grad_outputs, int nout, ai_tensor *
             int nin, bool retain_graph, bool create_graph, bool allow_unused,
             ai_tensor **grads);
 const char *ai_grad_fn_name(const ai_tensor *t); /* NULL for leaves */
+/* Gradient hooks (x:register_hook): fn(ctx, g) gets the gradient w.r.t. t of one backward pass
+ * (for a leaf: all of it, before it is added to .grad) and returns the gradient to use instead: a
+ * new reference (ai_ref(g) to keep g), or NULL with an error, which ends the backward. For a
+ * non-leaf the hook lives on the node that made t. release(ctx) runs when the hook goes. */
+typedef ai_tensor *(*ai_tensor_hook_fn)(void *ctx, ai_tensor *g);
+int ai_add_tensor_hook(ai_tensor *t, ai_tensor_hook_fn fn, void *ctx, void (*release)(void *ctx));
+/* A non-leaf keeps the gradients of later backwards in .grad, as a leaf does (a leaf: no-op). */
+int ai_retain_grad(ai_tensor *t);
+
+/* An op whose backward is given by the caller (autograd functions written in Lua): out is
+ * recorded from ins[0..nin) as output number `output` of the function; fn(ctx, output, g, nin,
+ * gin) fills gin[i] (new references) for the inputs that need a gradient; release(ctx) runs when
+ * the node goes. Returns 1 when recorded (the node owns ctx), 0 when nothing needs recording. */
+typedef int (*ai_custom_backward)(void *ctx, int output, ai_tensor *g, int nin, ai_tensor **gin);
+int ai_record_custom(ai_tensor *out, int nin, ai_tensor **ins, ai_custom_backward fn, void (*release)(void *ctx),
+                     void *ctx, int output);
+
 /* Gradient-ready hooks: during ai_backward, fn(ctx, leaf) runs as soon as leaf->grad holds every
  * contribution of that pass (before the rest of the graph is done), so that data-parallel
  * training can start reducing gradients while backward goes on. Not called by ai_grad. A leaf

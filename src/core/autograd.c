@@ -150,12 +150,95 @@ void ai_node_unref(ai_node *n) {
     release_saved(cur);
     if (cur->gbuf) ai_unref(cur->gbuf);
     free(cur->extra);
+    ai_free_tensor_hooks(cur->hooks);
+    if (cur->op == AI_OP_CUSTOM && cur->arg.custom.release) cur->arg.custom.release(cur->arg.custom.ctx);
     node_free(cur);
     if (len == 0) break;
     cur = stack[--len];
   }
   if (stack != local) free(stack);
 }
+
+/* ---------------------------------------------------------------- hooks and custom ops */
+
+void ai_free_tensor_hooks(ai_tensor_hook *h) {
+  while (h) {
+    ai_tensor_hook *next = h->next;
+    if (h->release) h->release(h->ctx);
+    free(h);
+    h = next;
+  }
+}
+
+int ai_add_tensor_hook(ai_tensor *t, ai_tensor_hook_fn fn, void *ctx, void (*release)(void *)) {
+  if (!t->requires_grad) return ai_seterror("register_hook: the tensor does not require grad");
+  ai_tensor_hook *h = calloc(1, sizeof *h);
+  if (!h) return ai_seterror("not enough memory");
+  *h = (ai_tensor_hook){fn, ctx, release, NULL};
+  ai_tensor_hook **list;
+  if (t->grad_fn) {
+    list = &t->grad_fn->hooks;
+  } else {
+    if (!t->hooks && !(t->hooks = calloc(1, sizeof *t->hooks))) { free(h); return ai_seterror("not enough memory"); }
+    list = &t->hooks->list;
+  }
+  while (*list) list = &(*list)->next; /* hooks run in the order they were added */
+  *list = h;
+  return 0;
+}
+
+static int accumulate(ai_tensor **slot, ai_tensor *g);
+
+/* retain_grad: the non-leaf keeps the gradient of each backward in .grad (summed, as a leaf's) */
+static ai_tensor *retain_hook(void *ctx, ai_tensor *g) {
+  ai_tensor *t = ctx;
+  if (accumulate(&t->grad, g)) return NULL;
+  return ai_ref(g);
+}
+
+int ai_retain_grad(ai_tensor *t) {
+  if (!t->requires_grad) return ai_seterror("retain_grad: the tensor does not require grad");
+  if (!t->grad_fn) return 0; /* a leaf keeps its gradient anyway */
+  for (ai_tensor_hook *h = t->grad_fn->hooks; h; h = h->next)
+    if (h->fn == retain_hook && h->ctx == t) return 0;
+  return ai_add_tensor_hook(t, retain_hook, t, NULL);
+}
+
+/* The tensor is going: its node may outlive it, and must not write into it any more. */
+void ai_forget_retained(ai_tensor *t) {
+  for (ai_tensor_hook **h = &t->grad_fn->hooks; *h;) {
+    if ((*h)->fn == retain_hook && (*h)->ctx == t) {
+      ai_tensor_hook *dead = *h;
+      *h = dead->next;
+      free(dead);
+    } else {
+      h = &(*h)->next;
+    }
+  }
+}
+
+/* g through each hook in turn: a new reference, or NULL with an error. */
+static ai_tensor *run_hooks(ai_tensor_hook *h, ai_tensor *g) {
+  ai_ref(g);
+  for (; h && g; h = h->next) {
+    ai_tensor *r = h->fn(h->ctx, g);
+    ai_unref(g);
+    g = r;
+  }
+  return g;
+}
+
+int ai_record_custom(ai_tensor *out, int nin, ai_tensor **ins, ai_custom_backward fn, void (*release)(void *),
+                     void *ctx, int output) {
+  if (out->grad_fn || out->requires_grad)
+    return ai_seterror("internal: a custom op's output must be a fresh tensor");
+  ai_node *n;
+  if (ai_record(&n, AI_OP_CUSTOM, out, nin, ins)) return -1;
+  if (!n) return 0;
+  *AI_ARGS(n, CUSTOM) = (ai_custom_args){fn, release, ctx, output};
+  return 1;
+}
+
 
 /* ---------------------------------------------------------------- the engine */
 
@@ -197,6 +280,25 @@ static int accumulate_leaf(ai_tensor *leaf, ai_tensor *g) {
   if (!c) return -1;
   leaf->grad = c;
   return 0;
+}
+
+/* A contribution to a leaf: into .grad, or, for a leaf whose hooks this pass runs, into the pass's
+ * own sum, which the hooks see once it is complete (finish_leaf). */
+static int to_leaf(ai_tensor *leaf, ai_tensor *g, unsigned gen) {
+  if (leaf->hooks && leaf->hooks->mark == gen) return accumulate(&leaf->hooks->acc, g);
+  return accumulate_leaf(leaf, g);
+}
+static int finish_leaf(ai_tensor *leaf) {
+  ai_leaf_hooks *h = leaf->hooks;
+  ai_tensor *acc = h->acc;
+  h->acc = NULL;
+  if (!acc) return 0;
+  ai_tensor *g = run_hooks(h->list, acc);
+  ai_unref(acc);
+  if (!g) return -1;
+  int rc = accumulate_leaf(leaf, g);
+  ai_unref(g);
+  return rc;
 }
 
 static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool retain, bool create,
@@ -246,6 +348,11 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
         if (h->mark != gen) { h->mark = gen; h->pending = 0; }
         h->pending++;
       }
+      ai_leaf_hooks *lh = n->in[i].leaf && !inputs ? n->in[i].leaf->hooks : NULL;
+      if (lh && lh->list) {
+        if (lh->mark != gen) { lh->mark = gen; lh->pending = 0; ai_unref(lh->acc); lh->acc = NULL; }
+        lh->pending++;
+      }
       if (!f) continue;
       if (f->mark != gen) { f->mark = gen; f->deps = 0; if (push(&all, f)) goto out; }
       f->deps++;
@@ -259,6 +366,12 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
       if (accumulate(&o->grad_fn->gbuf, seeds[i])) goto out;
     } else if (inputs) {
       for (int j = 0; j < nin; j++) if (inputs[j] == o && accumulate(&results[j], seeds[i])) goto out;
+    } else if (o->hooks && o->hooks->list) { /* an output that is itself a hooked leaf */
+      ai_tensor *hg = run_hooks(o->hooks->list, seeds[i]);
+      int err = hg ? accumulate_leaf(o, hg) : -1;
+      ai_unref(hg);
+      if (err) goto out;
+      if (o->hook && o->hook->mark != gen) o->hook->fn(o->hook->ctx, o);
     } else if (accumulate_leaf(o, seeds[i])) {
       goto out;
     } else if (o->hook && o->hook->mark != gen) {
@@ -274,6 +387,11 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
     ai_node *n = ready.v[--ready.len];
     ai_tensor *g = n->gbuf;
     n->gbuf = NULL;
+    if (g && n->hooks) { /* the hooks of the tensor this node made see its whole gradient */
+      ai_tensor *hg = run_hooks(n->hooks, g);
+      ai_unref(g);
+      if (!(g = hg)) goto out;
+    }
     if (inputs) /* gradients w.r.t. non-leaf inputs are what reaches their producer */
       for (int j = 0; j < nin; j++)
         if (g && inputs[j]->grad_fn == n && accumulate(&results[j], g)) { ai_unref(g); goto out; }
@@ -308,7 +426,7 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
         if (in->fn) err = accumulate(&in->fn->gbuf, c);
         else if (inputs) {
           for (int j = 0; j < nin && !err; j++) if (inputs[j] == in->leaf) err = accumulate(&results[j], c);
-        } else err = accumulate_leaf(in->leaf, c);
+        } else err = to_leaf(in->leaf, c, gen);
         ai_unref(c);
       }
       for (int i = 0; i < n->nin; i++) ai_unref(gv[i]);
@@ -318,18 +436,32 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
     }
     if (!retain) { release_saved(n); n->freed = true; }
     for (int i = 0; i < n->nin; i++) {
+      ai_leaf_hooks *lh = n->in[i].leaf && !inputs ? n->in[i].leaf->hooks : NULL;
+      if (lh && lh->list && lh->mark == gen && --lh->pending == 0 && finish_leaf(n->in[i].leaf)) goto out;
       ai_grad_hook *h = n->in[i].leaf && !inputs ? n->in[i].leaf->hook : NULL;
       if (h && h->mark == gen && --h->pending == 0) h->fn(h->ctx, n->in[i].leaf);
       ai_node *f = n->in[i].fn;
       if (f && f->mark == gen && --f->deps == 0) { f->deps = -1; if (push(&ready, f)) goto out; }
     }
   }
+  /* ai_grad: the hooks of leaf inputs see their whole gradient */
+  for (int j = 0; inputs && j < nin; j++)
+    if (results[j] && !inputs[j]->grad_fn && inputs[j]->hooks && inputs[j]->hooks->list) {
+      ai_tensor *hg = run_hooks(inputs[j]->hooks->list, results[j]);
+      if (!hg) goto out;
+      ai_unref(results[j]);
+      results[j] = hg;
+    }
   rc = 0;
 out:
   grad_mode = was;
   create_graph_active = was_create;
-  for (size_t k = 0; k < all.len; k++) /* drop what an error left behind */
-    if (all.v[k]->gbuf) { ai_unref(all.v[k]->gbuf); all.v[k]->gbuf = NULL; }
+  for (size_t k = 0; k < all.len; k++) { /* drop what an error left behind */
+    ai_node *n = all.v[k];
+    if (n->gbuf) { ai_unref(n->gbuf); n->gbuf = NULL; }
+    for (int i = 0; i < n->nin; i++)
+      if (n->in[i].leaf && n->in[i].leaf->hooks) { ai_unref(n->in[i].leaf->hooks->acc); n->in[i].leaf->hooks->acc = NULL; }
+  }
   for (int i = 0; i < nout; i++) ai_unref(seeds[i]);
   free(seeds);
   free(all.v);

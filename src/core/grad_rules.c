@@ -489,6 +489,9 @@ RULE(SCATTER) {
   END;
 }
 
+/* an op whose rule the caller gave (ai_record_custom) */
+RULE(CUSTOM) { const ai_custom_args *a = AI_ARGS(n, CUSTOM); return a->fn(a->ctx, a->output, g, n->nin, gin); }
+
 #include "grad_rules_nn.inc" /* the rules of the neural-network ops (nn.c) */
 
 /* ---------------------------------------------------------------- the table */

@@ -48,8 +48,15 @@ typedef struct {
   int groups;    /* GROUP_NORM */
   int ndims;     /* LAYER_NORM: the normalised trailing dims */
 } ai_norm_args;
+typedef struct {
+  ai_custom_backward fn; /* an op whose rule the caller gives (ai_record_custom) */
+  void (*release)(void *ctx);
+  void *ctx;
+  int output;
+} ai_custom_args;
 typedef union {
   char none;
+  ai_custom_args custom;
   ai_act_args act;
   ai_reduce_args reduce;
   ai_dim_args dim;
@@ -84,6 +91,7 @@ struct ai_node {
   bool freed;                 /* saved tensors released by a backward without retain_graph */
   ai_saved saved[AI_MAXSAVED];
   ai_node_args arg;           /* the op's arguments: AI_ARGS(n, NAME) */
+  struct ai_tensor_hook *hooks; /* gradient hooks of the tensor this node made (register_hook) */
   int64_t *extra;             /* variable-length arguments (e.g. cat sizes), freed with the node */
   /* engine scratch */
   ai_tensor *gbuf;
@@ -91,6 +99,24 @@ struct ai_node {
   unsigned mark;
   ai_input in[];
 };
+
+/* Gradient hooks (ai_add_tensor_hook): a list on a node (for the tensor it made) or on a leaf,
+ * whose contributions of one backward pass are collected in acc until the last of them came
+ * (pending, in the pass marked `mark`), then hooked and added to .grad. */
+typedef struct ai_tensor_hook {
+  ai_tensor_hook_fn fn;
+  void *ctx;
+  void (*release)(void *ctx);
+  struct ai_tensor_hook *next;
+} ai_tensor_hook;
+struct ai_leaf_hooks {
+  ai_tensor_hook *list;
+  ai_tensor *acc;
+  unsigned mark;
+  int pending;
+};
+void ai_free_tensor_hooks(ai_tensor_hook *h);
+void ai_forget_retained(ai_tensor *t); /* a tensor with retain_grad is going */
 
 /* A leaf's gradient-ready hook; pending counts the edges into the leaf that the current
  * backward (generation mark) has yet to process. */

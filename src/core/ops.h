@@ -9,7 +9,7 @@
  *   NAME   the enum suffix (AI_OP_NAME in the autograd table; AI_NAME for the elementwise enums)
  *   name   the name users see (the Lua function, the doc key, the kernel stem)
  *   args   the member of the node's argument union (graph.h) that the forward writes and the
- *          rule reads: none, act, reduce, dim, slice, permute, conv, pool, linmap, norm
+ *          rule reads: none, act, reduce, dim, slice, permute, conv, pool, linmap, norm, custom
  *   grad   GRAD: recorded, with a rule NAME_bw (grad_rules.c) that records its own graph, so
  *          it differentiates again (double backward); GRAD1: recorded, first-order rule only;
  *          NOGRAD: never recorded (comparisons, rounding: no useful gradient)
@@ -136,7 +136,8 @@
   X(INDEX_SELECT, index_select, dim, GRAD)              \
   X(GATHER, gather, dim, GRAD)                          \
   X(SCATTER, scatter, dim, GRAD)                        \
-  X(INDEX_ADD, index_add, dim, GRAD)
+  X(INDEX_ADD, index_add, dim, GRAD)                    \
+  X(CUSTOM, custom, custom, GRAD)
 
 /* Neural-network ops with fused kernels (src/kernels, through nn.c) and their rules
  * (grad_rules_nn.inc). An op and its adjoint (NAME_BACKWARD) sit next to each other: the

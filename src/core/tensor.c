@@ -46,8 +46,16 @@ void ai_unref(ai_tensor *t) {
   if (!t || --t->refs > 0) return;
   storage_unref(t->storage);
   if (t->grad) ai_unref(t->grad);
-  if (t->grad_fn) ai_node_unref(t->grad_fn);
+  if (t->grad_fn) {
+    if (t->grad_fn->hooks) ai_forget_retained(t);
+    ai_node_unref(t->grad_fn);
+  }
   free(t->hook);
+  if (t->hooks) {
+    ai_free_tensor_hooks(t->hooks->list);
+    ai_unref(t->hooks->acc);
+    free(t->hooks);
+  }
   pool_put(t);
 }
 

@@ -26,7 +26,7 @@ static const char *const lazy_names[][3] = {
     {"config", "aiart.config", NULL},   {"metrics", "aiart.metrics", NULL},
     {"gradcheck", "aiart.gradcheck", "gradcheck"}, {"gradgradcheck", "aiart.gradcheck", "gradgradcheck"},
     {"save", "aiart.serialize", "save"}, {"load", "aiart.serialize", "load"},
-    {"F", "aiart.nn.functional", NULL}, {"dist", "aiart.dist", NULL},
+    {"F", "aiart.nn.functional", NULL}, {"dist", "aiart.dist", NULL}, {"autograd", "aiart.autograd", NULL},
     {"help", "aiart.doc", "help"},     {"einsum", "aiart.einsum", "einsum"}};
 
 int luaopen_aiart(lua_State *L) {
@@ -44,6 +44,8 @@ int luaopen_aiart(lua_State *L) {
   lai_open_optim(L);
   lai_open_data(L);
   lai_open_dist(L);
+  lai_open_sort(L);
+  lai_open_function(L);
   lua_setfield(L, -2, "Tensor"); /* users may add methods: function ai.Tensor:foo() ... end */
   lua_pushliteral(L, AIART_VERSION);
   lua_setfield(L, -2, "version");

@@ -47,7 +47,11 @@ static int m_backward(lua_State *L) {
   bool retain = lai_optboolfield(L, opts, "retain_graph", 0);
   bool create = lai_optboolfield(L, opts, "create_graph", 0);
   ai_tensor *gs[1] = {g};
-  if (ai_backward(&y, g ? gs : NULL, 1, retain, create)) return lai_error(L);
+  lua_State *prev = lai_engine_L; /* hooks and Lua functions' backwards run on this thread */
+  lai_engine_L = L;
+  int rc = ai_backward(&y, g ? gs : NULL, 1, retain, create);
+  lai_engine_L = prev;
+  if (rc) return lai_error(L);
   return 0;
 }
 
@@ -80,7 +84,11 @@ static int l_grad(lua_State *L) {
   bool retain = lai_optboolfield(L, opts, "retain_graph", create);
   bool allow_unused = lai_optboolfield(L, opts, "allow_unused", 0);
   ai_tensor **res = lua_newuserdatauv(L, sizeof *res * (size_t)(nin ? nin : 1), 0);
-  if (ai_grad(outs, gos, nout, ins, nin, retain, create, allow_unused, res)) return lai_error(L);
+  lua_State *prev = lai_engine_L;
+  lai_engine_L = L;
+  int rc = ai_grad(outs, gos, nout, ins, nin, retain, create, allow_unused, res);
+  lai_engine_L = prev;
+  if (rc) return lai_error(L);
   bool single = lai_test(L, 2) != NULL;
   lai_push_list(L, res, nin); /* every gradient boxed at once: none can leak */
   if (single) lua_rawgeti(L, -1, 1);

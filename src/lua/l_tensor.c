@@ -373,14 +373,8 @@ static int m_index(lua_State *L) {
   if (kt == LUA_TNUMBER && t->ndim > 0 && lua_isinteger(L, 2) && lua_tointeger(L, 2) == t->shape[0] + 1) return 0;
   if (kt == LUA_TNUMBER || kt == LUA_TTABLE || kt == LUA_TUSERDATA) {
     ai_tensor *m = kt == LUA_TUSERDATA ? lai_check(L, 2) : NULL;
-    if (m) { /* x[mask]: the selected elements as a 1-D tensor */
-      if (m->dtype != AI_U8) return luaL_error(L, "index: a tensor index must be a u8 mask");
-      lua_getfield(L, lua_upvalueindex(1), "masked_select");
-      lua_pushvalue(L, 1);
-      lua_pushvalue(L, 2);
-      lua_call(L, 2, 1);
-      return 1;
-    }
+    /* x[mask] with a mask that only broadcasts to x: its selected elements, as before */
+    if (m && m->dtype == AI_U8 && !ai_same_shape(m, t)) return lai_push(L, ai_masked_select(t, m));
     return lai_push(L, lai_index_view(L, t, 2));
   }
   return luaL_error(L, "index: cannot index a tensor with a %s", luaL_typename(L, 2));
@@ -412,28 +406,15 @@ static int m_newindex(lua_State *L) {
     return luaL_error(L, "cannot set field '%s' of a tensor (its fields are grad, requires_grad and data)", k);
   }
   ai_tensor *m = lai_test(L, 2);
-  if (m) { /* x[mask] = v */
-    if (m->dtype != AI_U8) return luaL_error(L, "index: a tensor index must be a u8 mask");
-    double v = luaL_checknumber(L, 3);
+  if (m && m->dtype == AI_U8 && (lua_type(L, 3) == LUA_TNUMBER || lua_isboolean(L, 3))) { /* x[mask] = v */
+    double v = lua_isboolean(L, 3) ? lua_toboolean(L, 3) : luaL_checknumber(L, 3);
     if (!ai_is_float(t->dtype) && v != floor(v))
       return luaL_error(L, "index assignment: %f is not a whole number, and an %s tensor holds integers", v,
                         ai_dtype_names[t->dtype]);
     if (ai_masked_fill_(t, m, v)) return lai_error(L);
     return 0;
   }
-  ai_tensor *dst = lai_index_view(L, t, 2);
-  if (!dst) return lai_error(L);
-  ai_tensor *src = NULL;
-  int rc;
-  if (lua_type(L, 3) == LUA_TNUMBER || lua_isboolean(L, 3)) {
-    rc = lai_fill_value(L, dst, 3);
-  } else {
-    src = lai_test(L, 3);
-    if (!src) { ai_unref(dst); return luaL_error(L, "index assignment: expected a number or a tensor, got %s", luaL_typename(L, 3)); }
-    rc = ai_copy_(dst, src);
-  }
-  ai_unref(dst);
-  if (rc) return lai_error(L);
+  if (lai_index_assign(L, t, 2, 3)) return lai_error(L);
   return 0;
 }
 

@@ -2,6 +2,7 @@
  * (view, reshape, permute, narrow, slice, expand, ...), in-place fills and copies, and the
  * index views behind x[i] and x[{a, b}]. */
 #include <math.h>
+#include <string.h>
 
 #include "lbind.h"
 
@@ -276,61 +277,92 @@ static int m_zero_(lua_State *L) {
 
 /* ---------------------------------------------------------------- indexing */
 
-/* Applies one index component (for original dim `pos`) to dim *d of t: a number selects, a
- * table slices. Returns a new reference; raises Lua errors only before creating it. */
-static ai_tensor *index_component(lua_State *L, ai_tensor *t, int *d, int arg, int pos) {
-  if (*d >= t->ndim) luaL_error(L, "index: too many indices for a tensor of %d dimensions", pos - 1 + t->ndim - *d);
-  int64_t size = t->shape[*d];
+/* Reads one part of an index from the value at `arg`: an integer, a range table ({} all, {a},
+ * {a, b}, {a, b, step}) or an index tensor (i64 positions or a u8 mask, borrowed). */
+static void index_part(lua_State *L, int arg, int pos, ai_index_part *q) {
+  memset(q, 0, sizeof *q);
   if (lua_type(L, arg) == LUA_TNUMBER) {
-    lua_Integer i = lai_checkint(L, arg);
-    if (i == 0) luaL_error(L, "index: indices are 1-based (0 is not an index)");
-    if (i > size || i < -size)
-      luaL_error(L, "index %d out of range for dimension %d of size %d", (int)i, pos, (int)size);
-    return ai_select(t, *d, i > 0 ? i - 1 : i + size);
+    int ok;
+    q->kind = AI_INDEX_INT;
+    q->a = lua_tointegerx(L, arg, &ok);
+    if (!ok) luaL_error(L, "index: %f is not a whole number (indices are integers)", lua_tonumber(L, arg));
+    return;
   }
+  if ((q->t = lai_test(L, arg))) { q->kind = AI_INDEX_TENSOR; return; }
   if (lua_istable(L, arg)) { /* {} = all, {a} = a..a kept as a dim, {a, b[, step]} inclusive */
-    lua_Integer a = 1, b = -1, step = 1;
+    q->kind = AI_INDEX_RANGE;
+    q->a = 1; q->b = -1; q->step = 1;
     int n = (int)lua_rawlen(L, arg);
-    if (n >= 1) { lua_rawgeti(L, arg, 1); a = luaL_checkinteger(L, -1); lua_pop(L, 1); b = a; }
-    if (n >= 2) { lua_rawgeti(L, arg, 2); b = luaL_checkinteger(L, -1); lua_pop(L, 1); }
-    if (n >= 3) { lua_rawgeti(L, arg, 3); step = luaL_checkinteger(L, -1); lua_pop(L, 1); }
-    if (a < 0) a += size + 1;
-    if (b < 0) b += size + 1;
-    if (a < 1 || a > size + 1 || b > size)
-      luaL_error(L, "index: range %d..%d out of bounds for dimension %d of size %d", (int)a, (int)b, pos, (int)size);
-    ai_tensor *r = ai_slice(t, *d, a - 1, b < a - 1 ? a - 1 : b, step);
-    (*d)++;
-    return r;
+    lua_Integer v[3];
+    for (int i = 0; i < n && i < 3; i++) {
+      lua_rawgeti(L, arg, i + 1);
+      int ok;
+      v[i] = lua_tointegerx(L, -1, &ok);
+      if (!ok) luaL_error(L, "index: part %d: a range holds integers, got %s", pos, luaL_typename(L, -1));
+      lua_pop(L, 1);
+    }
+    if (n > 3) luaL_error(L, "index: part %d: a range is {first, last[, step]}, got %d values", pos, n);
+    if (n >= 1) q->a = q->b = v[0];
+    if (n >= 2) q->b = v[1];
+    if (n >= 3) q->step = v[2];
+    return;
   }
-  luaL_error(L, "index: expected an integer or a range table, got %s", luaL_typename(L, arg));
-  return NULL;
+  luaL_error(L, "index: expected an integer or a range table (or an index tensor), got %s", luaL_typename(L, arg));
 }
 
-/* The view x[key] for a number or a table key (new reference; NULL with the core's error).
- * Intermediate views live in boxes on the Lua stack, so an index error cannot leak them. */
-ai_tensor *lai_index_view(lua_State *L, ai_tensor *t, int key) {
-  int d = 0;
-  if (lua_type(L, key) == LUA_TNUMBER) {
-    int ok;
-    lua_tointegerx(L, key, &ok);
-    if (!ok) luaL_error(L, "index: %f is not a whole number (indices are integers)", lua_tonumber(L, key));
-    return index_component(L, t, &d, key, 1);
-  }
-  int n = (int)lua_rawlen(L, key), top = lua_gettop(L);
-  ai_tensor *cur = t;
+/* The parts of the key at `key` (a number, a tensor, or a table of parts); the tensors they
+ * borrow stay alive in the key. */
+static int index_parts(lua_State *L, int key, ai_index_part *parts) {
+  if (!lua_istable(L, key) || lai_test(L, key)) { index_part(L, key, 1, &parts[0]); return 1; }
+  int n = (int)lua_rawlen(L, key);
+  if (n > 2 * AI_MAXDIM) luaL_error(L, "index: too many indices (%d)", n);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, key, i);
-    ai_tensor *next = index_component(L, cur, &d, lua_gettop(L), i);
+    index_part(L, lua_gettop(L), i, &parts[i - 1]);
     lua_pop(L, 1);
-    if (!next) { lua_settop(L, top); return NULL; }
-    lai_push(L, next); /* owned by the stack until the end */
-    cur = next;
   }
-  ai_ref(cur);
-  lua_settop(L, top);
-  return cur;
+  return n;
 }
 
+ai_tensor *lai_index_view(lua_State *L, ai_tensor *t, int key) {
+  ai_index_part parts[2 * AI_MAXDIM];
+  int n = index_parts(L, key, parts);
+  return ai_index(t, n, parts);
+}
+
+int lai_index_assign(lua_State *L, ai_tensor *t, int key, int value) {
+  ai_index_part parts[2 * AI_MAXDIM];
+  int n = index_parts(L, key, parts);
+  bool advanced = false;
+  for (int i = 0; i < n; i++) advanced = advanced || parts[i].kind == AI_INDEX_TENSOR;
+  if (!advanced) { /* a view: fill it or copy into it */
+    ai_tensor *dst = ai_index(t, n, parts);
+    if (!dst) return -1;
+    int rc;
+    if (lua_type(L, value) == LUA_TNUMBER || lua_isboolean(L, value)) {
+      rc = lai_fill_value(L, dst, value);
+    } else {
+      ai_tensor *src = lai_test(L, value);
+      if (!src) {
+        ai_unref(dst);
+        return luaL_error(L, "index assignment: expected a number or a tensor, got %s", luaL_typename(L, value));
+      }
+      rc = ai_copy_(dst, src);
+    }
+    ai_unref(dst);
+    return rc;
+  }
+  ai_tensor *src = lai_test(L, value);
+  if (src) return ai_index_put_(t, n, parts, src);
+  if (lua_type(L, value) != LUA_TNUMBER && !lua_isboolean(L, value))
+    return luaL_error(L, "index assignment: expected a number or a tensor, got %s", luaL_typename(L, value));
+  ai_tensor *v = ai_empty(t->dtype, 0, NULL);
+  if (!v) return -1;
+  int rc = lai_fill_value(L, v, value);
+  if (!rc) rc = ai_index_put_(t, n, parts, v);
+  ai_unref(v);
+  return rc;
+}
 
 /* Expects the module table at -2 and the method table at -1. */
 void lai_open_tensor_view(lua_State *L) {

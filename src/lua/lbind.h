@@ -60,6 +60,8 @@ void lai_push_shape(lua_State *L, const ai_tensor *t);
 /* The view x[key] of t for an integer or a table key (l_tensor_view.c): a new reference, or
  * NULL with the core's error. Raises Lua errors for malformed keys without leaking. */
 ai_tensor *lai_index_view(lua_State *L, ai_tensor *t, int key);
+/* t[key] = the value at `value` (a number, a boolean or a tensor): the core's status. */
+int lai_index_assign(lua_State *L, ai_tensor *t, int key, int value);
 
 /* Fills t with the number or boolean at arg (fill_, x[i] = v): integers exactly, a fraction into
  * an integer tensor refused. Returns the core's status. */
@@ -85,5 +87,10 @@ void lai_open_json(lua_State *L);
 void lai_open_optim(lua_State *L);
 void lai_open_data(lua_State *L);
 void lai_open_dist(lua_State *L);
+void lai_open_sort(lua_State *L);
+void lai_open_function(lua_State *L);
+/* The thread running a backward (set by backward and ai.grad): where hooks and the backwards of
+ * autograd functions written in Lua run (l_function.c). */
+extern lua_State *lai_engine_L;
 
 #endif

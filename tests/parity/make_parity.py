@@ -3,6 +3,7 @@ against (run with a python3 that has torch; `make test` itself needs no PyTorch)
     /usr/bin/python3 tests/parity/make_parity.py > tests/parity/parity.json
 Each case is named; values are plain lists, gradients included; inf and NaN are strings."""
 import json
+import math
 import torch
 
 cases = {}
@@ -79,6 +80,108 @@ for name in ["logaddexp", "hypot"]:
 cases["binary_math"] = binary
 
 
+# advanced indexing (torch is 0-based: the Lua side adds 1 to every position)
+a = torch.arange(1, 25).view(2, 3, 4)
+ix = {
+    "rows": a[torch.tensor([1, 0, 1])].tolist(),
+    "pairs": a[torch.tensor([0, 1]), torch.tensor([2, 0]), torch.tensor([3, 1])].tolist(),
+    "apart": a[torch.tensor([0, 1]), :, torch.tensor([0, 3])].tolist(),
+    "adjacent": a[:, torch.tensor([0, 2]), torch.tensor([1, 1])].tolist(),
+    "broadcast": a[torch.tensor([[0], [1]]), torch.tensor([0, 2])].tolist(),
+    "mask_range": a[torch.tensor([True, False]), 1:3].tolist(),
+}
+w = torch.arange(12, dtype=torch.float64).view(3, 4).requires_grad_(True)
+(w[torch.tensor([2, 0, 2]), torch.tensor([1, 1, 3])] * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
+ix["grad"] = w.grad.tolist()
+cases["indexing"] = ix
+
+
+# sorting (1-based on the Lua side: add 1 to every index); stable ties, NaN sorted last
+nan = float("nan")
+x = torch.tensor([[3.0, 1.0, 2.0, 1.0, 7.0], [nan, -1.0, 5.0, 2.0, -1.0]], dtype=torch.float64)
+sv, si = torch.sort(x, dim=1, stable=True)
+dv, di = torch.sort(x, dim=1, descending=True, stable=True)
+tv, ti = torch.topk(x, 3, dim=1)
+kv, ki = torch.kthvalue(x[0], 2)
+mv, mi = torch.median(x, dim=1)
+q = torch.tensor([0.0, 0.3, 0.5, 1.0], dtype=torch.float64)
+y = torch.tensor([4.0, 1.0, 3.0, 2.0, 8.0], dtype=torch.float64)
+u, uinv, ucnt = torch.unique(torch.tensor([3, 1, 3, 2, 1, 7]), sorted=True, return_inverse=True, return_counts=True)
+seq = torch.tensor([1.0, 3.0, 3.0, 5.0, 7.0], dtype=torch.float64)
+vals = torch.tensor([0.0, 3.0, 4.0, 7.0, 9.0], dtype=torch.float64)
+cases["sorting"] = {
+    "x": [[v if v == v else "nan" for v in row] for row in x.tolist()],
+    "sort_v": sv.tolist(), "sort_i": si.tolist(), "sortd_v": dv.tolist(), "sortd_i": di.tolist(),
+    "topk_v": tv.tolist(), "topk_i": ti.tolist(), "kth_v": kv.item(), "kth_i": ki.item(),
+    "median_v": mv.tolist(), "median_i": mi.tolist(), "median_all": torch.median(y).item(),
+    "y": y.tolist(), "q": q.tolist(),
+    "quantile": {m: torch.quantile(y, q, interpolation=m).tolist() for m in ["linear", "lower", "higher", "nearest", "midpoint"]},
+    "unique": [u.tolist(), uinv.tolist(), ucnt.tolist()],
+    "seq": seq.tolist(), "vals": vals.tolist(),
+    "searchsorted": torch.searchsorted(seq, vals).tolist(),
+    "searchsorted_right": torch.searchsorted(seq, vals, right=True).tolist(),
+}
+
+
+# samplers on a toy denoiser whose data is N(0, s^2) per element: D(x, sigma) = x s^2 / (s^2 +
+# sigma^2). A plain transcription of DPM-Solver++(2M) (Lu et al. 2022, as k-diffusion writes it),
+# Euler and Heun, in float64, on Karras sigmas; the Lua samplers must give the same numbers.
+def karras(n, lo, hi, rho=7.0):
+    a, b = hi ** (1 / rho), lo ** (1 / rho)
+    return [(a + i / (n - 1) * (b - a)) ** rho for i in range(n)] + [0.0]
+
+
+def toy(x, sigma, s2=0.25):
+    return x * s2 / (s2 + sigma * sigma)
+
+
+def euler(x, sig):
+    for i in range(len(sig) - 1):
+        d = (x - toy(x, sig[i])) / sig[i]
+        x = x + d * (sig[i + 1] - sig[i])
+    return x
+
+
+def heun(x, sig):
+    for i in range(len(sig) - 1):
+        s, s1 = sig[i], sig[i + 1]
+        d = (x - toy(x, s)) / s
+        if s1 == 0:
+            x = x + d * (s1 - s)
+        else:
+            x2 = x + d * (s1 - s)
+            d2 = (x2 - toy(x2, s1)) / s1
+            x = x + (d + d2) * (s1 - s) / 2
+    return x
+
+
+def dpmpp_2m(x, sig):
+    old = None
+    h_last = None
+    for i in range(len(sig) - 1):
+        den = toy(x, sig[i])
+        if sig[i + 1] == 0:
+            x = den
+        else:
+            t, t_next = -math.log(sig[i]), -math.log(sig[i + 1])
+            h = t_next - t
+            if old is None:
+                x = (sig[i + 1] / sig[i]) * x - math.expm1(-h) * den
+            else:
+                r = h_last / h
+                dd = (1 + 1 / (2 * r)) * den - (1 / (2 * r)) * old
+                x = (sig[i + 1] / sig[i]) * x - math.expm1(-h) * dd
+            h_last = h
+        old = den
+    return x
+
+
+sig = karras(10, 0.03, 15.0)
+xt = torch.tensor([-20.0, -3.0, 0.5, 7.0, 15.0], dtype=torch.float64)
+cases["samplers"] = {"sigmas": sig, "x": xt.tolist(), "s2": 0.25,
+                     "dpmpp_2m": dpmpp_2m(xt, sig).tolist(), "euler": euler(xt, sig).tolist(),
+                     "heun": heun(xt, sig).tolist(),
+                     "exact": (xt * math.sqrt(0.25 / (0.25 + 15.0 ** 2))).tolist()}
 # the port ops (tests/test_port_ops.lua): values and gradients of the shape ops, lerp, cdist,
 # baddbmm and einsum, and the tests of values. Inputs are f64 and sin-valued (the Lua side
 # makes the same: vals(shape, k) holds sin(0.7 i + k) for i = 1..n in row-major order); the
