@@ -19,6 +19,14 @@ local function show(v)
 end
 T.show = show
 
+-- The numbers of tests/parity/parity.json, where inf and NaN are the strings "inf", "-inf", "nan".
+function T.json_number(v) return v == "inf" and math.huge or v == "-inf" and -math.huge or v == "nan" and 0 / 0 or v end
+function T.json_numbers(list)
+  local r = {}
+  for i, v in ipairs(list) do r[i] = T.json_number(v) end
+  return r
+end
+
 -- Reference helpers for tests that compute expected values with plain Lua loops.
 --- T.flat(x): the elements of a tensor or nested table, in row-major order
 function T.flat(x)

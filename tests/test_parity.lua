@@ -6,12 +6,7 @@ local ai = require "aiart"
 local read = T.readfile
 local P = ai.json.decode(read("tests/parity/parity.json"))
 
-local function num(v) return v == "inf" and math.huge or v == "-inf" and -math.huge or v == "nan" and 0 / 0 or v end
-local function nums(list)
-  local r = {}
-  for i, v in ipairs(list) do r[i] = num(v) end
-  return r
-end
+local num, nums = T.json_number, T.json_numbers
 
 -- |got - want| <= tol * max(1, |want|), elementwise; infinities must match exactly
 local function close(got, want, tol, what)

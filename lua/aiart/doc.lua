@@ -64,7 +64,7 @@ D["get_num_threads"] = "ai.get_num_threads() -> the number of threads used by th
 D["clock"] = "ai.clock() -> seconds of wall time from a monotonic clock (for timing; os.clock is CPU time)"
 D["memory"] = "ai.memory() -> {live=, cached=, peak=}: bytes of tensor memory in use, cached by the allocator, and the peak"
 D["alloc_fail_after"] = "ai.alloc_fail_after(n) -> (testing) makes the n-th tensor allocation from now fail; 0 disables"
-D["normal"] = "ai.normal(mean, std, d1, d2, ... | {shape}) -> f32 samples of N(mean, std^2)"
+D["normal"] = "ai.normal(mean, std, d1, d2, ... | {shape}) -> f32 samples of N(mean, std^2) / ai.normal(mean, std) with mean or std a tensor (the other a tensor or a number) -> samples of their broadcast shape and dtype; no gradient to mean or std, as torch.normal (for one, write mean + std * ai.randn_like(mean))"
 D["empty_cache"] = "ai.empty_cache() -> returns the allocator's cached memory to the system"
 
 -- tensor properties and conversion -----------------------------------------------------------
@@ -245,6 +245,31 @@ D["gather"] = "ai.gather(x, dim, index) / x:gather(dim, index) -> out[i][j] = x[
 D["scatter"] = "ai.scatter(x, dim, index, src) / x:scatter(...) -> a copy of x with src (a tensor or a number) written at the 1-based index along dim"
 D["scatter_add"] = "ai.scatter_add(x, dim, index, src) / x:scatter_add(...) -> a copy of x with src (a tensor or a number) added at the 1-based index along dim"
 D["index_add"] = "ai.index_add(x, dim, index, src) / x:index_add(...) -> a copy of x with src's slices added at the 1-based index along dim"
+
+-- shape ops, tests of values, maths (src/core/shape.c, compare.c, maths.c) --------------------
+D["flip"] = "ai.flip(x, dim | {dims}) / x:flip(...) -> a copy of x with the order of the entries reversed along each of the dims (also x:flip(1, 2))"
+D["roll"] = "ai.roll(x, shifts [, dims]) / x:roll(...) -> x shifted circularly by shifts along dims (integers or lists of one length); without dims, the flattened x is rolled and shaped back"
+D["tile"] = "ai.tile(x, r1, r2, ... | {reps}) / x:tile(...) -> x repeated r_i times along each dim (PyTorch's x.repeat(...), a Lua keyword here, and torch.tile): reps and dims aligned to the right, the shorter padded with 1s"
+D["repeat_interleave"] = "ai.repeat_interleave(x, repeats [, dim]) / x:repeat_interleave(...) -> each entry along dim repeated `repeats` times (an integer, or an i64 tensor of one count per entry); without dim, of the flattened x"
+D["tril"] = "ai.tril(x [, diagonal=0]) / x:tril(...) -> a copy of x (at least 2-D) with the elements above diagonal `diagonal` of the last two dims set to 0 (1: one above the main diagonal, -1: one below)"
+D["triu"] = "ai.triu(x [, diagonal=0]) / x:triu(...) -> a copy of x (at least 2-D) with the elements below diagonal `diagonal` of the last two dims set to 0"
+D["diag"] = "ai.diag(x [, diagonal=0]) / x:diag(...) -> for a 1-D x, the square matrix with x on diagonal `diagonal` (1: above the main one, -1: below); for a 2-D x, that diagonal as a 1-D tensor"
+D["diagonal"] = "ai.diagonal(x [, offset=0 [, dim1=1 [, dim2=2]]]) / x:diagonal(...) -> diagonal `offset` of the planes (dim1, dim2) of x, as its last dim (a view when dim1, dim2 are the last two dims of a contiguous x, else a copy)"
+D["trace"] = "ai.trace(x) / x:trace() -> the sum of the main diagonal of the 2-D x (0-dim; i64 for integer x)"
+D["outer"] = "ai.outer(a, b) / a:outer(b) -> the matrix a_i b_j of two 1-D tensors"
+D["kron"] = "ai.kron(a, b) / a:kron(b) -> the Kronecker product (dims aligned to the right; at most 4)"
+D["unbind"] = "ai.unbind(x [, dim=1]) / x:unbind(...) -> the slices of x along dim, as several returns (views): local r, g, b = img:unbind(1)"
+D["meshgrid"] = "ai.meshgrid(x1, x2, ... | {x1, x2, ...} [, {indexing=\"ij\"|\"xy\"}]) -> the coordinate grids of the 0-D or 1-D tensors, as several returns (expanded views); \"xy\" swaps the first two dims of the grid (numpy's Cartesian indexing)"
+D["all"] = "ai.all(x [, dim | {dims}] [, {keepdim=true}]) / x:all(...) -> u8: whether every element is nonzero (true for none), of all x (0-dim) or along dims"
+D["any"] = "ai.any(x [, dim | {dims}] [, {keepdim=true}]) / x:any(...) -> u8: whether any element is nonzero, of all x (0-dim) or along dims"
+D["nonzero"] = "ai.nonzero(x [, {as_tuple=false}]) / x:nonzero(...) -> the 1-based indices of the nonzero elements, an n x ndim i64 tensor in row-major order; as_tuple: ndim 1-D tensors, one per dim, as several returns"
+D["equal"] = "ai.equal(a, b) / a:equal(b) -> true when a and b have the same shape and the same values (compared after type promotion), else false"
+D["isclose"] = "ai.isclose(a, b [, {rtol=1e-5, atol=1e-8, equal_nan=false}]) / a:isclose(...) -> u8: |a - b| <= atol + rtol |b| elementwise (one dtype, broadcast); equal infinities are close, NaNs only with equal_nan"
+D["allclose"] = "ai.allclose(a, b [, {rtol=1e-5, atol=1e-8, equal_nan=false}]) / a:allclose(...) -> true when isclose holds everywhere"
+D["lerp"] = "ai.lerp(a, b, w) / a:lerp(b, w) -> a + w (b - a), w a number or a tensor (broadcast; one float dtype)"
+D["multinomial"] = "ai.multinomial(probs, n [, {replacement=false}]) / probs:multinomial(...) -> n 1-based i64 category indices drawn from each row of probs (K or B x K non-negative weights, normalised here): n or B x n"
+D["cdist"] = "ai.cdist(x1, x2 [, {p=2, compute_mode=\"use_mm_for_euclid_dist_if_necessary\"}]) -> the p-norm distances between the rows of x1 (... x P x M) and x2 (... x R x M): ... x P x R; p = 2 runs on one matmul for more than 25 rows, as PyTorch"
+D["baddbmm"] = "ai.baddbmm(input, batch1, batch2 [, {beta=1, alpha=1}]) / input:baddbmm(...) -> beta input + alpha (batch1 @ batch2) for 3-D batch1 (B x n x m), batch2 (B x m x p); input broadcast to B x n x p, ignored when beta = 0"
 
 -- autograd -----------------------------------------------------------------------------------
 D["Tensor:backward"] = "y:backward([grad] [, {retain_graph=false, create_graph=false}]) -> accumulates dy/dx into x.grad of every leaf x that requires grad (grad: dy, needed unless y has one element)"

@@ -247,6 +247,40 @@ int ai_unique(ai_tensor *t, ai_tensor **values, ai_tensor **inverse, ai_tensor *
 /* for each value, the 0-based position where it would go in the 1-D sorted seq (after equal
  * elements when right) */
 ai_tensor *ai_searchsorted(ai_tensor *seq, ai_tensor *values, bool right);
+/* ---- shape ops composed of recorded ones (shape.c): no rules of their own ---- */
+ai_tensor *ai_flip(ai_tensor *t, unsigned dims); /* dims: a bitmask of 0-based dims; a copy */
+/* n (shift, dim) pairs applied in turn; n == 0: shifts[0] of the flattened tensor */
+ai_tensor *ai_roll(ai_tensor *t, int n, const int64_t *shifts, const int *dims);
+/* PyTorch's repeat (and tile): n counts aligned to t's last dims (either side padded with 1s) */
+ai_tensor *ai_tile(ai_tensor *t, int n, const int64_t *reps);
+/* each entry along dim repeated count times, or reps[i] times (reps: 1-D i64, NULL: count);
+ * dim < 0: of the flattened tensor */
+ai_tensor *ai_repeat_interleave(ai_tensor *t, int64_t count, ai_tensor *reps, int dim);
+ai_tensor *ai_tril(ai_tensor *t, int64_t k, bool upper); /* upper: triu */
+ai_tensor *ai_diag(ai_tensor *t, int64_t k);   /* 1-D -> square matrix, 2-D -> its diagonal k */
+/* diagonal off of the plane (d1, d2), as the last dim (a view when the plane is contiguous) */
+ai_tensor *ai_diagonal(ai_tensor *t, int64_t off, int d1, int d2);
+ai_tensor *ai_trace(ai_tensor *t);
+ai_tensor *ai_outer(ai_tensor *a, ai_tensor *b);
+ai_tensor *ai_kron(ai_tensor *a, ai_tensor *b);
+/* out[0..n): the 0-D or 1-D ts[i] expanded over the grid (views); xy swaps its first two dims */
+int ai_meshgrid(ai_tensor **ts, int n, bool xy, ai_tensor **out);
+
+/* ---- tests of values (compare.c): not differentiable ---- */
+ai_tensor *ai_isclose(ai_tensor *a, ai_tensor *b, double rtol, double atol, bool equal_nan); /* u8 */
+int ai_allclose(ai_tensor *a, ai_tensor *b, double rtol, double atol, bool equal_nan, bool *result);
+int ai_equal(ai_tensor *a, ai_tensor *b, bool *result); /* same shape, same values */
+ai_tensor *ai_nonzero(ai_tensor *t); /* n x ndim 0-based i64 indices, row-major order */
+
+/* ---- maths composed of recorded ops, and samplers (maths.c) ---- */
+ai_tensor *ai_lerp(ai_tensor *a, ai_tensor *b, ai_tensor *wt, double w); /* wt NULL: the number w */
+ai_tensor *ai_baddbmm(ai_tensor *in, ai_tensor *b1, ai_tensor *b2, double beta, double alpha);
+/* mode: 0 matmul for p = 2 when P or R > 25, 1 always, 2 never (PyTorch's compute_mode) */
+ai_tensor *ai_cdist(ai_tensor *x1, ai_tensor *x2, double p, int mode);
+/* N(mean, std^2) samples, mean and std tensors (NULL: the numbers ms, ss) broadcast; not recorded */
+ai_tensor *ai_normal(ai_tensor *mean, double ms, ai_tensor *std, double ss);
+/* n 0-based draws per row of probs (K or B x K weights): K-shaped n or B x n, i64 */
+ai_tensor *ai_multinomial(ai_tensor *probs, int64_t n, bool replacement);
 
 /* ---- random: one Philox-4x32 generator; element i of a draw depends only on (seed, offset+i) ---- */
 typedef struct { uint64_t seed, offset; } ai_rng_state;

@@ -41,5 +41,16 @@ static inline ai_tensor *red(scope *s, ai_redop op, ai_tensor *a, unsigned dims,
 static inline ai_tensor *viewas(scope *s, ai_tensor *a, int ndim, const int64_t *shape) { return OK2(a, a) ? K(s, ai_reshape(a, ndim, shape)) : (s->err = true, NULL); }
 static inline ai_tensor *zero_scalar(scope *s, ai_dtype dt) { return K(s, ai_scalar(dt, 0)); }
 
+/* For composite ops: an error naming fn and its two arguments when a and b do not broadcast
+ * (before the inner op's own message would name the inner op). */
+static inline int ai_check_broadcast(const ai_tensor *a, const ai_tensor *b, const char *fn, const char *an,
+                                     const char *bn) {
+  int nd;
+  int64_t shape[AI_MAXDIM];
+  if (!ai_broadcast_shape(a, b, &nd, shape)) return 0;
+  char sa[96], sb[96];
+  return ai_seterror("%s: %s (%s) and %s (%s) cannot be broadcast together", fn, an, ai_shape_str(a, sa, sizeof sa),
+                     bn, ai_shape_str(b, sb, sizeof sb));
+}
 
 #endif

@@ -27,7 +27,7 @@ static const char *const lazy_names[][3] = {
     {"gradcheck", "aiart.gradcheck", "gradcheck"}, {"gradgradcheck", "aiart.gradcheck", "gradgradcheck"},
     {"save", "aiart.serialize", "save"}, {"load", "aiart.serialize", "load"},
     {"F", "aiart.nn.functional", NULL}, {"dist", "aiart.dist", NULL}, {"autograd", "aiart.autograd", NULL},
-    {"help", "aiart.doc", "help"}};
+    {"help", "aiart.doc", "help"},     {"einsum", "aiart.einsum", "einsum"}};
 
 int luaopen_aiart(lua_State *L) {
   static bool threads_set;
@@ -36,6 +36,7 @@ int luaopen_aiart(lua_State *L) {
   lua_newtable(L); /* the tensor method table */
   lai_open_tensor(L);
   lai_open_ops(L);
+  lai_open_ops_port(L);
   lai_open_autograd(L);
   lai_open_nn(L);
   lai_open_io(L);

@@ -79,6 +79,7 @@ void lai_open_tensor(lua_State *L); /* also runs the two below */
 void lai_open_tensor_new(lua_State *L);
 void lai_open_tensor_view(lua_State *L);
 void lai_open_ops(lua_State *L);
+void lai_open_ops_port(lua_State *L); /* after lai_open_ops */
 void lai_open_autograd(lua_State *L);
 void lai_open_nn(lua_State *L);
 void lai_open_io(lua_State *L);

@@ -182,6 +182,78 @@ cases["samplers"] = {"sigmas": sig, "x": xt.tolist(), "s2": 0.25,
                      "dpmpp_2m": dpmpp_2m(xt, sig).tolist(), "euler": euler(xt, sig).tolist(),
                      "heun": heun(xt, sig).tolist(),
                      "exact": (xt * math.sqrt(0.25 / (0.25 + 15.0 ** 2))).tolist()}
+# the port ops (tests/test_port_ops.lua): values and gradients of the shape ops, lerp, cdist,
+# baddbmm and einsum, and the tests of values. Inputs are f64 and sin-valued (the Lua side
+# makes the same: vals(shape, k) holds sin(0.7 i + k) for i = 1..n in row-major order); the
+# gradients are those of (y * vals(y.shape, 9)).sum().
+def vals(shape, k):
+    n = 1
+    for d in shape:
+        n *= d
+    return torch.sin(torch.arange(1, n + 1, dtype=torch.float64) * 0.7 + k).reshape(shape)
+
+
+def grads(f, *shapes):
+    xs = [vals(sh, i + 1).requires_grad_() for i, sh in enumerate(shapes)]
+    y = f(*xs)
+    (y * vals(list(y.shape), 9)).sum().backward()
+    return {"y": y.detach().flatten().tolist(), "shape": list(y.shape), "inputs": shapes,
+            "grads": [x.grad.flatten().tolist() for x in xs]}
+
+
+port = {}
+port["flip"] = grads(lambda x: torch.flip(x, [0, 2]), [2, 3, 4])
+port["roll"] = grads(lambda x: torch.roll(x, (1, -2), (0, 2)), [2, 3, 4])
+port["roll_flat"] = grads(lambda x: torch.roll(x, 5), [2, 3, 4])
+port["tile"] = grads(lambda x: x.repeat(2, 1, 3), [2, 3])
+port["tile_short"] = grads(lambda x: torch.tile(x, (2,)), [2, 3])
+port["repeat_interleave"] = grads(lambda x: torch.repeat_interleave(x, 2, dim=1), [2, 3])
+port["repeat_interleave_counts"] = grads(lambda x: torch.repeat_interleave(x, torch.tensor([1, 0, 3]), dim=1), [2, 3])
+port["repeat_interleave_flat"] = grads(lambda x: torch.repeat_interleave(x, 2), [2, 3])
+port["tril"] = grads(lambda x: torch.tril(x, -1), [2, 3, 4])
+port["triu"] = grads(lambda x: torch.triu(x, 1), [3, 4])
+port["diag_vector"] = grads(lambda x: torch.diag(x, -2), [3])
+port["diag_matrix"] = grads(lambda x: torch.diag(x, 1), [3, 4])
+port["diagonal"] = grads(lambda x: torch.diagonal(x, -1, 0, 2), [3, 2, 4])
+port["trace"] = grads(lambda x: torch.trace(x), [3, 4])
+port["outer"] = grads(lambda a, b: torch.outer(a, b), [3], [4])
+port["kron"] = grads(lambda a, b: torch.kron(a, b), [2, 3], [2, 2])
+port["kron_dims"] = grads(lambda a, b: torch.kron(a, b), [2], [2, 3])
+port["lerp_number"] = grads(lambda a, b: torch.lerp(a, b, 0.3), [2, 3], [2, 3])
+port["lerp_number_high"] = grads(lambda a, b: torch.lerp(a, b, 0.8), [2, 3], [2, 3])
+port["lerp_tensor"] = grads(lambda a, b, w: torch.lerp(a, b, w), [2, 3], [2, 3], [2, 3])
+port["baddbmm"] = grads(lambda i, b1, b2: torch.baddbmm(i, b1, b2, beta=0.5, alpha=2), [2, 3, 4], [2, 3, 5], [2, 5, 4])
+port["baddbmm_broadcast"] = grads(lambda i, b1, b2: torch.baddbmm(i, b1, b2), [4], [2, 3, 5], [2, 5, 4])
+cdist = {}
+for p_ in ["2", "1", "0.5", "3", "inf"]:
+    cdist[p_] = grads(lambda a, b: torch.cdist(a, b, p=float(p_)), [2, 4, 3], [2, 5, 3])
+cdist["mm"] = grads(lambda a, b: torch.cdist(a, b, compute_mode="use_mm_for_euclid_dist"), [4, 3], [5, 3])
+cdist["large"] = grads(lambda a, b: torch.cdist(a, b), [30, 3], [2, 3])
+cdist["zero"] = {"y": torch.cdist(vals([4, 3], 1).round(), vals([5, 3], 2).round(), p=0).flatten().tolist()}
+port["cdist"] = cdist
+port["einsum"] = []
+for eq, shapes in [("ij,jk->ik", [[3, 4], [4, 5]]), ("bij,bjk->bik", [[2, 3, 4], [2, 4, 5]]),
+                   ("ii->i", [[3, 3]]), ("ii", [[3, 3]]), ("ij->", [[3, 4]]), ("ij->ji", [[3, 4]]),
+                   ("i,j->ij", [[3], [4]]), ("bn,anm,bm->ba", [[2, 3], [4, 3, 5], [2, 5]]),
+                   ("...ij,...jk", [[5, 1, 2, 3], [4, 3, 6]]), ("bA,a", [[2, 3], [2]]),
+                   ("iij->j", [[3, 3, 2]]), ("ij,ij->ij", [[2, 1], [2, 6]]), ("i,i", [[3], [3]]),
+                   ("abc,cd,bd->a", [[2, 3, 4], [4, 5], [3, 5]]), ("...ij->ij", [[2, 3, 4]])]:
+    port["einsum"].append(dict(grads(lambda *xs: torch.einsum(eq, *xs), *shapes), eq=eq))
+# tests of values: 0/1 results as lists
+m = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+port["all_any"] = {"x": m.tolist(), "all": torch.all(m).item(), "any": torch.any(m).item(),
+                   "all_1": torch.all(m, 1).int().tolist(), "any_0": torch.any(m, 0).int().tolist(),
+                   "nonzero": (torch.nonzero(m) + 1).tolist()}
+a = [1.0, 1.0001, float("inf"), float("inf"), float("nan"), 5.0, 0.0, -1e-9]
+b = [1.0, 1.0, float("inf"), float("-inf"), float("nan"), float("inf"), 1e-9, 0.0]
+ta, tb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+port["isclose"] = {"a": a, "b": b, "default": torch.isclose(ta, tb).int().tolist(),
+                   "loose": torch.isclose(ta, tb, rtol=1e-3, atol=0.0, equal_nan=True).int().tolist(),
+                   "exact": torch.isclose(ta, tb, rtol=0.0, atol=0.0).int().tolist(),
+                   "int": torch.isclose(torch.tensor([100, 5]), torch.tensor([101, 9]), rtol=0.1, atol=0).int().tolist(),
+                   "allclose": torch.allclose(ta[:2], tb[:2], rtol=1e-3),
+                   "equal_mixed": torch.equal(torch.tensor([1, 2]), torch.tensor([1.0, 2.0]))}
+cases["port_ops"] = port
 
 
 def finite_json(v):

@@ -27,6 +27,27 @@ for _, name in ipairs(C_FUNCTIONS) do
   end
 end
 
+-- PyTorch's unbatched images: a 3-D input (C x H x W) runs as a batch of one and comes back
+-- without the batch dim, in the convolutions and the pooling functions (ai.conv2d itself takes
+-- N x C x H x W only).
+local docs = require "aiart.doc"
+ai._doc = ai._doc or {}
+local function unbatched(name, f)
+  local g = function(x, ...)
+    if util.is_tensor(x) and x.ndim ~= 4 then
+      if x.ndim == 3 then return f(x:unsqueeze(1), ...):squeeze(1) end
+      error(("%s: input must be 4-D (N x C x H x W) or 3-D (C x H x W, one unbatched image), got shape %s")
+        :format(name, util.shape_str(x)), 2)
+    end
+    return f(x, ...)
+  end
+  ai._doc[g] = docs[name] and (docs[name] .. "; a 3-D input (C x H x W) is one unbatched image, as in PyTorch")
+  return g
+end
+for _, name in ipairs({ "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d" }) do
+  F[name] = unbatched(name, F[name])
+end
+
 -- PyTorch's names for some of them
 F.interpolate = F.upsample
 F.binary_cross_entropy = F.bce_loss

@@ -10,7 +10,8 @@ local module = require "aiart.nn.module"
 local F = require "aiart.nn.functional"
 local init = require "aiart.nn.weight_init"
 local A = require "aiart.nn.args"
-local error = require("aiart.util").error -- positions name the caller's line (see util.error)
+local util = require "aiart.util"
+local error = util.error -- positions name the caller's line (see util.error)
 
 local Module, Parameter, repr = module.Module, module.Parameter, module.repr_value
 local L = {}
@@ -152,7 +153,11 @@ L.Conv2d = Conv2d
 function Conv2d:init(cin, cout, kernel_size, opts) conv_setup(self, "Conv2d", false, cin, cout, kernel_size, opts) end
 function Conv2d:reset_parameters() reset_linear_like(self.weight, self.bias) end
 function Conv2d:forward(x)
-  if self._prepad then x = F.pad(x, self._prepad, self._pad_opts) end
+  if self._prepad then
+    -- reflect and replicate padding want a batch: an unbatched image (C x H x W) gets one here
+    if util.is_tensor(x) and x.ndim == 3 then return self:forward(x:unsqueeze(1)):squeeze(1) end
+    x = F.pad(x, self._prepad, self._pad_opts)
+  end
   return F.conv2d(x, self.weight, self.bias, self._opts)
 end
 Conv2d.extra_repr = conv_repr

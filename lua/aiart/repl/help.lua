@@ -469,12 +469,58 @@ aiart-lua: Lua 5.4 with the tensor module `ai` (require "aiart").
   :help               REPL commands
 Expressions print their value; `_` holds the last result. TAB completes names.]]
 
+local function eval_expr(expr)
+  local f = load("return " .. expr, "=stdin", "t")
+  if not f then return nil end
+  local ok, v = (H.host and H.host.pcall or pcall)(f)
+  if ok then return v end
+  return nil
+end
+
+-- The aiart.migrate entry for a name as typed (x:nElement, torch.save, nn.SpatialConvolution):
+-- an alias (the Torch7 name works here too), or a pointer for a name that means nothing here
+-- (x:sum, which exists, gets its doc and no note).
+local function migration(expr)
+  local ok, mig = pcall(require, "aiart.migrate")
+  if not ok or type(expr) ~= "string" then return nil end
+  local base, _, name = expr:match("^(.-)([.:])([%a_][%w_]*)$")
+  local obj = base and base ~= "" and base ~= "ai" and base ~= "torch" and eval_expr(base) or nil
+  local modules = package.loaded["aiart.nn.module"]
+  local is_mod = obj ~= nil and modules ~= nil and modules.is_module(obj)
+  local e = mig.find(expr, is_mod and "module" or nil)
+  if not e or e.alias then return e, mig end
+  local ai, exists = get_ai(), nil
+  if name and is_mod then
+    exists = obj[name] ~= nil
+  elseif name and (obj == nil or is_tensor(obj)) and e.key:match("^Tensor") then
+    exists = ai ~= nil and rawget(ai, "Tensor") ~= nil and rawget(ai.Tensor, name) ~= nil
+  else
+    exists = eval_expr((expr:gsub(":([%a_][%w_]*)$", ".%1"))) ~= nil or
+        (ai ~= nil and resolve("ai." .. expr:gsub("^ai%.", "")) ~= nil)
+  end
+  if exists then return nil end
+  return e, mig
+end
+H.migration = migration
+
+-- Prints what a Torch7 or PyTorch name is here (and, for an alias, the doc of the function);
+-- returns whether there was anything to say.
+local function show_migration(expr)
+  local e, mig = migration(expr)
+  if not e then return false end
+  out(mig.message(e) .. "\n")
+  local d = e.alias and find_doc("Tensor:" .. e.alias)
+  if d then out(d .. "\n") end
+  return true
+end
+
 -- help([value [, label]]): prints the documentation of a function, a class, a name, a table or
 -- a tensor.
 function H.help(v, label)
   if v == nil and label == nil then out(GENERAL_HELP .. "\n"); return end
   local ai = get_ai()
   if type(v) == "string" and label == nil then
+    if show_migration(v) then return end
     local d = find_doc(v)
     if d then out(d .. "\n"); return end
     local val = resolve(v) or (ai and resolve("ai." .. v:gsub("^ai%.", "")))
@@ -541,17 +587,11 @@ function H.help(v, label)
   end
 end
 
-local function eval_expr(expr)
-  local f = load("return " .. expr, "=stdin", "t")
-  if not f then return nil end
-  local ok, v = (H.host and H.host.pcall or pcall)(f)
-  if ok then return v end
-  return nil
-end
-
 -- ?expr: documentation of the value of expr; x:name and x.name on a tensor x give the doc of
--- the tensor method or property even when x does not exist yet.
+-- the tensor method or property even when x does not exist yet. A Torch7 or PyTorch name
+-- (aiart.migrate) says what it is here.
 function H.help_expr(expr)
+  if show_migration(expr) then return end
   local base, sep, name = expr:match("^(.-)([.:])([%a_][%w_]*)$")
   if base and base ~= "" and base ~= "ai" then
     local obj = eval_expr(base)

@@ -127,6 +127,15 @@ local function tidy_error(msg)
 end
 M.tidy_error = tidy_error
 
+-- A line saying what to write here when an error is about a name of Torch7's or PyTorch's
+-- that does not exist here ("attempt to call a nil value (method 'cmul')"; aiart.migrate).
+local function migration_hint(msg)
+  local ok, mig = pcall(require, "aiart.migrate")
+  local h = ok and mig.hint(tostring(msg)) or nil
+  return h and ("hint: " .. h) or nil
+end
+M.migration_hint = migration_hint
+
 M.commands = {}
 M.commands.help = function()
   out(table.concat({
@@ -205,6 +214,8 @@ function M.step()
   if not res[1] then
     show_time(t0)
     local msg = tidy_error(res[2])
+    local hint = migration_hint(res[2])
+    if hint then msg = msg .. "\n" .. hint end
     -- after Ctrl-C the terminal shows ^C where the cursor was: start a new line
     if host.interactive and msg:match("interrupted$") then out("\n") end
     err(msg)
