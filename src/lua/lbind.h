@@ -53,6 +53,17 @@ int lai_last_arg(lua_State *L); /* the index of the last argument that is not ni
 static inline void lai_checkmax(lua_State *L, int n) { if (lua_gettop(L) > n && lai_last_arg(L) > n) lai_too_many(L, n); }
 /* An integer argument, whole-number floats included (Lua's rule: 2.0 is 2, 2.5 is an error). */
 lua_Integer lai_checkint(lua_State *L, int arg);
+/* An optional integer argument: none or nil gives def. */
+static inline lua_Integer lai_optint(lua_State *L, int arg, lua_Integer def) {
+  return lua_isnoneornil(L, arg) ? def : lai_checkint(L, arg);
+}
+/* Whether the value at i is a number with an integer value (the same rule; a numeric string is
+ * not a number here), stored in *v. For list items and option fields. */
+static inline bool lai_isint(lua_State *L, int i, lua_Integer *v) {
+  int ok = 0;
+  *v = lua_type(L, i) == LUA_TNUMBER ? lua_tointegerx(L, i, &ok) : 0;
+  return ok;
+}
 /* Applies {requires_grad=true} from the options table at opts to the new tensor on the top. */
 void lai_apply_requires_grad(lua_State *L, int opts);
 /* Pushes {size1, size2, ...}. */
