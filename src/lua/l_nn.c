@@ -47,8 +47,9 @@ static void optpair(lua_State *L, int opts, const char *k, int def, int *out) {
 
 /* A size argument (number or pair) at index i. */
 static void checkpair(lua_State *L, int i, int *out) {
+  bool none = lua_isnone(L, i);
   lua_pushvalue(L, i);
-  const char *bad = top_pair(L, out);
+  const char *bad = none ? "no value" : top_pair(L, out);
   if (bad) luaL_argerror(L, i, lua_pushfstring(L, "expected an integer or a pair of integers, got %s", bad));
   lua_pop(L, 1);
 }
