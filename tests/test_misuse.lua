@@ -125,6 +125,20 @@ local ROWS = {
   {"memory extra", function() return ai.memory(1) end, too_many(1, "memory", 1, 0)},
   {"empty_cache extra", function() return ai.empty_cache(true) end, too_many(1, "empty_cache", 1, 0)},
 
+  ---------------------------------------------------------------------------- l_tensor*.c (what the sweep found)
+  {"zeros options in the shape", function() return ai.zeros({dtype = "f64"}) end,
+   arg(1, "zeros", "a shape table holds sizes only, got the key 'dtype'")},
+  {"full key beside the sizes", function() return ai.full({2, dtype = "f64"}, 1) end,
+   arg(1, "full", "a shape table holds sizes only, got the key 'dtype'")},
+  {"x:view table then extra", function() return X():view({3, 2}, 1) end, too_many(2, "view", 2, 1)},
+  {"x:permute table then extra", function() return X():permute({2, 1}, 3) end, too_many(2, "permute", 2, 1)},
+  {"x:size extra", function() return X():size(1, 2) end, too_many(2, "size", 2, 1)},
+  {"x:stride extra", function() return X():stride(1, 2) end, too_many(2, "stride", 2, 1)},
+  {"x:dim extra", function() return X():dim(1) end, too_many(1, "dim", 1, 0)},
+  {"x:numel extra", function() return X():numel(1) end, too_many(1, "numel", 1, 0)},
+  {"x:is_contiguous extra", function() return X():is_contiguous(1) end, too_many(1, "is_contiguous", 1, 0)},
+  {"free extra", function() return ai.free(X(), 1) end, too_many(2, "free", 2, 1)},
+
   ---------------------------------------------------------------------------- l_nn.c
   {"linear extra", function() return ai.linear(X(), ai.ones(4, 3), ai.ones(4), 1) end, too_many(4, "linear", 4, 3)},
   {"linear nil weight", function() return ai.linear(X()) end, arg(2, "linear", "tensor expected, got no value")},

@@ -167,6 +167,19 @@ int lai_checkshape(lua_State *L, int arg, int64_t *shape) {
   if (lua_istable(L, arg) && !lai_test(L, arg)) {
     n = (int)luaL_len(L, arg);
     if (n > AI_MAXDIM) return luaL_argerror(L, arg, "too many dimensions (at most 8)");
+    /* a key beside the sizes would be dropped: zeros({dtype = "f64"}) is options without a shape */
+    lua_pushnil(L);
+    while (lua_next(L, arg)) {
+      lua_pop(L, 1);
+      lua_Integer k;
+      if (!lai_isint(L, -1, &k) || k < 1 || k > n)
+        return luaL_argerror(L, arg, lua_pushfstring(L, "a shape table holds sizes only, got the key %s%s%s (options go "
+                                                        "after the shape: zeros({2, 3}, {dtype = \"f64\"}))",
+                                                     lua_type(L, -1) == LUA_TSTRING ? "'" : "",
+                                                     lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                                                         ? lua_tostring(L, -1) : luaL_typename(L, -1),
+                                                     lua_type(L, -1) == LUA_TSTRING ? "'" : ""));
+    }
     for (int d = 0; d < n; d++) {
       lua_geti(L, arg, d + 1);
       int isint;
@@ -532,7 +545,10 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
-static int m_free(lua_State *L) { return m_gc(L); }
+static int m_free(lua_State *L) {
+  lai_checkmax(L, 1);
+  return m_gc(L);
+}
 
 /* ---------------------------------------------------------------- registration */
 
