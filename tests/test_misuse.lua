@@ -100,6 +100,8 @@ local ROWS = {
   {"set_rng_state(state) extra", function() return ai.set_rng_state(ai.get_rng_state(), 2) end, too_many(2, "set_rng_state", 2, 1)},
   {"x:uniform_ extra", function() return X():uniform_(0, 1, 2) end, too_many(3, "uniform_", 3, 2)},
   {"x:uniform_ bounds", function() return X():uniform_(1, 0) end, "uniform_: rand: lower bound 1 is above upper bound 0"},
+  {"x:uniform_ infinite bound", function() return X():uniform_(0, math.huge) end,
+   arg(2, "uniform_", "the upper bound must be finite")},
   {"x:normal_ extra", function() return X():normal_(0, 1, 2) end, too_many(3, "normal_", 3, 2)},
   {"x:normal_ std < 0", function() return X():normal_(0, -1) end, "normal_: std must be non-negative"},
   {"x:bernoulli_ extra", function() return X():bernoulli_(0.5, 1) end, too_many(2, "bernoulli_", 2, 1)},

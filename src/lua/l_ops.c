@@ -584,7 +584,10 @@ static int finish_inplace(lua_State *L, int rc) {
 static int op_uniform_(lua_State *L) {
   lai_checkmax(L, 3);
   ai_tensor *t = lai_check(L, 1);
-  return finish_inplace(L, ai_rand_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+  double lo = luaL_optnumber(L, 2, 0), hi = luaL_optnumber(L, 3, 1);
+  luaL_argcheck(L, isfinite(lo), 2, "the lower bound must be finite");
+  luaL_argcheck(L, isfinite(hi), 3, "the upper bound must be finite");
+  return finish_inplace(L, ai_rand_(t, lo, hi));
 }
 static int op_normal_(lua_State *L) {
   lai_checkmax(L, 3);
