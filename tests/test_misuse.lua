@@ -9,6 +9,7 @@
 local T = require "helper"
 local ai = require "aiart"
 
+local D = T.tmpdir() -- where a call that wrongly succeeds would write
 local function X() return ai.tensor({{1, -2, 3}, {0.5, 0, -1}}) end
 local function X4() return ai.linspace(-1, 1, 32):reshape(1, 2, 4, 4) end
 local function W4() return ai.ones(1, 2, 3, 3) end
@@ -302,18 +303,18 @@ local ROWS = {
   {"enable_grad nil", function() return ai.enable_grad() end, arg(1, "enable_grad", "function expected, got no value")},
 
   ---------------------------------------------------------------------------- l_io.c, l_json.c
-  {"io.read_idx extra", function() return ai.io.read_idx("x.idx", 1) end, too_many(2, "read_idx", 2, 1)},
+  {"io.read_idx extra", function() return ai.io.read_idx(D .. "/x.idx", 1) end, too_many(2, "read_idx", 2, 1)},
   {"io.read_idx nil", function() return ai.io.read_idx() end, arg(1, "read_idx", "string expected, got no value")},
-  {"io.write_idx extra", function() return ai.io.write_idx("x.idx", ai.zeros(2, {dtype = "u8"}), 1) end, too_many(3, "write_idx", 3, 2)},
-  {"io.load_png extra", function() return ai.io.load_png("x.png", 1) end, too_many(2, "load_png", 2, 1)},
-  {"io.save_png extra", function() return ai.io.save_png("x.png", ai.zeros(2, 2), 1) end, too_many(3, "save_png", 3, 2)},
-  {"io.save_png nil tensor", function() return ai.io.save_png("x.png") end, arg(2, "save_png", "tensor expected, got no value")},
+  {"io.write_idx extra", function() return ai.io.write_idx(D .. "/x.idx", ai.zeros(2, {dtype = "u8"}), 1) end, too_many(3, "write_idx", 3, 2)},
+  {"io.load_png extra", function() return ai.io.load_png(D .. "/x.png", 1) end, too_many(2, "load_png", 2, 1)},
+  {"io.save_png extra", function() return ai.io.save_png(D .. "/x.png", ai.zeros(2, 2), 1) end, too_many(3, "save_png", 3, 2)},
+  {"io.save_png nil tensor", function() return ai.io.save_png(D .. "/x.png") end, arg(2, "save_png", "tensor expected, got no value")},
   {"io.png_bytes extra", function() return ai.io.png_bytes(ai.zeros(2, 2), 1) end, too_many(2, "png_bytes", 2, 1)},
-  {"io.save_gif unknown key", function() return ai.io.save_gif("x.gif", ai.zeros(2, 4, 4), {delai = 1}) end,
+  {"io.save_gif unknown key", function() return ai.io.save_gif(D .. "/x.gif", ai.zeros(2, 4, 4), {delai = 1}) end,
    arg(3, "save_gif", "unknown option 'delai' (known: delay)")},
-  {"io.save_gif extra", function() return ai.io.save_gif("x.gif", ai.zeros(2, 4, 4), {}, 1) end, too_many(4, "save_gif", 4, 3)},
-  {"io.save_safetensors extra", function() return ai.io.save_safetensors("x.st", {}, {}, 1) end, too_many(4, "save_safetensors", 4, 3)},
-  {"io.load_safetensors extra", function() return ai.io.load_safetensors("x.st", 1) end, too_many(2, "load_safetensors", 2, 1)},
+  {"io.save_gif extra", function() return ai.io.save_gif(D .. "/x.gif", ai.zeros(2, 4, 4), {}, 1) end, too_many(4, "save_gif", 4, 3)},
+  {"io.save_safetensors extra", function() return ai.io.save_safetensors(D .. "/x.st", {}, {}, 1) end, too_many(4, "save_safetensors", 4, 3)},
+  {"io.load_safetensors extra", function() return ai.io.load_safetensors(D .. "/x.st", 1) end, too_many(2, "load_safetensors", 2, 1)},
   {"json.encode unknown key", function() return ai.json.encode({1}, {indnt = 2}) end,
    arg(2, "encode", "unknown option 'indnt' (known: indent, sort_keys)")},
   {"json.encode extra", function() return ai.json.encode({1}, {}, 1) end, too_many(3, "encode", 3, 2)},
