@@ -278,6 +278,7 @@ local BASE = {
   ["ai.mm"] = {function() return {X(), X():t()} end}, ["ai.matmul"] = {function() return {X(), X():t()} end},
   ["ai.normal"] = {function() return {0, 1, 3, {}} end, opts = 4},
   ["ai.Tensor.random_"] = {function() return {X(), 1, 3} end},
+  ["ai.bernoulli"] = {function() return {ai.full({3}, 0.5)} end},
   ["ai.linalg.eigh"] = {function() return {ai.eye(2)} end},
   ["ai.leaky_relu"] = {function() return {X(), {negative_slope = 0.1}} end, opts = 2},
   ["ai.softplus"] = {function() return {X(), {beta = 2}} end, opts = 2},
