@@ -321,16 +321,22 @@ static int l_embedding(lua_State *L) {
   return lai_push(L, r);
 }
 
+/* The tensor option k of the table at opts (weight=, mask=), or NULL when absent. */
+static ai_tensor *optfield_tensor(lua_State *L, int opts, const char *k) {
+  if (!lua_istable(L, opts)) return NULL;
+  lua_getfield(L, opts, k);
+  ai_tensor *t = lua_isnil(L, -1) ? NULL : lai_test(L, -1);
+  if (!t && !lua_isnil(L, -1))
+    luaL_argerror(L, opts, lua_pushfstring(L, "option '%s' must be a tensor, got %s", k, luaL_typename(L, -1)));
+  lua_pop(L, 1); /* the table keeps it alive */
+  return t;
+}
+
 static int l_attention(lua_State *L) {
-  ai_tensor *q = lai_check(L, 1), *k = lai_check(L, 2), *v = lai_check(L, 3), *mask = NULL;
+  ai_tensor *q = lai_check(L, 1), *k = lai_check(L, 2), *v = lai_check(L, 3);
   if (lai_test(L, 4)) return luaL_argerror(L, 4, "options table expected, got a tensor (pass the mask as {mask = m})");
   opts_at(L, 4, LAI_OPTS("mask"));
-  if (lua_istable(L, 4)) {
-    lua_getfield(L, 4, "mask");
-    if (!lua_isnil(L, -1)) mask = lai_check(L, -1);
-    lua_pop(L, 1);
-  }
-  return lai_push(L, ai_attention(q, k, v, mask));
+  return lai_push(L, ai_attention(q, k, v, optfield_tensor(L, 4, "mask")));
 }
 
 /* ---------------------------------------------------------------- losses */
@@ -349,13 +355,6 @@ static int l_smooth_l1_loss(lua_State *L) {
   opts_at(L, 3, LAI_OPTS("beta", "reduction"));
   return lai_push(L, ai_smooth_l1_loss(lai_check(L, 1), lai_check(L, 2), lai_optnumfield(L, 3, "beta", 1),
                                        optreduction(L, 3)));
-}
-static ai_tensor *optfield_tensor(lua_State *L, int opts, const char *k) {
-  if (!lua_istable(L, opts)) return NULL;
-  lua_getfield(L, opts, k);
-  ai_tensor *t = lua_isnil(L, -1) ? NULL : lai_check(L, -1);
-  lua_pop(L, 1); /* the table keeps it alive */
-  return t;
 }
 static int l_bce_loss(lua_State *L) {
   opts_at(L, 3, LAI_OPTS("weight", "reduction"));
