@@ -106,24 +106,10 @@ static void pair_field(lua_State *L, int t, const char *k, int *out, int def, co
 
 /* The augmentation table at a may hold only the keys of its kind. */
 static void aug_keys(lua_State *L, int a, int i, const char *kind, const char *const *known) {
-  lua_pushnil(L);
-  while (lua_next(L, a)) {
-    lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    bool ok = false;
-    for (int j = 0; k && known[j]; j++) ok = ok || !strcmp(k, known[j]);
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (int j = 0; known[j]; j++) {
-        if (j) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, known[j]);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "loader: augmentation %d (%s): unknown field %s%s%s (known: %s)", i, kind, k ? "'" : "",
-                 k ? k : luaL_typename(L, -2), k ? "'" : "", lua_tostring(L, -1));
-    }
-  }
+  if (!lai_unknown_key(L, a, known)) return;
+  bool named = lua_type(L, -2) == LUA_TSTRING;
+  luaL_error(L, "loader: augmentation %d (%s): unknown field %s%s%s (known: %s)", i, kind, named ? "'" : "",
+             named ? lua_tostring(L, -2) : luaL_typename(L, -2), named ? "'" : "", lua_tostring(L, -1));
 }
 
 /* Reads a list of numbers at field k of table t into a GC-owned float array; returns its length. */

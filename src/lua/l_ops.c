@@ -388,17 +388,8 @@ static ai_tensor **tensor_list(lua_State *L, int arg, int *n) {
       luaL_argerror(L, arg, lua_pushfstring(L, "expected a list of tensors, item %d is a %s", i + 1, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
-  lua_pushnil(L);
-  while (lua_next(L, arg)) {
-    lua_pop(L, 1);
-    lua_Integer k;
-    if (!lai_isint(L, -1, &k) || k < 1 || k > *n)
-      luaL_argerror(L, arg, lua_pushfstring(L, "expected a list of tensors, got a table with the key %s%s%s",
-                                             lua_type(L, -1) == LUA_TSTRING ? "'" : "",
-                                             lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
-                                                 ? lua_tostring(L, -1) : luaL_typename(L, -1),
-                                             lua_type(L, -1) == LUA_TSTRING ? "'" : ""));
-  }
+  const char *key = lai_key_beside(L, arg, *n);
+  if (key) luaL_argerror(L, arg, lua_pushfstring(L, "expected a list of tensors, got a table with the key %s", key));
   return ts;
 }
 

@@ -43,6 +43,12 @@ ai_dtype lai_optdtype(lua_State *L, int arg, ai_dtype def);
  * NULL-terminated list `known`; anything else is an error listing them. LAI_OPTS("a", "b") makes
  * such a list. */
 void lai_checkopts(lua_State *L, int arg, const char *const *known);
+/* Whether the table at idx has a key outside `known`; if so, that key and the list of the known
+ * ones ("a, b", or "none") are left on the stack, for the caller's message. */
+bool lai_unknown_key(lua_State *L, int idx, const char *const *known);
+/* The first key of the table at idx beside its sequence 1..n ({a, b, dim = 2}), as text for a
+ * message ("'dim'"), or NULL when it has none. */
+const char *lai_key_beside(lua_State *L, int idx, lua_Integer n);
 #define LAI_OPTS(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define LAI_NO_OPTS ((const char *const[]){NULL})
 /* At most n arguments: more is the error "too many arguments", naming the first extra one
