@@ -51,8 +51,7 @@ static int m_backward(lua_State *L) {
   int opts = g ? 3 : 2;
   if (!g && !lua_isnoneornil(L, 2) && !lua_istable(L, 2))
     return luaL_argerror(L, 2, "gradient tensor or options table expected");
-  lai_checkmax(L, opts);
-  lai_checkopts(L, opts, LAI_OPTS("retain_graph", "create_graph"));
+  lai_lastopts(L, opts, LAI_OPTS("retain_graph", "create_graph"));
   bool retain = lai_optboolfield(L, opts, "retain_graph", 0);
   bool create = lai_optboolfield(L, opts, "create_graph", 0);
   ai_tensor *gs[1] = {g};
@@ -74,8 +73,7 @@ static int l_grad(lua_State *L) {
   const int opts = positional ? 4 : 3;
   if (!lua_isnoneornil(L, opts) && !lua_istable(L, opts))
     return luaL_argerror(L, opts, lua_pushfstring(L, "options table expected, got %s", luaL_typename(L, opts)));
-  lai_checkmax(L, opts);
-  lai_checkopts(L, opts, LAI_OPTS("grad_outputs", "retain_graph", "create_graph", "allow_unused"));
+  lai_lastopts(L, opts, LAI_OPTS("grad_outputs", "retain_graph", "create_graph", "allow_unused"));
   lua_settop(L, 4); /* arrays made below sit above the arguments */
   ai_tensor **outs = tensors_arg(L, 1, 1, &nout, false);
   ai_tensor **ins = tensors_arg(L, 2, 2, &nin, false);

@@ -207,9 +207,8 @@ static int loader_new(lua_State *L) {
   ai_tensor *labels = lua_isnoneornil(L, 2) ? NULL : lai_check(L, 2);
   ai_tensor *order = lai_check(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
-  lai_checkmax(L, 4);
-  lai_checkopts(L, 4, LAI_OPTS("batch_size", "drop_last", "seed", "epoch", "start", "pos_offset", "pos_stride",
-                               "prefetch", "convert", "divisor", "augs", "copy"));
+  lai_lastopts(L, 4, LAI_OPTS("batch_size", "drop_last", "seed", "epoch", "start", "pos_offset", "pos_stride",
+                              "prefetch", "convert", "divisor", "augs", "copy"));
   lua_settop(L, 4);
   if (data->ndim < 1) return luaL_argerror(L, 1, "data must have a sample dimension");
   if (labels && (labels->ndim < 1 || labels->shape[0] != data->shape[0]))

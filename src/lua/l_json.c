@@ -294,8 +294,7 @@ static void enc(enc_t *e, int idx, int depth, cJSON *parent, const char *key) {
 /* json.encode(value [, {indent = bool|n, sort_keys = true}]) -> string */
 static int json_encode(lua_State *L) {
   luaL_checkany(L, 1);
-  lai_checkmax(L, 2);
-  lai_checkopts(L, 2, LAI_OPTS("indent", "sort_keys"));
+  lai_lastopts(L, 2, LAI_OPTS("indent", "sort_keys"));
   int indent = 0, sort = lai_optboolfield(L, 2, "sort_keys", 1);
   if (!lua_isnoneornil(L, 2)) {
     int t = lua_getfield(L, 2, "indent");

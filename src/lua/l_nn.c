@@ -83,11 +83,6 @@ static ai_reduction optreduction(lua_State *L, int opts) {
   return AI_REDUCE_MEAN;
 }
 
-/* The options table of an op at arg: only the keys `known`, and nothing after it. */
-static void opts_at(lua_State *L, int arg, const char *const *known) {
-  lai_checkmax(L, arg);
-  lai_checkopts(L, arg, known);
-}
 
 /* ---------------------------------------------------------------- layers */
 
@@ -98,7 +93,7 @@ static int l_linear(lua_State *L) {
 
 static ai_conv_opts conv_opts(lua_State *L, int opts, bool transposed) {
   ai_conv_opts o;
-  opts_at(L, opts, transposed ? LAI_OPTS("stride", "padding", "output_padding", "dilation", "groups")
+  lai_lastopts(L, opts, transposed ? LAI_OPTS("stride", "padding", "output_padding", "dilation", "groups")
                               : LAI_OPTS("stride", "padding", "dilation", "groups"));
   optpair(L, opts, "stride", 1, o.stride);
   optpair(L, opts, "padding", 0, o.pad);
@@ -135,7 +130,7 @@ static int l_max_pool2d(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
   int k[2], s[2], p[2], d[2];
   checkpair(L, 2, k);
-  opts_at(L, 3, LAI_OPTS("stride", "padding", "dilation", "ceil_mode"));
+  lai_lastopts(L, 3, LAI_OPTS("stride", "padding", "dilation", "ceil_mode"));
   optpair(L, 3, "stride", 0, s);
   if (!has_opt(L, 3, "stride")) { s[0] = k[0]; s[1] = k[1]; } /* the stride is the kernel size */
   optpair(L, 3, "padding", 0, p);
@@ -147,7 +142,7 @@ static int l_avg_pool2d(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
   int k[2], s[2], p[2];
   checkpair(L, 2, k);
-  opts_at(L, 3, LAI_OPTS("stride", "padding", "ceil_mode", "count_include_pad"));
+  lai_lastopts(L, 3, LAI_OPTS("stride", "padding", "ceil_mode", "count_include_pad"));
   optpair(L, 3, "stride", 0, s);
   if (!has_opt(L, 3, "stride")) { s[0] = k[0]; s[1] = k[1]; }
   optpair(L, 3, "padding", 0, p);
@@ -167,7 +162,7 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
 static int l_upsample(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  opts_at(L, 2, LAI_OPTS("size", "scale_factor", "mode", "align_corners"));
+  lai_lastopts(L, 2, LAI_OPTS("size", "scale_factor", "mode", "align_corners"));
   if (x->ndim != 4) return luaL_error(L, "upsample: input must be 4-D (N x C x H x W)");
   const char *mode = lai_optstrfield(L, 2, "mode", "nearest");
   int m = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "bilinear") ? 1 : -1;
@@ -213,7 +208,7 @@ static int l_upsample(lua_State *L) {
 static int l_pad(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  opts_at(L, 3, LAI_OPTS("mode", "value"));
+  lai_lastopts(L, 3, LAI_OPTS("mode", "value"));
   int p[4] = {0, 0, 0, 0}, n = (int)lua_rawlen(L, 2);
   if (n != 2 && n != 4) return luaL_argerror(L, 2, "padding must be {left, right} or {left, right, top, bottom}");
   for (int i = 0; i < n; i++) {
@@ -238,7 +233,7 @@ static int l_pad(lua_State *L) {
 /* batch_norm(x, running_mean, running_var, weight, bias, {training=, momentum=, eps=}) */
 static int l_batch_norm(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
-  opts_at(L, 6, LAI_OPTS("training", "momentum", "eps"));
+  lai_lastopts(L, 6, LAI_OPTS("training", "momentum", "eps"));
   bool training = lai_optboolfield(L, 6, "training", 0);
   return lai_push(L, ai_batch_norm(x, opttensor(L, 2), opttensor(L, 3), opttensor(L, 4), opttensor(L, 5), training,
                                    lai_optnumfield(L, 6, "momentum", 0.1), lai_optnumfield(L, 6, "eps", 1e-5)));
@@ -248,14 +243,14 @@ static int l_group_norm(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
   lua_Integer g = lai_checkint(L, 2);
   if (g < 1 || g > INT_MAX) return luaL_argerror(L, 2, "the number of groups must be a positive integer");
-  opts_at(L, 5, LAI_OPTS("eps"));
+  lai_lastopts(L, 5, LAI_OPTS("eps"));
   return lai_push(L, ai_group_norm(x, (int)g, opttensor(L, 3), opttensor(L, 4), lai_optnumfield(L, 5, "eps", 1e-5)));
 }
 
 /* instance_norm(x, weight, bias, {eps=}): group norm with one group per channel */
 static int l_instance_norm(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
-  opts_at(L, 4, LAI_OPTS("eps"));
+  lai_lastopts(L, 4, LAI_OPTS("eps"));
   if (x->ndim < 3) return luaL_error(L, "instance_norm: input must be N x C x ...");
   return lai_push(L, ai_group_norm(x, (int)x->shape[1], opttensor(L, 2), opttensor(L, 3),
                                    lai_optnumfield(L, 4, "eps", 1e-5)));
@@ -264,7 +259,7 @@ static int l_instance_norm(lua_State *L) {
 /* layer_norm(x, normalized_shape (number or table), weight, bias, {eps=}) */
 static int l_layer_norm(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
-  opts_at(L, 5, LAI_OPTS("eps"));
+  lai_lastopts(L, 5, LAI_OPTS("eps"));
   bool one = lua_type(L, 2) == LUA_TNUMBER;
   int nd = one ? 1 : (lua_istable(L, 2) ? (int)lua_rawlen(L, 2) : 0);
   if (nd == 0) return luaL_argerror(L, 2, "normalized shape must be a size or a table of sizes");
@@ -335,7 +330,7 @@ static ai_tensor *optfield_tensor(lua_State *L, int opts, const char *k) {
 static int l_attention(lua_State *L) {
   ai_tensor *q = lai_check(L, 1), *k = lai_check(L, 2), *v = lai_check(L, 3);
   if (lai_test(L, 4)) return luaL_argerror(L, 4, "options table expected, got a tensor (pass the mask as {mask = m})");
-  opts_at(L, 4, LAI_OPTS("mask"));
+  lai_lastopts(L, 4, LAI_OPTS("mask"));
   return lai_push(L, ai_attention(q, k, v, optfield_tensor(L, 4, "mask")));
 }
 
@@ -344,31 +339,31 @@ static int l_attention(lua_State *L) {
 static const char *const REDUCTION[] = {"reduction", NULL};
 
 static int l_mse_loss(lua_State *L) {
-  opts_at(L, 3, REDUCTION);
+  lai_lastopts(L, 3, REDUCTION);
   return lai_push(L, ai_mse_loss(lai_check(L, 1), lai_check(L, 2), optreduction(L, 3)));
 }
 static int l_l1_loss(lua_State *L) {
-  opts_at(L, 3, REDUCTION);
+  lai_lastopts(L, 3, REDUCTION);
   return lai_push(L, ai_l1_loss(lai_check(L, 1), lai_check(L, 2), optreduction(L, 3)));
 }
 static int l_smooth_l1_loss(lua_State *L) {
-  opts_at(L, 3, LAI_OPTS("beta", "reduction"));
+  lai_lastopts(L, 3, LAI_OPTS("beta", "reduction"));
   return lai_push(L, ai_smooth_l1_loss(lai_check(L, 1), lai_check(L, 2), lai_optnumfield(L, 3, "beta", 1),
                                        optreduction(L, 3)));
 }
 static int l_bce_loss(lua_State *L) {
-  opts_at(L, 3, LAI_OPTS("weight", "reduction"));
+  lai_lastopts(L, 3, LAI_OPTS("weight", "reduction"));
   return lai_push(L, ai_bce_loss(lai_check(L, 1), lai_check(L, 2), optfield_tensor(L, 3, "weight"), optreduction(L, 3)));
 }
 static int l_bce_with_logits(lua_State *L) {
-  opts_at(L, 3, LAI_OPTS("pos_weight", "reduction"));
+  lai_lastopts(L, 3, LAI_OPTS("pos_weight", "reduction"));
   return lai_push(L, ai_bce_with_logits(lai_check(L, 1), lai_check(L, 2), optfield_tensor(L, 3, "pos_weight"),
                                         optreduction(L, 3)));
 }
 static int class_loss(lua_State *L, bool ce) {
   /* every option is read before zero_based makes its tensor: an option error must not leak it */
   ai_tensor *x = lai_check(L, 1);
-  opts_at(L, 3, ce ? LAI_OPTS("weight", "ignore_index", "label_smoothing", "reduction")
+  lai_lastopts(L, 3, ce ? LAI_OPTS("weight", "ignore_index", "label_smoothing", "reduction")
                    : LAI_OPTS("weight", "ignore_index", "reduction"));
   /* PyTorch's default -100 matches no class; other values are 1-based classes */
   lua_Integer ignore = lai_optintfield(L, 3, "ignore_index", -100);
@@ -384,7 +379,7 @@ static int class_loss(lua_State *L, bool ce) {
 static int l_cross_entropy(lua_State *L) { return class_loss(L, true); }
 static int l_nll_loss(lua_State *L) { return class_loss(L, false); }
 static int l_kl_div(lua_State *L) {
-  opts_at(L, 3, LAI_OPTS("reduction", "log_target"));
+  lai_lastopts(L, 3, LAI_OPTS("reduction", "log_target"));
   ai_reduction r = optreduction(L, 3);
   return lai_push(L, ai_kl_div(lai_check(L, 1), lai_check(L, 2), lai_optboolfield(L, 3, "log_target", 0), r));
 }

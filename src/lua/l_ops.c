@@ -71,8 +71,7 @@ AI_UNARY_OPS(UN)
  * nparams is how many there are (b is read when 2). */
 static void act_params(lua_State *L, int nparams, const char *const *keys, double *v) {
   if (lua_istable(L, 2)) {
-    lai_checkmax(L, 2);
-    lai_checkopts(L, 2, keys);
+    lai_lastopts(L, 2, keys);
     for (int i = 0; i < nparams; i++) v[i] = lai_optnumfield(L, 2, keys[i], v[i]);
   } else {
     lai_checkmax(L, 1 + nparams);
@@ -611,8 +610,7 @@ static int op_normal(lua_State *L) {
   int opts = (lua_istable(L, 3) && !lai_test(L, 3)) ? 4 : 3 + nd;
   if (!lua_isnoneornil(L, opts) && !lua_istable(L, opts))
     return luaL_argerror(L, opts, lua_pushfstring(L, "size or options table expected, got %s", luaL_typename(L, opts)));
-  lai_checkmax(L, opts);
-  lai_checkopts(L, opts, LAI_OPTS("dtype", "requires_grad"));
+  lai_lastopts(L, opts, LAI_OPTS("dtype", "requires_grad"));
   ai_dtype dt = lai_optdtype(L, opts, AI_F32);
   if (!ai_is_float(dt)) return luaL_argerror(L, opts, "dtype must be f32 or f64");
   ai_tensor *t = ai_empty(dt, nd, shape);

@@ -57,6 +57,12 @@ const char *lai_key_beside(lua_State *L, int idx, lua_Integer n);
 int lai_too_many(lua_State *L, int n);
 int lai_last_arg(lua_State *L); /* the index of the last argument that is not nil */
 static inline void lai_checkmax(lua_State *L, int n) { if (lua_gettop(L) > n && lai_last_arg(L) > n) lai_too_many(L, n); }
+/* The options table of a function at arg, its last argument: only the keys `known`, nothing
+ * after it. */
+static inline void lai_lastopts(lua_State *L, int arg, const char *const *known) {
+  lai_checkmax(L, arg);
+  lai_checkopts(L, arg, known);
+}
 /* An integer argument, whole-number floats included (Lua's rule: 2.0 is 2, 2.5 is an error). */
 lua_Integer lai_checkint(lua_State *L, int arg);
 /* An optional integer argument: none or nil gives def. */
