@@ -4,8 +4,11 @@
 -- files) must give a Lua error or a valid result, never a crash. The cases run in child
 -- processes (tests/reliability/badinput_child.lua): a crash takes down only the child, the
 -- case that crashed is named, and a new child goes on after it.
+-- Misuse cases: each function's working call with an unknown option key added, and with an
+-- extra trailing argument: a call that then SUCCEEDS ignored an argument it should have refused;
+-- those are named in the output and fail the test.
 -- AIART_BADINPUT_STRIDE=k runs every k-th generated case (default 4; 1 runs all of them, as
--- `make badinput` does) and every targeted case.
+-- `make badinput` does), every targeted case and every misuse case.
 local T = require "helper"
 
 local abs, sh_quote = T.abspath, T.shell_quote
@@ -23,8 +26,12 @@ local function run_child(bin, child, dir, first, stride)
   local p = io.popen(cmd)
   local status = tonumber(p:read("a"):match("(%d+)%s*$"))
   p:close()
-  local r = {status = status, total = nil, last_started = nil, finished = false, done = {}, kinds = {}}
+  local r = {status = status, total = nil, last_started = nil, finished = false, done = {}, kinds = {}, accepted = {}, nobase = {}}
   for line in read_all(proto):gmatch("[^\n]+") do
+    local idx, lang, desc = line:match("^A (%d+) (%a+) (.*)$")
+    if idx then r.accepted[#r.accepted + 1] = {lang, desc} end
+    local name = line:match("^B %d+ (.*)$")
+    if name then r.nobase[#r.nobase + 1] = name end
     local tag, a, b = line:match("^(%u+) ?(%d*) ?(%a*)")
     if tag == "N" then r.total = tonumber(a)
     elseif tag == "C" then r.last_started = tonumber(a)
@@ -41,12 +48,14 @@ T.test("bad input: every public function, every kind of bad argument: errors, ne
   local dir = T.tmpdir()
   -- every case takes about 4 minutes of CPU; `make test` runs every 4th (all the special ones)
   local stride = tonumber(os.getenv("AIART_BADINPUT_STRIDE") or "") or 4
-  local first, total, crashes, kinds, ran = 1, nil, {}, {}, 0
+  local first, total, crashes, kinds, ran, accepted, nobase = 1, nil, {}, {}, 0, {}, {}
   local restarts = 0
   while true do
     local r = run_child(bin, child, dir, first, stride)
     total = total or r.total
     for k, n in pairs(r.kinds) do kinds[k] = (kinds[k] or 0) + n; ran = ran + n end
+    for _, d in ipairs(r.accepted) do accepted[#accepted + 1] = d end
+    for _, n in ipairs(r.nobase) do nobase[#nobase + 1] = n end
     if r.finished and r.status == 0 then break end
     -- the child died: the case it started and did not finish is the culprit
     local culprit = r.last_started
@@ -69,7 +78,31 @@ T.test("bad input: every public function, every kind of bad argument: errors, ne
   end
   print(("test_badinput.lua: %d bad-input cases run (of %d; stride %d): %d Lua errors, %d 'not enough memory', %d valid results, %d stopped as too slow, %d crashes")
         :format(ran, total or 0, stride, kinds.err or 0, kinds.oom or 0, kinds.ok or 0, kinds.slow or 0, #crashes))
+  -- The calls of the C bindings that accepted a misuse fail the test. Those of the Lua library
+  -- (lua/aiart, whose own checks are another branch's work) are named and counted;
+  -- AIART_BADINPUT_STRICT_LUA=1 makes them fail too.
+  local strict_lua = os.getenv("AIART_BADINPUT_STRICT_LUA") == "1"
+  local failing, lua_names, seen, c_accepted = {}, {}, {}, 0
+  for _, a in ipairs(accepted) do
+    if a[1] == "C" then c_accepted = c_accepted + 1 end
+    if a[1] == "C" or strict_lua then failing[#failing + 1] = a[2] end
+    local name = a[2]:match("^[^(]+")
+    if a[1] ~= "C" and not seen[name] then seen[name] = true; lua_names[#lua_names + 1] = name end
+  end
+  print(("test_badinput.lua: misuse cases (a working call plus an unknown option key, or plus an extra argument): %d refused, %d accepted (%d by C functions), %d with no working call (%d C functions)")
+        :format(kinds.refused or 0, kinds.accepted or 0, c_accepted, kinds.nobase or 0, #nobase))
+  for _, d in ipairs(failing) do print("  accepted: " .. d) end
+  if #nobase > 0 then print("  C functions the misuse cases could not reach (add a row to BASE): " .. table.concat(nobase, ", ")) end
+  if #lua_names > 0 and not strict_lua then
+    print(("  in lua/aiart, %d functions accepted a misuse (AIART_BADINPUT_STRICT_LUA=1 fails on them): %s")
+          :format(#lua_names, table.concat(lua_names, ", ")))
+  end
   T.badinput_cases = ran
   if #crashes > 0 then error(#crashes .. " crash(es):\n" .. table.concat(crashes, "\n---\n"), 0) end
+  if #failing > 0 then
+    error(#failing .. " call(s) succeeded with an argument that should have been refused:\n  " .. table.concat(failing, "\n  "), 0)
+  end
+  T.ok(#nobase == 0, "C functions without a working call for the misuse cases: " .. table.concat(nobase, ", "))
+  T.ok((kinds.refused or 0) >= 700, "expected at least 700 refused misuse cases, got " .. tostring(kinds.refused))
   T.ok(total and total > 100000, "expected over 100000 cases, got " .. tostring(total))
 end)

@@ -7,7 +7,7 @@ local ai = require "aiart"
 local DIR = "tests/fixtures/ckpt_v1"
 local Net = dofile(DIR .. "/net.lua")
 
-local function read(path) return assert(T.readfile(path), path) end
+local function read(path) return (assert(T.readfile(path), path)) end
 local expect = ai.json.decode(read(DIR .. "/expect.json"))
 
 T.test("a v1 checkpoint restores model, optimizer, scheduler, EMA, loader and rng exactly", function()

@@ -268,7 +268,11 @@ ai_tensor *ai_scatter(ai_tensor *t, int dim, ai_tensor *index, ai_tensor *src, b
     switch (out->dtype) {
     case AI_F32: *(float *)p = add ? *(float *)p + (float)v : (float)v; break;
     case AI_F64: *(double *)p = add ? *(double *)p + v : v; break;
-    case AI_I64: *(int64_t *)p = add ? *(int64_t *)p + (int64_t)v : (int64_t)v; break;
+    case AI_I64: { /* an i64 source is copied exactly, not through a double */
+      int64_t iv = src->dtype == AI_I64 ? ((const int64_t *)src->storage->data)[soff] : (int64_t)v;
+      *(int64_t *)p = add ? (int64_t)((uint64_t)*(int64_t *)p + (uint64_t)iv) : iv;
+      break;
+    }
     default: *(uint8_t *)p = (uint8_t)(add ? *(uint8_t *)p + (int64_t)v : (int64_t)v); break;
     }
     for (int d = index->ndim - 1; d >= 0; d--) { if (++idx[d] < index->shape[d]) break; idx[d] = 0; }

@@ -292,10 +292,21 @@ int ai_bernoulli_(ai_tensor *t, double p) {
 /* u < p for a fresh uniform u of every element: the mask is made with recording off (the
  * draws are not differentiable), in p's dtype when that is a float one. */
 ai_tensor *ai_bernoulli(ai_tensor *p) {
+  bool was = ai_set_grad_enabled(false);
+  if (ai_numel(p) > 0) { /* a probability outside [0, 1] (or NaN) would give 0s or 1s without a word */
+    ai_tensor *lo = ai_reduce(AI_RMIN, p, 0, false), *hi = lo ? ai_reduce(AI_RMAX, p, 0, false) : NULL;
+    double pmin = hi ? ai_item(lo) : 0, pmax = hi ? ai_item(hi) : 0;
+    ai_unref(lo);
+    ai_unref(hi);
+    if (!hi) { ai_set_grad_enabled(was); return NULL; }
+    if (!(pmin >= 0 && pmax <= 1)) {
+      ai_set_grad_enabled(was);
+      return AI_ERRNULL("bernoulli: every probability must be in [0, 1] (got values from %g to %g)", pmin, pmax);
+    }
+  }
   ai_dtype dt = ai_is_float(p->dtype) ? p->dtype : AI_F32;
   ai_tensor *u = ai_empty(dt, p->ndim, p->shape);
-  if (!u || ai_rand_(u, 0, 1)) { ai_unref(u); return NULL; }
-  bool was = ai_set_grad_enabled(false);
+  if (!u || ai_rand_(u, 0, 1)) { ai_unref(u); ai_set_grad_enabled(was); return NULL; }
   ai_tensor *m = ai_binary(AI_LT, u, p), *r = m ? ai_to_dtype(m, dt) : NULL;
   ai_set_grad_enabled(was);
   ai_unref(u);

@@ -4,19 +4,25 @@
 #include "lbind.h"
 
 /* x:requires_grad_(flag=true) sets the flag and returns x; the field x.requires_grad reads it
- * (l_tensor.c) */
+ * (l_tensor.c). The flag is a boolean (nil: left out, as m:requires_grad_(flag) of a module),
+ * not any value Lua counts as true. */
 static int m_requires_grad_(lua_State *L) {
   lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1);
-  if (ai_set_requires_grad(t, lua_isnone(L, 2) ? true : lua_toboolean(L, 2))) return lai_error(L);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TBOOLEAN);
+  if (ai_set_requires_grad(t, lua_isnoneornil(L, 2) ? true : lua_toboolean(L, 2))) return lai_error(L);
   lua_settop(L, 1);
   return 1;
 }
 
-static int m_detach(lua_State *L) { return lai_push(L, ai_detach(lai_check(L, 1))); }
+static int m_detach(lua_State *L) {
+  lai_checkmax(L, 1);
+  return lai_push(L, ai_detach(lai_check(L, 1)));
+}
 
-/* Reads one tensor or a list of tensors at arg into a malloc'd array owned by a userdata. */
-static ai_tensor **tensors_arg(lua_State *L, int arg, int *n, bool allow_nil_items) {
+/* Reads one tensor or a list of tensors at arg into an array owned by a userdata left on the
+ * stack; errors name argument `named` (the options table, for the option grad_outputs). */
+static ai_tensor **tensors_arg(lua_State *L, int arg, int named, int *n, bool allow_nil_items) {
   ai_tensor *t = lai_test(L, arg);
   if (t) {
     ai_tensor **v = lua_newuserdatauv(L, sizeof *v, 0);
@@ -24,14 +30,15 @@ static ai_tensor **tensors_arg(lua_State *L, int arg, int *n, bool allow_nil_ite
     *n = 1;
     return v;
   }
-  luaL_checktype(L, arg, LUA_TTABLE);
+  if (!lua_istable(L, arg))
+    luaL_argerror(L, named, lua_pushfstring(L, "tensor or list of tensors expected, got %s", luaL_typename(L, arg)));
   *n = (int)lua_rawlen(L, arg);
   ai_tensor **v = lua_newuserdatauv(L, sizeof *v * (size_t)(*n ? *n : 1), 0);
   for (int i = 0; i < *n; i++) {
     lua_rawgeti(L, arg, i + 1);
     v[i] = lai_test(L, -1);
     if (!v[i] && !(allow_nil_items && lua_isnil(L, -1)))
-      luaL_error(L, "expected a list of tensors, item %d is a %s", i + 1, luaL_typename(L, -1));
+      luaL_argerror(L, named, lua_pushfstring(L, "expected a list of tensors, item %d is a %s", i + 1, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
   return v;
@@ -44,6 +51,7 @@ static int m_backward(lua_State *L) {
   int opts = g ? 3 : 2;
   if (!g && !lua_isnoneornil(L, 2) && !lua_istable(L, 2))
     return luaL_argerror(L, 2, "gradient tensor or options table expected");
+  lai_lastopts(L, opts, LAI_OPTS("retain_graph", "create_graph"));
   bool retain = lai_optboolfield(L, opts, "retain_graph", 0);
   bool create = lai_optboolfield(L, opts, "create_graph", 0);
   ai_tensor *gs[1] = {g};
@@ -60,7 +68,6 @@ static int m_backward(lua_State *L) {
  * tensor). grad_outputs (a tensor or a list of them) may come third, as in PyTorch. */
 static int l_grad(lua_State *L) {
   int nout, nin, ngo = 0;
-  lua_settop(L, 4); /* arrays made below sit above the arguments */
   int positional = lai_test(L, 3) != NULL;
   if (!positional && lua_istable(L, 3)) {
     lua_rawgeti(L, 3, 1);
@@ -68,16 +75,21 @@ static int l_grad(lua_State *L) {
     lua_pop(L, 1);
   }
   const int opts = positional ? 4 : 3;
-  if (!lua_isnil(L, opts) && !lua_istable(L, opts))
-    return luaL_argerror(L, opts, "options table expected");
-  ai_tensor **outs = tensors_arg(L, 1, &nout, false);
-  ai_tensor **ins = tensors_arg(L, 2, &nin, false);
+  if (!lua_isnoneornil(L, opts) && !lua_istable(L, opts))
+    return luaL_argerror(L, opts, lua_pushfstring(L, "options table expected, got %s", luaL_typename(L, opts)));
+  lai_lastopts(L, opts, LAI_OPTS("grad_outputs", "retain_graph", "create_graph", "allow_unused"));
+  lua_settop(L, 4); /* arrays made below sit above the arguments */
+  ai_tensor **outs = tensors_arg(L, 1, 1, &nout, false);
+  ai_tensor **ins = tensors_arg(L, 2, 2, &nin, false);
   ai_tensor **gos = NULL;
   if (positional) {
-    gos = tensors_arg(L, 3, &ngo, true);
-  } else if (lua_istable(L, opts)) {
+    gos = tensors_arg(L, 3, 3, &ngo, true);
+  }
+  if (lua_istable(L, opts)) {
     lua_getfield(L, opts, "grad_outputs");
-    if (!lua_isnil(L, -1)) gos = tensors_arg(L, lua_gettop(L), &ngo, true);
+    if (!lua_isnil(L, -1) && positional)
+      return luaL_argerror(L, opts, "grad_outputs given twice (as argument 3 and as an option)");
+    if (!lua_isnil(L, -1)) gos = tensors_arg(L, lua_gettop(L), opts, &ngo, true);
   }
   if (gos && ngo != nout) return luaL_error(L, "grad: %d grad_outputs for %d outputs", ngo, nout);
   bool create = lai_optboolfield(L, opts, "create_graph", 0);
@@ -113,11 +125,16 @@ static int l_no_grad(lua_State *L) { return with_grad_mode(L, false); }
 static int l_enable_grad(lua_State *L) { return with_grad_mode(L, true); }
 
 static int l_set_grad_enabled(lua_State *L) {
+  lai_checkmax(L, 1);
   luaL_checktype(L, 1, LUA_TBOOLEAN);
   lua_pushboolean(L, ai_set_grad_enabled(lua_toboolean(L, 1)));
   return 1;
 }
-static int l_is_grad_enabled(lua_State *L) { lua_pushboolean(L, ai_grad_enabled()); return 1; }
+static int l_is_grad_enabled(lua_State *L) {
+  lai_checkmax(L, 0);
+  lua_pushboolean(L, ai_grad_enabled());
+  return 1;
+}
 
 /* ---------------------------------------------------------------- grad mode per coroutine
  * The core keeps one grad mode; a coroutine that changes it (a sampler that yields inside

@@ -23,6 +23,7 @@
  *
  * The userdata owns the C loader and references to the tensors it reads; __gc and __close stop
  * and join the worker thread, so a dropped loader or an error never leaves a thread running. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,26 +73,43 @@ static ai_tensor *contiguous_nograd(ai_tensor *t) {
   return c;
 }
 
-/* An integer or a pair {a, b} in field k of table t. */
-static void pair_field(lua_State *L, int t, const char *k, int *out, int def, const char *what) {
+/* A non-negative int (Lua's rule: 2.0 is 2; too large is refused, not cut) at index i. */
+static bool small_int(lua_State *L, int i, int *out) {
+  lua_Integer v;
+  if (!lai_isint(L, i, &v) || v < 0 || v > INT_MAX) return false;
+  *out = (int)v;
+  return true;
+}
+
+/* A non-negative integer or (when `pair`) a pair {a, b} of them in field k of table t. */
+static void pair_field(lua_State *L, int t, const char *k, int *out, int def, const char *what, bool pair) {
   out[0] = out[1] = def;
   lua_getfield(L, t, k);
-  if (lua_isinteger(L, -1)) {
-    out[0] = out[1] = (int)lua_tointeger(L, -1);
-  } else if (lua_istable(L, -1)) {
-    for (int i = 0; i < 2; i++) {
+  bool ok = true;
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    ok = small_int(L, -1, &out[0]);
+    out[1] = out[0];
+  } else if (pair && lua_istable(L, -1) && lua_rawlen(L, -1) == 2) {
+    for (int i = 0; i < 2 && ok; i++) {
       lua_rawgeti(L, -1, i + 1);
-      int ok;
-      lua_Integer v = lua_tointegerx(L, -1, &ok);
-      if (!ok) luaL_error(L, "loader: %s '%s' must be an integer or a pair of integers", what, k);
-      out[i] = (int)v;
+      ok = small_int(L, -1, &out[i]);
       lua_pop(L, 1);
     }
   } else if (!lua_isnil(L, -1)) {
-    luaL_error(L, "loader: %s '%s' must be an integer or a pair of integers, got %s", what, k,
-               luaL_typename(L, -1));
+    ok = false;
   }
+  if (!ok)
+    luaL_error(L, "loader: %s '%s' must be a non-negative integer%s, got %s", what, k,
+               pair ? " or a pair of them" : "", lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
   lua_pop(L, 1);
+}
+
+/* The augmentation table at a may hold only the keys of its kind. */
+static void aug_keys(lua_State *L, int a, int i, const char *kind, const char *const *known) {
+  if (!lai_unknown_key(L, a, known)) return;
+  bool named = lua_type(L, -2) == LUA_TSTRING;
+  luaL_error(L, "loader: augmentation %d (%s): unknown field %s%s%s (known: %s)", i, kind, named ? "'" : "",
+             named ? lua_tostring(L, -2) : luaL_typename(L, -2), named ? "'" : "", lua_tostring(L, -1));
 }
 
 /* Reads a list of numbers at field k of table t into a GC-owned float array; returns its length. */
@@ -135,11 +153,12 @@ static int parse_augs(lua_State *L, int opts, ai_loader_aug *augs) {
     int a = lua_gettop(L);
     if (!lua_istable(L, a)) luaL_error(L, "loader: augmentation %d is not a table", i + 1);
     lua_getfield(L, a, "kind");
-    const char *kind = lua_tostring(L, -1);
+    const char *kind = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     if (!kind) luaL_error(L, "loader: augmentation %d has no kind", i + 1);
     ai_loader_aug *g = &augs[i];
     memset(g, 0, sizeof *g);
     if (!strcmp(kind, "normalize")) {
+      aug_keys(L, a, i + 1, kind, LAI_OPTS("kind", "mean", "std"));
       float *m, *s;
       int nm = float_list(L, a, "mean", &m), ns = float_list(L, a, "std", &s);
       if (nm != ns) luaL_error(L, "loader: normalize has %d means and %d stds", nm, ns);
@@ -152,20 +171,24 @@ static int parse_augs(lua_State *L, int opts, ai_loader_aug *augs) {
       list += 2;
       a += 2;
     } else if (!strcmp(kind, "hflip")) {
+      aug_keys(L, a, i + 1, kind, LAI_OPTS("kind", "p"));
       g->kind = AI_AUG_HFLIP;
       g->p = lai_optnumfield(L, a, "p", 0.5);
+      if (!(g->p >= 0 && g->p <= 1)) luaL_error(L, "loader: hflip 'p' must be in [0, 1], got %f", g->p);
     } else if (!strcmp(kind, "crop")) {
+      aug_keys(L, a, i + 1, kind, LAI_OPTS("kind", "size", "padding", "random"));
       int sz[2], pad[2];
-      pair_field(L, a, "size", sz, 0, "crop");
-      pair_field(L, a, "padding", pad, 0, "crop");
+      pair_field(L, a, "size", sz, 0, "crop", true);
+      pair_field(L, a, "padding", pad, 0, "crop", false); /* the same on every side */
       g->kind = AI_AUG_CROP;
       g->out_h = sz[0];
       g->out_w = sz[1];
       g->pad = pad[0];
       g->random = lai_optboolfield(L, a, "random", 1);
     } else if (!strcmp(kind, "shift")) {
+      aug_keys(L, a, i + 1, kind, LAI_OPTS("kind", "max"));
       int mx[2];
-      pair_field(L, a, "max", mx, 0, "shift");
+      pair_field(L, a, "max", mx, 0, "shift", true);
       g->kind = AI_AUG_SHIFT;
       g->max_dy = mx[0];
       g->max_dx = mx[1];
@@ -184,6 +207,8 @@ static int loader_new(lua_State *L) {
   ai_tensor *labels = lua_isnoneornil(L, 2) ? NULL : lai_check(L, 2);
   ai_tensor *order = lai_check(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
+  lai_lastopts(L, 4, LAI_OPTS("batch_size", "drop_last", "seed", "epoch", "start", "pos_offset", "pos_stride",
+                              "prefetch", "convert", "divisor", "augs", "copy"));
   lua_settop(L, 4);
   if (data->ndim < 1) return luaL_argerror(L, 1, "data must have a sample dimension");
   if (labels && (labels->ndim < 1 || labels->shape[0] != data->shape[0]))
@@ -199,7 +224,10 @@ static int loader_new(lua_State *L) {
   cfg.pos_offset = lai_optintfield(L, 4, "pos_offset", 0);
   cfg.pos_stride = lai_optintfield(L, 4, "pos_stride", 1);
   if (cfg.pos_offset < 0 || cfg.pos_stride < 1) return luaL_error(L, "loader: pos_offset must be >= 0 and pos_stride >= 1");
-  cfg.prefetch = (int)lai_optintfield(L, 4, "prefetch", 3);
+  lua_Integer prefetch = lai_optintfield(L, 4, "prefetch", 3);
+  if (prefetch < 0 || prefetch > AI_LOADER_MAXPREFETCH)
+    return luaL_error(L, "loader: prefetch must be 0..%d, got %I", AI_LOADER_MAXPREFETCH, (LUAI_UACINT)prefetch);
+  cfg.prefetch = (int)prefetch;
   cfg.convert = lai_optboolfield(L, 4, "convert", 0);
   cfg.divisor = (float)lai_optnumfield(L, 4, "divisor", data->dtype == AI_U8 ? 255 : 1);
   int copy = lai_optboolfield(L, 4, "copy", 1);
@@ -257,6 +285,7 @@ static ai_tensor *as_tensor(lai_loader *u, ai_dtype dt, int nd, const int64_t *s
 }
 
 static int loader_next(lua_State *L) {
+  lai_checkmax(L, 1);
   lai_loader *u = check_open(L);
   ai_loader_batch b;
   char err[256];
@@ -291,6 +320,7 @@ static int loader_next(lua_State *L) {
 }
 
 static int loader_close(lua_State *L) {
+  lai_checkmax(L, 1);
   lai_loader *u = luaL_checkudata(L, 1, LOADER_MT);
   loader_release(u);
   return 0;
@@ -303,6 +333,7 @@ static int loader_len(lua_State *L) {
 }
 
 static int loader_sample_shape(lua_State *L) {
+  lai_checkmax(L, 1);
   lai_loader *u = check_open(L);
   int64_t shape[AI_MAXDIM];
   int nd = ai_loader_sample_shape(u->ld, shape);
@@ -315,6 +346,7 @@ static int loader_sample_shape(lua_State *L) {
 }
 
 static int loader_stats(lua_State *L) {
+  lai_checkmax(L, 1);
   lai_loader *u = check_open(L);
   int64_t out = 0, alloc = 0;
   ai_loader_stats(u->ld, &out, &alloc);
@@ -335,9 +367,10 @@ static int loader_tostring(lua_State *L) {
 
 /* _loader.uniform(seed, epoch, pos, k) */
 static int l_uniform(lua_State *L) {
-  uint64_t seed = (uint64_t)luaL_checkinteger(L, 1), epoch = (uint64_t)luaL_checkinteger(L, 2);
-  uint64_t pos = (uint64_t)luaL_checkinteger(L, 3);
-  lua_Integer k = luaL_checkinteger(L, 4);
+  lai_checkmax(L, 4);
+  uint64_t seed = (uint64_t)lai_checkint(L, 1), epoch = (uint64_t)lai_checkint(L, 2);
+  uint64_t pos = (uint64_t)lai_checkint(L, 3);
+  lua_Integer k = lai_checkint(L, 4);
   if (k < 0 || k > 0xffffffffLL) return luaL_argerror(L, 4, "draw index out of range");
   lua_pushnumber(L, ai_loader_uniform(seed, epoch, pos, (uint32_t)k));
   return 1;
@@ -345,9 +378,11 @@ static int l_uniform(lua_State *L) {
 
 /* _loader.isatty(fd | file handle) */
 static int l_isatty(lua_State *L) {
+  lai_checkmax(L, 1);
   int fd = -1;
-  if (lua_isinteger(L, 1)) {
-    fd = (int)lua_tointeger(L, 1);
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    lua_Integer v = lai_checkint(L, 1);
+    fd = v >= 0 && v <= INT_MAX ? (int)v : -1;
   } else {
     luaL_Stream *s = luaL_checkudata(L, 1, LUA_FILEHANDLE);
     if (s->closef && s->f) fd = fileno(s->f);
@@ -358,12 +393,14 @@ static int l_isatty(lua_State *L) {
 
 /* _loader.now() -> seconds of a monotonic clock (for rates and ETAs) */
 static int l_now(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_pushnumber(L, ai_clock());
   return 1;
 }
 
 /* _loader.wall() -> seconds since the Unix epoch, with fractions */
 static int l_wall(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_pushnumber(L, ai_unix_time());
   return 1;
 }

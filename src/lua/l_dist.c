@@ -25,7 +25,7 @@ static int check(lua_State *L, int rc) {
 
 /* A 1-based rank argument, checked against the world size once MPI is up; returns it 0-based. */
 static int root_arg(lua_State *L, int arg, const char *fn) {
-  lua_Integer root = luaL_checkinteger(L, arg);
+  lua_Integer root = lai_checkint(L, arg);
   check(L, ai_dist_check_initialized(fn));
   if (root < 1 || root > ai_dist_size())
     return luaL_error(L, "dist.%s: src must be a rank in 1..%d, got %d", fn, ai_dist_size(), (int)root);
@@ -35,16 +35,19 @@ static int root_arg(lua_State *L, int arg, const char *fn) {
 /* ---------------------------------------------------------------- set-up */
 
 static int l_available(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_pushboolean(L, ai_dist_available());
   return 1;
 }
 
 static int l_launched_size(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_pushinteger(L, ai_dist_launched_size());
   return 1;
 }
 
 static int l_init(lua_State *L) {
+  lai_checkmax(L, 0);
   if (ai_dist_init()) return luaL_error(L, "%s", ai_error());
   lua_pushinteger(L, ai_dist_rank() + 1);
   lua_pushinteger(L, ai_dist_size());
@@ -54,27 +57,32 @@ static int l_init(lua_State *L) {
 }
 
 static int l_finalize(lua_State *L) {
+  lai_checkmax(L, 0);
   if (ai_dist_finalize()) return luaL_error(L, "%s", ai_error());
   return 0;
 }
 
 static int l_initialized(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_pushboolean(L, ai_dist_initialized());
   return 1;
 }
 
 static int l_library(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_pushstring(L, ai_dist_library());
   return 1;
 }
 
 static int l_comm_seconds(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_pushnumber(L, ai_dist_comm_seconds());
   return 1;
 }
 
 /* _dist.cpus() -> the CPUs this process may run on, the CPUs online */
 static int l_cpus(lua_State *L) {
+  lai_checkmax(L, 0);
   int mine, online;
   ai_cpu_count(&mine, &online);
   lua_pushinteger(L, mine);
@@ -85,6 +93,7 @@ static int l_cpus(lua_State *L) {
 /* ---------------------------------------------------------------- collectives on tensors */
 
 static int l_all_reduce(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1);
   static const char *const ops[] = {"sum", "mean", "max", "min", NULL};
   static const ai_dist_op dops[] = {AI_DIST_SUM, AI_DIST_SUM, AI_DIST_MAX, AI_DIST_MIN};
@@ -95,6 +104,7 @@ static int l_all_reduce(lua_State *L) {
 }
 
 static int l_broadcast(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1);
   check(L, ai_dist_broadcast(t, root_arg(L, 2, "broadcast")));
   lua_settop(L, 1);
@@ -102,17 +112,22 @@ static int l_broadcast(lua_State *L) {
 }
 
 static int l_all_gather(lua_State *L) {
+  lai_checkmax(L, 1);
   ai_tensor *out = ai_dist_all_gather(lai_check(L, 1));
   if (!out) return luaL_error(L, "%s", ai_error());
   return lai_push(L, out);
 }
 
-static int l_barrier(lua_State *L) { return check(L, ai_dist_barrier()); }
+static int l_barrier(lua_State *L) {
+  lai_checkmax(L, 0);
+  return check(L, ai_dist_barrier());
+}
 
 /* _dist.broadcast_string(s, root): s on the root (ignored elsewhere); returns it on every rank.
  * The length goes first, so that the other ranks can make room in a Lua-owned buffer. */
 static int l_broadcast_string(lua_State *L) {
   const char *fn = "broadcast_string";
+  lai_checkmax(L, 2);
   int root = root_arg(L, 2, fn);
   bool is_root = ai_dist_rank() == root;
   size_t len = 0;
@@ -135,7 +150,8 @@ static int l_broadcast_string(lua_State *L) {
 /* The userdata box of a bucket set: NULL once closed. */
 typedef struct { ai_dist_buckets *u; } buckets_box;
 
-static ai_dist_buckets *check_buckets(lua_State *L) {
+static ai_dist_buckets *check_buckets(lua_State *L, int nargs) {
+  lai_checkmax(L, nargs);
   buckets_box *b = luaL_checkudata(L, 1, BUCKETS_MT);
   if (!b->u) luaL_error(L, "DataParallel: the bucket set is closed");
   return b->u;
@@ -150,8 +166,10 @@ static int buckets_gc(lua_State *L) {
 
 /* _dist.buckets(params, bucket_bytes, hooks) */
 static int l_buckets(lua_State *L) {
+  lai_checkmax(L, 3);
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_Integer cap = luaL_checkinteger(L, 2);
+  lua_Integer cap = lai_checkint(L, 2);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TBOOLEAN);
   bool hooks = lua_toboolean(L, 3);
   if (cap < 1) return luaL_argerror(L, 2, "bucket size must be positive");
   int n = (int)luaL_len(L, 1);
@@ -172,7 +190,7 @@ static int l_buckets(lua_State *L) {
 
 /* set:start([values]): arms the hooks; values: up to 32 numbers reduced with the gradients */
 static int buckets_start(lua_State *L) {
-  ai_dist_buckets *u = check_buckets(L);
+  ai_dist_buckets *u = check_buckets(L, 2);
   double values[AI_DIST_MAX_VALUES];
   int n = 0;
   if (!lua_isnoneornil(L, 2)) {
@@ -190,7 +208,7 @@ static int buckets_start(lua_State *L) {
 
 /* set:finish() -> {means of the values} */
 static int buckets_finish(lua_State *L) {
-  ai_dist_buckets *u = check_buckets(L);
+  ai_dist_buckets *u = check_buckets(L, 1);
   double means[AI_DIST_MAX_VALUES];
   int n;
   check(L, ai_dist_buckets_finish(u, means, &n));
@@ -205,7 +223,7 @@ static int buckets_finish(lua_State *L) {
 /* set:info() -> {buckets = n, parameters = n, elements = n, bytes = {per bucket}, overlapped = n}
  * (overlapped: the buckets of the last finish() that started during backward) */
 static int buckets_info(lua_State *L) {
-  ai_dist_buckets *u = check_buckets(L);
+  ai_dist_buckets *u = check_buckets(L, 1);
   ai_dist_buckets_info info;
   ai_dist_buckets_get_info(u, &info);
   lua_createtable(L, 0, 5);

@@ -86,6 +86,7 @@ static void image_dims(lua_State *L, ai_tensor *t, int maxc, const char *fn, int
 
 /* io.read_idx(path) -> tensor (u8 stays u8; other integers i64; f32; f64) */
 static int io_read_idx(lua_State *L) {
+  lai_checkmax(L, 1);
   const char *path = luaL_checkstring(L, 1);
   lua_settop(L, 1);
   fmt_array *a = guard_new(L, sizeof *a, free_array);
@@ -96,6 +97,7 @@ static int io_read_idx(lua_State *L) {
 
 /* io.write_idx(path, u8 tensor): gzip when path ends in ".gz" */
 static int io_write_idx(lua_State *L) {
+  lai_checkmax(L, 2);
   const char *path = luaL_checkstring(L, 1);
   ai_tensor *t = lai_check(L, 2);
   if (t->dtype != AI_U8)
@@ -119,6 +121,7 @@ static int is_png(const char *s, size_t n) {
 
 /* io.load_png(path_or_png_bytes) -> f32 CxHxW in [0,1] (C: 1 gray, 2 gray+alpha, 3, 4) */
 static int io_load_png(lua_State *L) {
+  lai_checkmax(L, 1);
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   lua_settop(L, 1);
@@ -133,6 +136,7 @@ static int io_load_png(lua_State *L) {
 
 /* io.save_png(path, t): t HxW or CxHxW (C = 1, 2, 3, 4), float in [0,1] (clamped) or u8 */
 static int io_save_png(lua_State *L) {
+  lai_checkmax(L, 2);
   const char *path = luaL_checkstring(L, 1);
   ai_tensor *t = lai_check(L, 2);
   int c = 1;
@@ -149,6 +153,7 @@ static int io_save_png(lua_State *L) {
 
 /* io.png_bytes(t) -> string holding the PNG file */
 static int io_png_bytes(lua_State *L) {
+  lai_checkmax(L, 1);
   ai_tensor *t = lai_check(L, 1);
   int c = 1;
   int64_t h = 0, w = 0;
@@ -171,7 +176,9 @@ static int io_png_bytes(lua_State *L) {
 /* io.save_gif(path, frames, {delay = ms}): frames is a list of HxW / CxHxW tensors of one shape,
  * or one tensor NxHxW (gray) or NxCxHxW. C = 1 gray; 3 or 4 color (alpha dropped). */
 static int io_save_gif(lua_State *L) {
+  lai_checkmax(L, 3);
   const char *path = luaL_checkstring(L, 1);
+  lai_checkopts(L, 3, LAI_OPTS("delay"));
   lua_Number dl = lai_optnumfield(L, 3, "delay", 100);
   if (!(dl >= 0 && dl <= 655350)) return luaL_error(L, "save_gif: delay must be 0..655350 ms");
   int delay = (int)dl;
@@ -268,6 +275,7 @@ static size_t count_keys(lua_State *L, int idx) {
 /* io.save_safetensors(path, {name = tensor, ...} [, {key = "value", ...}])
  * dtypes f32, f64, i64, u8 are written as F32, F64, I64, U8; names sorted; atomic. */
 static int io_save_safetensors(lua_State *L) {
+  lai_checkmax(L, 3);
   const char *path = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
@@ -334,6 +342,7 @@ static int io_save_safetensors(lua_State *L) {
 /* io.load_safetensors(path) -> {name = tensor, ...}, {key = "value", ...}
  * F16/BF16 load as f32, I32/I16/I8 as i64, BOOL as u8. */
 static int io_load_safetensors(lua_State *L) {
+  lai_checkmax(L, 1);
   const char *path = luaL_checkstring(L, 1);
   lua_settop(L, 1);
   fmt_st_file *f = guard_new(L, sizeof *f, free_st_file); /* 2 */

@@ -294,19 +294,17 @@ static void enc(enc_t *e, int idx, int depth, cJSON *parent, const char *key) {
 /* json.encode(value [, {indent = bool|n, sort_keys = true}]) -> string */
 static int json_encode(lua_State *L) {
   luaL_checkany(L, 1);
-  int indent = 0, sort = 1;
+  lai_lastopts(L, 2, LAI_OPTS("indent", "sort_keys"));
+  int indent = 0, sort = lai_optboolfield(L, 2, "sort_keys", 1);
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
     int t = lua_getfield(L, 2, "indent");
-    if (t == LUA_TNUMBER) {
-      lua_Integer k = lua_tointeger(L, -1);
-      indent = k < 0 ? 0 : k > 16 ? 16 : (int)k;
-    } else if (t != LUA_TNIL) {
-      indent = lua_toboolean(L, -1) ? 2 : 0;
-    }
-    t = lua_getfield(L, 2, "sort_keys");
-    if (t != LUA_TNIL) sort = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    lua_Integer k = 0;
+    if (t == LUA_TBOOLEAN) indent = lua_toboolean(L, -1) ? 2 : 0;
+    else if (lai_isint(L, -1, &k) && k >= 0 && k <= 16) indent = (int)k;
+    else if (t != LUA_TNIL)
+      return luaL_argerror(L, 2, lua_pushfstring(L, "option 'indent' must be a boolean or an integer 0..16, got %s",
+                                                 t == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1)));
+    lua_pop(L, 1);
   }
   lua_settop(L, 2);
   enc_t e;
@@ -495,6 +493,7 @@ static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == 
 
 /* json.decode(string) -> value */
 static int json_decode(lua_State *L) {
+  lai_checkmax(L, 1);
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   lua_settop(L, 1);

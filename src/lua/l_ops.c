@@ -1,5 +1,6 @@
 /* l_ops.c: elementwise math, reductions, matmul, joining and index ops, random numbers and
  * runtime settings, each available as ai.f(x, ...) and as x:f(...). */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,28 +67,38 @@ static int meta_unm(lua_State *L) { return lai_push(L, ai_unary(AI_NEG, lai_chec
 AI_UNARY_OPS(UN)
 #undef UN
 
+/* f(x, a, b) or f(x, {ka=, kb=}): the parameters of an activation, positional or as options;
+ * nparams is how many there are (b is read when 2). */
+static void act_params(lua_State *L, int nparams, const char *const *keys, double *v) {
+  if (lua_istable(L, 2)) {
+    lai_lastopts(L, 2, keys);
+    for (int i = 0; i < nparams; i++) v[i] = lai_optnumfield(L, 2, keys[i], v[i]);
+  } else {
+    lai_checkmax(L, 1 + nparams);
+    for (int i = 0; i < nparams; i++) v[i] = luaL_optnumber(L, 2 + i, v[i]);
+  }
+}
+
 static int op_leaky_relu(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
-  double slope = lua_istable(L, 2) ? lai_optnumfield(L, 2, "negative_slope", 0.01) : luaL_optnumber(L, 2, 0.01);
-  return lai_push(L, ai_leaky_relu(x, slope));
+  double v[1] = {0.01};
+  act_params(L, 1, LAI_OPTS("negative_slope"), v);
+  return lai_push(L, ai_leaky_relu(x, v[0]));
 }
 
 static int op_softplus(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
-  double beta = lua_istable(L, 2) ? lai_optnumfield(L, 2, "beta", 1) : luaL_optnumber(L, 2, 1);
-  double thr = lua_istable(L, 2) ? lai_optnumfield(L, 2, "threshold", 20) : luaL_optnumber(L, 3, 20);
-  return lai_push(L, ai_softplus(x, beta, thr));
+  double v[2] = {1, 20};
+  act_params(L, 2, LAI_OPTS("beta", "threshold"), v);
+  return lai_push(L, ai_softplus(x, v[0], v[1]));
 }
 
 /* clamp(x, min, max) or clamp(x, {min=, max=}); nil means unbounded */
 static void clamp_args(lua_State *L, double *lo, double *hi) {
-  if (lua_istable(L, 2)) {
-    *lo = lai_optnumfield(L, 2, "min", -INFINITY);
-    *hi = lai_optnumfield(L, 2, "max", INFINITY);
-  } else {
-    *lo = luaL_opt(L, luaL_checknumber, 2, -INFINITY);
-    *hi = luaL_opt(L, luaL_checknumber, 3, INFINITY);
-  }
+  double v[2] = {-INFINITY, INFINITY};
+  act_params(L, 2, LAI_OPTS("min", "max"), v);
+  *lo = v[0];
+  *hi = v[1];
 }
 static int op_clamp(lua_State *L) {
   ai_tensor *x = lai_check(L, 1);
@@ -105,6 +116,7 @@ static int op_clamp_(lua_State *L) {
 }
 
 static int op_where(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *c = lai_check(L, 1);
   ai_tensor *ref = lai_test(L, 2) ? lai_test(L, 2) : lai_test(L, 3);
   /* each operand goes into a box at once: converting the second may raise an error */
@@ -115,13 +127,28 @@ static int op_where(lua_State *L) {
   return lai_push(L, ai_where(c, a, b));
 }
 
+/* The number or boolean at arg as a value for the elements of t: a fraction (or NaN, inf) is
+ * refused for an integer tensor rather than cut. */
+static double element_value(lua_State *L, int arg, const ai_tensor *t) {
+  if (lua_isboolean(L, arg)) return lua_toboolean(L, arg);
+  if (lua_type(L, arg) != LUA_TNUMBER)
+    luaL_argerror(L, arg, lua_pushfstring(L, "a number expected, got %s", luaL_typename(L, arg)));
+  double v = lua_tonumber(L, arg);
+  if (!ai_is_float(t->dtype) && !(isfinite(v) && v == floor(v)))
+    luaL_argerror(L, arg, lua_pushfstring(L, "%f is not a whole number, and an %s tensor holds integers", v,
+                                          ai_dtype_names[t->dtype]));
+  return v;
+}
+
 static int op_masked_fill(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *x = lai_check(L, 1), *m = lai_check(L, 2);
-  return lai_push(L, ai_masked_fill(x, m, luaL_checknumber(L, 3)));
+  return lai_push(L, ai_masked_fill(x, m, element_value(L, 3, x)));
 }
 static int op_masked_fill_(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *x = lai_check(L, 1), *m = lai_check(L, 2);
-  if (ai_masked_fill_(x, m, luaL_checknumber(L, 3))) return lai_error(L);
+  if (ai_masked_fill_(x, m, element_value(L, 3, x))) return lai_error(L);
   lua_settop(L, 1);
   return 1;
 }
@@ -222,11 +249,14 @@ static ai_tensor *check_index(lua_State *L, int arg) {
     int64_t *p = ai_data(r);
     for (int64_t i = 0; i < n; i++) {
       lua_rawgeti(L, arg, i + 1);
-      int ok;
-      lua_Integer v = lua_tointegerx(L, -1, &ok);
+      lua_Integer v = 0;
+      if (!lai_isint(L, -1, &v)) {
+        ai_unref(r);
+        luaL_argerror(L, arg, lua_pushfstring(L, "index table must hold integers (item %d is %s)", (int)i + 1,
+                                              lua_type(L, -1) == LUA_TNUMBER ? "a fraction" : luaL_typename(L, -1)));
+      }
       p[i] = v > LUA_MININTEGER ? v - 1 : v; /* LUA_MININTEGER stays out of range */
       lua_pop(L, 1);
-      if (!ok) { ai_unref(r); luaL_argerror(L, arg, "index table must hold integers"); }
     }
     return r;
   } else {
@@ -319,18 +349,24 @@ static int op_cumprod(lua_State *L) { return cumulative(L, true); }
 
 /* ---------------------------------------------------------------- linear algebra */
 
-static int op_matmul(lua_State *L) { return lai_push(L, ai_matmul(lai_check(L, 1), lai_check(L, 2))); }
+static int op_matmul(lua_State *L) {
+  lai_checkmax(L, 2);
+  return lai_push(L, ai_matmul(lai_check(L, 1), lai_check(L, 2)));
+}
 static int op_mm(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *a = lai_check(L, 1), *b = lai_check(L, 2);
   if (a->ndim != 2 || b->ndim != 2) return luaL_error(L, "mm: expects two 2-D tensors (use matmul for others)");
   return lai_push(L, ai_matmul(a, b));
 }
 static int op_bmm(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *a = lai_check(L, 1), *b = lai_check(L, 2);
   if (a->ndim != 3 || b->ndim != 3) return luaL_error(L, "bmm: expects two 3-D tensors");
   return lai_push(L, ai_matmul(a, b));
 }
 static int op_dot(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *a = lai_check(L, 1), *b = lai_check(L, 2);
   if (a->ndim != 1 || b->ndim != 1) return luaL_error(L, "dot: expects two 1-D tensors");
   return lai_push(L, ai_matmul(a, b));
@@ -338,7 +374,8 @@ static int op_dot(lua_State *L) {
 
 /* ---------------------------------------------------------------- joining and splitting */
 
-/* Reads a Lua sequence of tensors; the array is owned by a userdata left on the stack. */
+/* Reads a Lua sequence of tensors; the array is owned by a userdata left on the stack. A key
+ * beside the sequence ({a, b, dim = 2}) is an error, not ignored. */
 static ai_tensor **tensor_list(lua_State *L, int arg, int *n) {
   luaL_checktype(L, arg, LUA_TTABLE);
   *n = (int)lua_rawlen(L, arg);
@@ -346,14 +383,18 @@ static ai_tensor **tensor_list(lua_State *L, int arg, int *n) {
   for (int i = 0; i < *n; i++) {
     lua_rawgeti(L, arg, i + 1);
     ts[i] = lai_test(L, -1);
-    if (!ts[i]) luaL_error(L, "expected a list of tensors, item %d is a %s", i + 1, luaL_typename(L, -1));
+    if (!ts[i])
+      luaL_argerror(L, arg, lua_pushfstring(L, "expected a list of tensors, item %d is a %s", i + 1, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
+  const char *key = lai_key_beside(L, arg, *n);
+  if (key) luaL_argerror(L, arg, lua_pushfstring(L, "expected a list of tensors, got a table with the key %s", key));
   return ts;
 }
 
 static int join(lua_State *L, bool stack) {
   int n;
+  lai_checkmax(L, 2);
   lua_settop(L, 2); /* the list's array goes above the optional dim */
   ai_tensor **ts = tensor_list(L, 1, &n);
   if (n == 0) return luaL_error(L, "%s: needs at least one tensor", stack ? "stack" : "cat");
@@ -366,26 +407,41 @@ static int op_stack(lua_State *L) { return join(L, true); }
 
 /* split(x, size_or_sizes, dim=1) -> table of views */
 static int op_split(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *t = lai_check(L, 1);
   if (t->ndim == 0) return luaL_error(L, "split: cannot split a 0-dim tensor");
   int d = lua_isnoneornil(L, 3) ? 0 : lai_checkdim(L, 3, t->ndim);
   int64_t size = t->shape[d];
-  lua_newtable(L);
   int k = 0;
   if (lua_istable(L, 2)) {
+    /* every size is checked before the first view is made */
     int n = (int)lua_rawlen(L, 2);
+    lua_Integer total = 0;
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, 2, i);
+      lua_Integer len = 0;
+      if (!lai_isint(L, -1, &len) || len < 0)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "split sizes must be non-negative integers (item %d is %s)", i,
+                                                   lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
+                                                                                   : luaL_typename(L, -1)));
+      lua_pop(L, 1);
+      total = len > LUA_MAXINTEGER - total ? LUA_MAXINTEGER : total + len;
+    }
+    if (total != size)
+      return luaL_error(L, "split: sizes add up to %I, dimension has %I", (LUAI_UACINT)total, (LUAI_UACINT)size);
+    lua_newtable(L);
     int64_t at = 0;
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, 2, i);
-      int64_t len = luaL_checkinteger(L, -1);
+      int64_t len = lua_tointeger(L, -1);
       lua_pop(L, 1);
       lai_push(L, ai_narrow(t, d, at, len));
       lua_rawseti(L, -2, ++k);
       at += len;
     }
-    if (at != size) return luaL_error(L, "split: sizes add up to %d, dimension has %d", (int)at, (int)size);
   } else {
-    lua_Integer len = luaL_checkinteger(L, 2);
+    lua_Integer len = lai_checkint(L, 2);
+    lua_newtable(L);
     if (len <= 0) return luaL_argerror(L, 2, "split size must be positive");
     for (int64_t at = 0; at < size; at += len) {
       lai_push(L, ai_narrow(t, d, at, at + len <= size ? len : size - at));
@@ -396,8 +452,9 @@ static int op_split(lua_State *L) {
 }
 
 static int op_chunk(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *t = lai_check(L, 1);
-  lua_Integer n = luaL_checkinteger(L, 2);
+  lua_Integer n = lai_checkint(L, 2);
   if (n <= 0) return luaL_argerror(L, 2, "number of chunks must be positive");
   if (t->ndim == 0) return luaL_error(L, "chunk: cannot split a 0-dim tensor");
   int d = lua_isnoneornil(L, 3) ? 0 : lai_checkdim(L, 3, t->ndim);
@@ -411,6 +468,7 @@ static int op_chunk(lua_State *L) {
 /* ---------------------------------------------------------------- index ops (1-based) */
 
 static int op_index_select(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *t = lai_check(L, 1);
   int d = lai_checkdim(L, 2, t->ndim);
   ai_tensor *ix = check_index(L, 3), *r = ai_index_select(t, d, ix);
@@ -418,6 +476,7 @@ static int op_index_select(lua_State *L) {
   return lai_push(L, r);
 }
 static int op_gather(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *t = lai_check(L, 1);
   int d = lai_checkdim(L, 2, t->ndim);
   ai_tensor *ix = check_index(L, 3), *r = ai_gather(t, d, ix);
@@ -425,15 +484,20 @@ static int op_gather(lua_State *L) {
   return lai_push(L, r);
 }
 static int scatter(lua_State *L, bool add) {
+  lai_checkmax(L, 4);
   ai_tensor *t = lai_check(L, 1);
   int d = lai_checkdim(L, 2, t->ndim);
-  ai_tensor *ix = check_index(L, 3), *src;
-  if (lua_type(L, 4) == LUA_TNUMBER) { /* a number fills the scattered places */
-    src = ai_full(t->dtype, ix->ndim, ix->shape, lua_tonumber(L, 4));
-    if (!src) { ai_unref(ix); return lai_error(L); }
+  /* the source is checked before check_index makes its tensor: an error here must not leak it */
+  ai_tensor *src = lai_test(L, 4);
+  bool number = !src && (lua_type(L, 4) == LUA_TNUMBER || lua_isboolean(L, 4));
+  if (!src && !number)
+    return luaL_argerror(L, 4, lua_pushfstring(L, "tensor or number expected, got %s", luaL_typename(L, 4)));
+  if (number) element_value(L, 4, t);
+  ai_tensor *ix = check_index(L, 3);
+  if (number) { /* a number fills the scattered places, integers exactly */
+    src = ai_empty(t->dtype, ix->ndim, ix->shape);
+    if (!src || lai_fill_value(L, src, 4)) { ai_unref(src); ai_unref(ix); return lai_error(L); }
   } else {
-    src = lai_test(L, 4);
-    if (!src) { ai_unref(ix); return luaL_argerror(L, 4, "tensor or number expected"); }
     ai_ref(src);
   }
   ai_tensor *r = ai_scatter(t, d, ix, src, add);
@@ -444,6 +508,7 @@ static int scatter(lua_State *L, bool add) {
 static int op_scatter(lua_State *L) { return scatter(L, false); }
 static int op_scatter_add(lua_State *L) { return scatter(L, true); }
 static int op_index_add(lua_State *L) {
+  lai_checkmax(L, 4);
   ai_tensor *t = lai_check(L, 1);
   int d = lai_checkdim(L, 2, t->ndim);
   ai_tensor *src = lai_check(L, 4); /* before check_index: an error here must not leak ix */
@@ -455,6 +520,7 @@ static int op_index_add(lua_State *L) {
 
 /* masked_select(x, mask) -> the selected elements, 1-D (differentiable through index_select) */
 static int op_masked_select(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *x = lai_check(L, 1), *m = lai_check(L, 2);
   if (m->dtype != AI_U8) return luaL_argerror(L, 2, "mask must be a u8 tensor");
   return lai_push(L, ai_masked_select(x, m));
@@ -463,10 +529,12 @@ static int op_masked_select(lua_State *L) {
 /* ---------------------------------------------------------------- random */
 
 static int op_manual_seed(lua_State *L) {
-  ai_manual_seed((uint64_t)luaL_checkinteger(L, 1));
+  lai_checkmax(L, 1);
+  ai_manual_seed((uint64_t)lai_checkint(L, 1));
   return 0;
 }
 static int op_get_rng_state(lua_State *L) {
+  lai_checkmax(L, 0);
   ai_rng_state s = ai_rng_get();
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, (lua_Integer)s.seed);
@@ -484,10 +552,10 @@ static int op_set_rng_state(lua_State *L) {
     off = lua_tointegerx(L, 2, &ok2);
     if (!ok1) return luaL_argerror(L, 1, "the seed must be an integer");
     if (!ok2) return luaL_argerror(L, 2, "the offset must be an integer");
-    if (lua_gettop(L) > 2) return luaL_argerror(L, 3, "too many arguments: set_rng_state(seed, offset)");
+    lai_checkmax(L, 2); /* set_rng_state(seed, offset) */
   } else {
     luaL_argexpected(L, lua_type(L, 1) == LUA_TTABLE, 1, "table {seed=, offset=} or integers seed, offset");
-    if (lua_gettop(L) > 1) return luaL_argerror(L, 2, "too many arguments: set_rng_state(state)");
+    lai_checkmax(L, 1); /* set_rng_state(state) */
     lua_getfield(L, 1, "seed");
     lua_getfield(L, 1, "offset");
     seed = lua_tointegerx(L, -2, &ok1);
@@ -504,39 +572,59 @@ static int finish_inplace(lua_State *L, int rc) {
   return 1;
 }
 static int op_uniform_(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *t = lai_check(L, 1);
-  return finish_inplace(L, ai_rand_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+  double lo = luaL_optnumber(L, 2, 0), hi = luaL_optnumber(L, 3, 1);
+  luaL_argcheck(L, isfinite(lo), 2, "the lower bound must be finite");
+  luaL_argcheck(L, isfinite(hi), 3, "the upper bound must be finite");
+  return finish_inplace(L, ai_rand_(t, lo, hi));
 }
 static int op_normal_(lua_State *L) {
+  lai_checkmax(L, 3);
   ai_tensor *t = lai_check(L, 1);
   return finish_inplace(L, ai_randn_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
 }
 static int op_bernoulli_(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1);
   return finish_inplace(L, ai_bernoulli_(t, luaL_optnumber(L, 2, 0.5)));
 }
 static int op_random_(lua_State *L) { /* random_(lo, hi): integers in [lo, hi] */
+  lai_checkmax(L, 3);
   ai_tensor *t = lai_check(L, 1);
-  lua_Integer lo = luaL_checkinteger(L, 2), hi = luaL_checkinteger(L, 3);
+  lua_Integer lo = lai_checkint(L, 2), hi = lai_checkint(L, 3);
   if (hi == LUA_MAXINTEGER) return luaL_argerror(L, 3, "upper bound too large");
   return finish_inplace(L, ai_randint_(t, lo, hi + 1));
 }
 /* bernoulli(p): 0/1 draws with per-element probabilities p, in p's dtype */
-static int op_bernoulli(lua_State *L) { return lai_push(L, ai_bernoulli(lai_check(L, 1))); }
-/* normal(mean, std, shape...) */
+static int op_bernoulli(lua_State *L) {
+  lai_checkmax(L, 1);
+  return lai_push(L, ai_bernoulli(lai_check(L, 1)));
+}
+/* normal(mean, std, shape...[, {dtype=, requires_grad=}]): the shape as randn's */
 static int op_normal(lua_State *L) {
   double mean = luaL_checknumber(L, 1), sd = luaL_checknumber(L, 2);
+  if (!(sd >= 0)) return luaL_argerror(L, 2, "std must be non-negative");
   int64_t shape[AI_MAXDIM];
   int nd = lai_checkshape(L, 3, shape);
-  ai_tensor *t = ai_empty(AI_F32, nd, shape);
+  int opts = (lua_istable(L, 3) && !lai_test(L, 3)) ? 4 : 3 + nd;
+  if (!lua_isnoneornil(L, opts) && !lua_istable(L, opts))
+    return luaL_argerror(L, opts, lua_pushfstring(L, "size or options table expected, got %s", luaL_typename(L, opts)));
+  lai_lastopts(L, opts, LAI_OPTS("dtype", "requires_grad"));
+  ai_dtype dt = lai_optdtype(L, opts, AI_F32);
+  if (!ai_is_float(dt)) return luaL_argerror(L, opts, "dtype must be f32 or f64");
+  ai_tensor *t = ai_empty(dt, nd, shape);
   if (!t || ai_randn_(t, mean, sd)) { ai_unref(t); return lai_error(L); }
-  return lai_push(L, t);
+  lai_push(L, t);
+  lai_apply_requires_grad(L, opts);
+  return 1;
 }
 
 /* ---------------------------------------------------------------- linear algebra (LAPACK) */
 
 /* ai.linalg.eigh(A) -> eigenvalues (ascending), eigenvectors (as columns) of a symmetric matrix */
 static int op_eigh(lua_State *L) {
+  lai_checkmax(L, 1);
   ai_tensor *a = lai_check(L, 1), *res[2];
   if (a->ndim != 2 || a->shape[0] != a->shape[1])
     return luaL_argerror(L, 1, "expected a square 2-D (symmetric) matrix");
@@ -552,7 +640,8 @@ static int op_eigh(lua_State *L) {
 /* ---------------------------------------------------------------- runtime */
 
 static int op_set_num_threads(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
+  lai_checkmax(L, 1);
+  lua_Integer n = lai_checkint(L, 1);
   /* far more threads than that fail to start, and OpenMP then crashes */
   if (n < 1 || n > 1024) return luaL_argerror(L, 1, "number of threads must be 1..1024");
   ai_set_num_threads((int)n);
@@ -561,12 +650,18 @@ static int op_set_num_threads(lua_State *L) {
 /* ai.clock(): seconds of wall time from a monotonic clock (os.clock is CPU time, summed over
  * threads) */
 static int op_clock(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_pushnumber(L, ai_clock());
   return 1;
 }
 
-static int op_get_num_threads(lua_State *L) { lua_pushinteger(L, ai_get_num_threads()); return 1; }
+static int op_get_num_threads(lua_State *L) {
+  lai_checkmax(L, 0);
+  lua_pushinteger(L, ai_get_num_threads());
+  return 1;
+}
 static int op_memory(lua_State *L) {
+  lai_checkmax(L, 0);
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)ai_live_bytes());
   lua_setfield(L, -2, "live");
@@ -576,8 +671,17 @@ static int op_memory(lua_State *L) {
   lua_setfield(L, -2, "peak");
   return 1;
 }
-static int op_empty_cache(lua_State *L) { (void)L; ai_empty_cache(); return 0; }
-static int op_alloc_fail_after(lua_State *L) { ai_alloc_fail_after((long)luaL_checkinteger(L, 1)); return 0; }
+static int op_empty_cache(lua_State *L) {
+  lai_checkmax(L, 0);
+  ai_empty_cache();
+  return 0;
+}
+static int op_alloc_fail_after(lua_State *L) {
+  lai_checkmax(L, 1);
+  lua_Integer n = lai_checkint(L, 1);
+  ai_alloc_fail_after(n > LONG_MAX ? LONG_MAX : n < LONG_MIN ? LONG_MIN : (long)n);
+  return 0;
+}
 
 /* ---------------------------------------------------------------- ai._debug (tests only) */
 

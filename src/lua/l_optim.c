@@ -21,14 +21,14 @@ static double num_opt(lua_State *L, int opts, const char *fn, const char *k, dou
   if (required) {
     if (!lua_istable(L, opts)) luaL_error(L, "%s: options table expected", fn);
     lua_getfield(L, opts, k);
-    int ok;
-    double v = lua_tonumberx(L, -1, &ok);
-    if (!ok) luaL_error(L, "%s: option '%s' must be a number, got %s", fn, k, luaL_typename(L, -1));
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: option '%s' must be a number, got %s", fn, k, luaL_typename(L, -1));
+    double v = lua_tonumber(L, -1);
     lua_pop(L, 1);
     return v;
   }
   return lai_optnumfield(L, opts, k, def);
 }
+
 
 /* The core's message as it is: it already names the function. */
 static int done(lua_State *L, int rc) {
@@ -41,6 +41,7 @@ static int done(lua_State *L, int rc) {
  *            amsgrad=(max_exp_avg_sq given)}) */
 static int l_adam_step(lua_State *L) {
   const char *fn = "adam_step";
+  lai_lastopts(L, 6, LAI_OPTS("lr", "beta1", "beta2", "eps", "weight_decay", "step", "decoupled", "maximize", "amsgrad"));
   ai_tensor *p = array_arg(L, 1, fn, "param"), *g = array_arg(L, 2, fn, "grad");
   ai_tensor *m = array_arg(L, 3, fn, "exp_avg"), *v = array_arg(L, 4, fn, "exp_avg_sq");
   ai_tensor *vmax = opt_array_arg(L, 5, fn, "max_exp_avg_sq");
@@ -61,6 +62,7 @@ static int l_adam_step(lua_State *L) {
  *          weight_decay=0, nesterov=false, maximize=false, first=false}) */
 static int l_sgd_step(lua_State *L) {
   const char *fn = "sgd_step";
+  lai_lastopts(L, 4, LAI_OPTS("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "first"));
   ai_tensor *p = array_arg(L, 1, fn, "param"), *g = array_arg(L, 2, fn, "grad");
   ai_tensor *buf = opt_array_arg(L, 3, fn, "momentum_buffer");
   ai_sgd_opts o;
@@ -78,6 +80,7 @@ static int l_sgd_step(lua_State *L) {
  *              {lr=, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, maximize=false}) */
 static int l_rmsprop_step(lua_State *L) {
   const char *fn = "rmsprop_step";
+  lai_lastopts(L, 6, LAI_OPTS("lr", "alpha", "eps", "weight_decay", "momentum", "maximize"));
   ai_tensor *p = array_arg(L, 1, fn, "param"), *g = array_arg(L, 2, fn, "grad");
   ai_tensor *sq = array_arg(L, 3, fn, "square_avg");
   ai_tensor *gavg = opt_array_arg(L, 4, fn, "grad_avg"), *buf = opt_array_arg(L, 5, fn, "momentum_buffer");
@@ -94,6 +97,7 @@ static int l_rmsprop_step(lua_State *L) {
 /* adagrad_step(param, grad, state_sum, {lr=, eps=1e-10, weight_decay=0, maximize=false}) */
 static int l_adagrad_step(lua_State *L) {
   const char *fn = "adagrad_step";
+  lai_lastopts(L, 4, LAI_OPTS("lr", "eps", "weight_decay", "maximize"));
   ai_tensor *p = array_arg(L, 1, fn, "param"), *g = array_arg(L, 2, fn, "grad");
   ai_tensor *sum = array_arg(L, 3, fn, "state_sum");
   ai_adagrad_opts o;
@@ -107,6 +111,7 @@ static int l_adagrad_step(lua_State *L) {
 /* lerp_(dst, src, weight): dst += weight * (src - dst), in place (EMA's update). */
 static int l_lerp_(lua_State *L) {
   const char *fn = "lerp_";
+  lai_checkmax(L, 3);
   ai_tensor *dst = array_arg(L, 1, fn, "dst"), *src = array_arg(L, 2, fn, "src");
   return done(L, ai_lerp_(dst, src, luaL_checknumber(L, 3)));
 }

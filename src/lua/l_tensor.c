@@ -168,6 +168,11 @@ int lai_checkshape(lua_State *L, int arg, int64_t *shape) {
   if (lua_istable(L, arg) && !lai_test(L, arg)) {
     n = (int)luaL_len(L, arg);
     if (n > AI_MAXDIM) return luaL_argerror(L, arg, "too many dimensions (at most 8)");
+    /* a key beside the sizes would be dropped: zeros({dtype = "f64"}) is options without a shape */
+    const char *key = lai_key_beside(L, arg, n);
+    if (key)
+      return luaL_argerror(L, arg, lua_pushfstring(L, "a shape table holds sizes only, got the key %s (options go after "
+                                                      "the shape: zeros({2, 3}, {dtype = \"f64\"}))", key));
     for (int d = 0; d < n; d++) {
       lua_geti(L, arg, d + 1);
       int isint;
@@ -270,13 +275,24 @@ ai_dtype lai_optdtype(lua_State *L, int arg, ai_dtype def) {
   return dt;
 }
 
-void lai_checkopts(lua_State *L, int arg, const char *const *known) {
-  int t = lua_type(L, arg);
-  if (t == LUA_TNONE || t == LUA_TNIL) return;
-  if (t != LUA_TTABLE || lai_test(L, arg))
-    luaL_argerror(L, arg, lua_pushfstring(L, "options table expected, got %s", luaL_typename(L, arg)));
+const char *lai_key_beside(lua_State *L, int idx, lua_Integer n) {
   lua_pushnil(L);
-  while (lua_next(L, arg)) {
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    lua_Integer k;
+    if (lai_isint(L, -1, &k) && k >= 1 && k <= n) continue;
+    int t = lua_type(L, -1);
+    if (t == LUA_TSTRING) return lua_pushfstring(L, "'%s'", lua_tostring(L, -1));
+    if (lua_isinteger(L, -1)) return lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, -1));
+    if (t == LUA_TNUMBER) return lua_pushfstring(L, "%f", lua_tonumber(L, -1));
+    return lua_pushfstring(L, "of type %s", luaL_typename(L, -1));
+  }
+  return NULL;
+}
+
+bool lai_unknown_key(lua_State *L, int idx, const char *const *known) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
     lua_pop(L, 1);
     const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     bool ok = false;
@@ -290,11 +306,22 @@ void lai_checkopts(lua_State *L, int arg, const char *const *known) {
       }
       if (!known[0]) luaL_addstring(&b, "none");
       luaL_pushresult(&b);
-      if (k) luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s' (known: %s)", k, lua_tostring(L, -1)));
-      luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got a %s key (known: %s)",
-                                             luaL_typename(L, -2), lua_tostring(L, -1)));
+      return true;
     }
   }
+  return false;
+}
+
+void lai_checkopts(lua_State *L, int arg, const char *const *known) {
+  int t = lua_type(L, arg);
+  if (t == LUA_TNONE || t == LUA_TNIL) return;
+  if (t != LUA_TTABLE || lai_test(L, arg))
+    luaL_argerror(L, arg, lua_pushfstring(L, "options table expected, got %s", luaL_typename(L, arg)));
+  if (!lai_unknown_key(L, arg, known)) return;
+  if (lua_type(L, -2) == LUA_TSTRING)
+    luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s' (known: %s)", lua_tostring(L, -2), lua_tostring(L, -1)));
+  luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got a %s key (known: %s)",
+                                         luaL_typename(L, -2), lua_tostring(L, -1)));
 }
 
 int lai_last_arg(lua_State *L) {
@@ -514,7 +541,10 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
-static int m_free(lua_State *L) { return m_gc(L); }
+static int m_free(lua_State *L) {
+  lai_checkmax(L, 1);
+  return m_gc(L);
+}
 
 /* ---------------------------------------------------------------- Lua's number functions
  * string.format("%.3f", loss) and math.floor(loss) cannot take a tensor, and Lua's message

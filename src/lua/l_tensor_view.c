@@ -17,22 +17,36 @@ void lai_push_shape(lua_State *L, const ai_tensor *t) {
 }
 
 static int m_size(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1);
   if (lua_isnoneornil(L, 2)) { lai_push_shape(L, t); return 1; }
   int d = lai_checkdim(L, 2, t->ndim);
   lua_pushinteger(L, t->ndim ? t->shape[d] : 1);
   return 1;
 }
-static int m_dim(lua_State *L) { lua_pushinteger(L, lai_check(L, 1)->ndim); return 1; }
-static int m_numel(lua_State *L) { lua_pushinteger(L, ai_numel(lai_check(L, 1))); return 1; }
+static int m_dim(lua_State *L) {
+  lai_checkmax(L, 1);
+  lua_pushinteger(L, lai_check(L, 1)->ndim);
+  return 1;
+}
+static int m_numel(lua_State *L) {
+  lai_checkmax(L, 1);
+  lua_pushinteger(L, ai_numel(lai_check(L, 1)));
+  return 1;
+}
 static int m_stride(lua_State *L) {
+  lai_checkmax(L, 2);
   ai_tensor *t = lai_check(L, 1);
   if (!lua_isnoneornil(L, 2)) { lua_pushinteger(L, t->stride[lai_checkdim(L, 2, t->ndim)]); return 1; }
   lua_createtable(L, t->ndim, 0);
   for (int d = 0; d < t->ndim; d++) { lua_pushinteger(L, t->stride[d]); lua_rawseti(L, -2, d + 1); }
   return 1;
 }
-static int m_is_contiguous(lua_State *L) { lua_pushboolean(L, ai_is_contiguous(lai_check(L, 1))); return 1; }
+static int m_is_contiguous(lua_State *L) {
+  lai_checkmax(L, 1);
+  lua_pushboolean(L, ai_is_contiguous(lai_check(L, 1)));
+  return 1;
+}
 
 /* An element as a Lua number: floats as floats, integers exactly as Lua integers */
 static void push_element(lua_State *L, const ai_tensor *t, const int64_t *pos) {
@@ -102,6 +116,7 @@ static int m_type(lua_State *L) {
 static int reshape_args(lua_State *L, int64_t *shape) {
   int n = 0;
   if (lua_istable(L, 2)) {
+    lai_checkmax(L, 2); /* x:view({3, 2}, 1): the sizes are the table's */
     n = (int)luaL_len(L, 2);
     if (n > AI_MAXDIM) return luaL_argerror(L, 2, "too many dimensions (at most 8)");
     for (int d = 0; d < n; d++) {
@@ -141,6 +156,7 @@ static int m_permute(lua_State *L) {
   ai_tensor *t = lai_check(L, 1);
   int perm[AI_MAXDIM], n = 0;
   if (lua_istable(L, 2)) {
+    lai_checkmax(L, 2);
     n = (int)luaL_len(L, 2);
     for (int d = 0; d < n && d < AI_MAXDIM; d++) {
       lua_geti(L, 2, d + 1);

@@ -43,6 +43,12 @@ ai_dtype lai_optdtype(lua_State *L, int arg, ai_dtype def);
  * NULL-terminated list `known`; anything else is an error listing them. LAI_OPTS("a", "b") makes
  * such a list. */
 void lai_checkopts(lua_State *L, int arg, const char *const *known);
+/* Whether the table at idx has a key outside `known`; if so, that key and the list of the known
+ * ones ("a, b", or "none") are left on the stack, for the caller's message. */
+bool lai_unknown_key(lua_State *L, int idx, const char *const *known);
+/* The first key of the table at idx beside its sequence 1..n ({a, b, dim = 2}), as text for a
+ * message ("'dim'"), or NULL when it has none. */
+const char *lai_key_beside(lua_State *L, int idx, lua_Integer n);
 #define LAI_OPTS(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define LAI_NO_OPTS ((const char *const[]){NULL})
 /* At most n arguments: more is the error "too many arguments", naming the first extra one
@@ -51,8 +57,25 @@ void lai_checkopts(lua_State *L, int arg, const char *const *known);
 int lai_too_many(lua_State *L, int n);
 int lai_last_arg(lua_State *L); /* the index of the last argument that is not nil */
 static inline void lai_checkmax(lua_State *L, int n) { if (lua_gettop(L) > n && lai_last_arg(L) > n) lai_too_many(L, n); }
+/* The options table of a function at arg, its last argument: only the keys `known`, nothing
+ * after it. */
+static inline void lai_lastopts(lua_State *L, int arg, const char *const *known) {
+  lai_checkmax(L, arg);
+  lai_checkopts(L, arg, known);
+}
 /* An integer argument, whole-number floats included (Lua's rule: 2.0 is 2, 2.5 is an error). */
 lua_Integer lai_checkint(lua_State *L, int arg);
+/* An optional integer argument: none or nil gives def. */
+static inline lua_Integer lai_optint(lua_State *L, int arg, lua_Integer def) {
+  return lua_isnoneornil(L, arg) ? def : lai_checkint(L, arg);
+}
+/* Whether the value at i is a number with an integer value (the same rule; a numeric string is
+ * not a number here), stored in *v. For list items and option fields. */
+static inline bool lai_isint(lua_State *L, int i, lua_Integer *v) {
+  int ok = 0;
+  *v = lua_type(L, i) == LUA_TNUMBER ? lua_tointegerx(L, i, &ok) : 0;
+  return ok;
+}
 /* Applies {requires_grad=true} from the options table at opts to the new tensor on the top. */
 void lai_apply_requires_grad(lua_State *L, int opts);
 /* Pushes {size1, size2, ...}. */

@@ -7,7 +7,13 @@
 --   "N <total>"                     once, the number of cases
 --   "C <i>"                         before case i
 --   "R <i> <ok|err|oom|slow>"       after it (err: a Lua error; oom: "not enough memory")
+--   "A <i> <C|Lua> <description>"   before "R <i> accepted": a misuse case whose call succeeded
+--                                   (C: a function of the C bindings; Lua: of lua/aiart)
+--   "B <i> <name>"                  before "R <i> nobase", for a C function: no working call
 --   "END"                           at the end
+-- The misuse cases (kinds "refused", "accepted", "nobase") take a call of each function that
+-- works (the first of BASE_ARGS that succeeds, or the function's row in BASE) and add to it an
+-- unknown option key or an extra trailing argument: the call must then be an error.
 -- A crash leaves a "C i" without its "R i": the parent names the case and starts a new worker
 -- after it. `... describe I` prints case I's description instead.
 local ai = require "aiart"
@@ -132,7 +138,8 @@ local SKIP = {
   alloc_fail_after = true, _debug = true,
 }
 
-local targets = {} -- {name, fn, self_maker or nil}
+local targets = {} -- {name, fn, self_maker or nil, c = whether the function is C's}
+local function is_c(f) return type(f) == "function" and debug.getinfo(f, "S").what == "C" end
 local function add_functions(prefix, tbl)
   local ks = {}
   for k, v in pairs(tbl) do
@@ -142,7 +149,7 @@ local function add_functions(prefix, tbl)
     end
   end
   table.sort(ks)
-  for _, k in ipairs(ks) do targets[#targets + 1] = {prefix .. k, tbl[k]} end
+  for _, k in ipairs(ks) do targets[#targets + 1] = {prefix .. k, tbl[k], c = is_c(tbl[k])} end
 end
 
 -- Methods of an object (its class chain), called as obj:m(...) on a fresh object per case.
@@ -168,17 +175,18 @@ local function add_methods(prefix, maker)
   end
   table.sort(names)
   for _, k in ipairs(names) do
-    targets[#targets + 1] = {prefix .. ":" .. k, function(self, ...) return self[k](self, ...) end, maker}
+    targets[#targets + 1] = {prefix .. ":" .. k, function(self, ...) return self[k](self, ...) end, maker, c = is_c(obj[k])}
   end
 end
 
 add_functions("ai.", ai)
 add_functions("ai.Tensor.", ai.Tensor)
 for _, m in ipairs{"gradcheck", "gradgradcheck", "save", "load", "help"} do
-  targets[#targets + 1] = {"ai." .. m, ai[m]}
+  targets[#targets + 1] = {"ai." .. m, ai[m], c = is_c(ai[m])}
 end
+-- _optim and _loader are the C kernels under optim and data (ai._dist starts MPI: test_dist.lua)
 for _, m in ipairs{"linalg", "io", "json", "nn", "F", "optim", "sched", "data", "image", "checkpoint",
-                   "progress", "plot", "config", "metrics"} do
+                   "progress", "plot", "config", "metrics", "_optim", "_loader"} do
   local ok, mod = pcall(function() return ai[m] end)
   if ok and type(mod) == "table" then add_functions("ai." .. m .. ".", mod)
   else io.stderr:write("badinput: cannot load ai.", m, ": ", tostring(mod), "\n") end
@@ -235,6 +243,113 @@ local METHOD_TEMPLATES = {
   {"obj:m(1, v)", function(v) return {1, v} end},
 }
 
+-- ---------------------------------------------------------------- misuse cases
+-- A working call of each function, to which a misuse case adds an unknown option key or an
+-- extra argument. Tried in order; the first that succeeds is the base. BASE gives the call for
+-- functions none of these fit (opts: the argument that is the options table, where the unknown
+-- key goes instead of a new argument).
+local UNKNOWN_KEY, EXTRA = "zz_not_an_option", "zz_extra_argument"
+local function M2() return X():gt(0) end
+local function L(t) return ai.tensor(t, {dtype = "i64"}) end
+local BASE_ARGS = {
+  function() return {} end, function() return {X()} end, function() return {X(), X()} end,
+  function() return {X(), 1} end, function() return {X(), 2} end, function() return {X4(), W4()} end,
+  function() return {X4(), 2} end, function() return {1} end, function() return {2, 3} end,
+  function() return {X(), X(), X()} end, function() return {X(), 1, X()} end,
+}
+local METHOD_BASE_ARGS = {
+  function() return {} end, function() return {X()} end, function() return {1} end,
+  function() return {ai.ones(2, 3)} end, function() return {X(), X()} end,
+}
+local BASE = {
+  ["ai.where"] = {function() return {M2(), X(), X()} end},
+  ["ai.masked_fill"] = {function() return {X(), M2(), 1} end},
+  ["ai.Tensor.masked_fill_"] = {function() return {X(), M2(), 1} end},
+  ["ai.masked_select"] = {function() return {X(), M2()} end},
+  ["ai.index_select"] = {function() return {X(), 1, {1}} end},
+  ["ai.gather"] = {function() return {X(), 2, L({{1}, {2}})} end},
+  ["ai.scatter"] = {function() return {X(), 2, L({{1}, {2}}), 1} end},
+  ["ai.scatter_add"] = {function() return {X(), 2, L({{1}, {2}}), 1} end},
+  ["ai.index_add"] = {function() return {X(), 1, {1}, ai.ones(1, 3)} end},
+  ["ai.cat"] = {function() return {{X(), X()}, 1} end}, ["ai.stack"] = {function() return {{X(), X()}, 1} end},
+  ["ai.split"] = {function() return {X(), 1, 1} end}, ["ai.chunk"] = {function() return {X(), 2, 1} end},
+  ["ai.dot"] = {function() return {ai.ones(3), ai.ones(3)} end},
+  ["ai.bmm"] = {function() return {ai.ones(1, 2, 3), ai.ones(1, 3, 2)} end},
+  ["ai.mm"] = {function() return {X(), X():t()} end}, ["ai.matmul"] = {function() return {X(), X():t()} end},
+  ["ai.normal"] = {function() return {0, 1, 3, {}} end, opts = 4},
+  ["ai.Tensor.random_"] = {function() return {X(), 1, 3} end},
+  ["ai.bernoulli"] = {function() return {ai.full({3}, 0.5)} end},
+  ["ai.linalg.eigh"] = {function() return {ai.eye(2)} end},
+  ["ai.leaky_relu"] = {function() return {X(), {negative_slope = 0.1}} end, opts = 2},
+  ["ai.softplus"] = {function() return {X(), {beta = 2}} end, opts = 2},
+  ["ai.clamp"] = {function() return {X(), {min = 0}} end, opts = 2},
+  ["ai.clip"] = {function() return {X(), {min = 0}} end, opts = 2},
+  ["ai.conv2d"] = {function() return {X4(), ai.ones(1, 2, 3, 3), nil, {stride = 1}} end, opts = 4},
+  ["ai.conv_transpose2d"] = {function() return {X4(), ai.ones(2, 1, 3, 3), nil, {stride = 1}} end, opts = 4},
+  ["ai.max_pool2d"] = {function() return {X4(), 2, {stride = 2}} end, opts = 3},
+  ["ai.avg_pool2d"] = {function() return {X4(), 2, {stride = 2}} end, opts = 3},
+  ["ai.adaptive_avg_pool2d"] = {function() return {X4(), 2} end},
+  ["ai.upsample"] = {function() return {X4(), {scale_factor = 2}} end, opts = 2},
+  ["ai.interpolate"] = {function() return {X4(), {scale_factor = 2}} end, opts = 2},
+  ["ai.pad"] = {function() return {X4(), {1, 1}, {mode = "constant"}} end, opts = 3},
+  ["ai.batch_norm"] = {function() return {X4(), nil, nil, nil, nil, {training = true}} end, opts = 6},
+  ["ai.group_norm"] = {function() return {X4(), 2, nil, nil, {eps = 1e-5}} end, opts = 5},
+  ["ai.instance_norm"] = {function() return {X4(), nil, nil, {eps = 1e-5}} end, opts = 4},
+  ["ai.layer_norm"] = {function() return {X4(), 4, nil, nil, {eps = 1e-5}} end, opts = 5},
+  ["ai.embedding"] = {function() return {L({1, 2}), ai.ones(3, 2)} end},
+  ["ai.scaled_dot_product_attention"] = {function() return {X(), X(), X(), {}} end, opts = 4},
+  ["ai.mse_loss"] = {function() return {X(), X(), {reduction = "sum"}} end, opts = 3},
+  ["ai.l1_loss"] = {function() return {X(), X(), {reduction = "sum"}} end, opts = 3},
+  ["ai.smooth_l1_loss"] = {function() return {X(), X(), {beta = 1}} end, opts = 3},
+  ["ai.bce_loss"] = {function() return {X():sigmoid(), M2():float(), {}} end, opts = 3},
+  ["ai.binary_cross_entropy"] = {function() return {X():sigmoid(), M2():float(), {}} end, opts = 3},
+  ["ai.bce_with_logits"] = {function() return {X(), M2():float(), {}} end, opts = 3},
+  ["ai.binary_cross_entropy_with_logits"] = {function() return {X(), M2():float(), {}} end, opts = 3},
+  ["ai.cross_entropy"] = {function() return {X(), L({1, 3}), {}} end, opts = 3},
+  ["ai.nll_loss"] = {function() return {X(), L({1, 3}), {}} end, opts = 3},
+  ["ai.kl_div"] = {function() return {X(), X(), {}} end, opts = 3},
+  ["ai.grad"] = {function() local x = X():requires_grad_() return {x:sum(), x, {}} end, opts = 3},
+  ["ai.Tensor.backward"] = {function() return {X():requires_grad_():sum(), {}} end, opts = 2},
+  ["ai.set_grad_enabled"] = {function() return {true} end},
+  ["ai.io.png_bytes"] = {function() return {ai.zeros(2, 2)} end},
+  ["ai.io.load_png"] = {function() return {ai.io.png_bytes(ai.zeros(2, 2))} end},
+  ["ai.io.save_png"] = {function() return {"o.png", ai.zeros(2, 2)} end},
+  ["ai.io.write_idx"] = {function() return {"o.idx", ai.zeros(2, {dtype = "u8"})} end},
+  ["ai.io.read_idx"] = {function() ai.io.write_idx("b.idx", ai.zeros(2, {dtype = "u8"})) return {"b.idx"} end},
+  ["ai.io.save_gif"] = {function() return {"o.gif", ai.zeros(2, 4, 4), {delay = 10}} end, opts = 3},
+  ["ai.io.save_safetensors"] = {function() return {"o.safetensors", {a = X()}, {}} end},
+  ["ai.io.load_safetensors"] = {function() ai.io.save_safetensors("b.safetensors", {a = X()}) return {"b.safetensors"} end},
+  ["ai.json.encode"] = {function() return {{1}, {indent = 2}} end, opts = 2},
+  ["ai.json.decode"] = {function() return {"[1]"} end},
+  ["ai.full"] = {function() return {{2}, 1, {}} end, opts = 3},
+  ["ai.linspace"] = {function() return {0, 1, 3, {}} end, opts = 4},
+  ["ai.Tensor.expand"] = {function() return {ai.ones(2, 1), 2, 3} end},
+  ["ai.Tensor.item"] = {function() return {ai.tensor(1)} end},
+  ["ai.Tensor.narrow"] = {function() return {X(), 1, 1, 1} end},
+  ["ai.Tensor.permute"] = {function() return {X(), 2, 1} end},
+  ["ai.Tensor.reshape"] = {function() return {X(), 3, 2} end},
+  ["ai.Tensor.view"] = {function() return {X(), 3, 2} end},
+  ["ai.Tensor.select"] = {function() return {X(), 1, 1} end},
+  ["ai.Tensor.to"] = {function() return {X(), "f64"} end},
+  ["ai._optim.adam_step"] = {function() return {X(), X(), X(), X(), nil, {lr = 0.1, step = 1}} end, opts = 6},
+  ["ai._optim.sgd_step"] = {function() return {X(), X(), nil, {lr = 0.1}} end, opts = 4},
+  ["ai._optim.rmsprop_step"] = {function() return {X(), X(), X(), nil, nil, {lr = 0.1}} end, opts = 6},
+  ["ai._optim.adagrad_step"] = {function() return {X(), X(), X(), {lr = 0.1}} end, opts = 4},
+  ["ai._optim.lerp_"] = {function() return {X(), X(), 0.5} end},
+  ["ai._loader.new"] = {function() return {X(), nil, L({0, 1}), {batch_size = 1, prefetch = 0}} end, opts = 4},
+  ["ai._loader.uniform"] = {function() return {1, 2, 3, 4} end},
+  ["ai._loader.isatty"] = {function() return {99} end},
+}
+-- A row serves every name of its function (ai.mm is ai.Tensor.mm, ai.F.conv2d is ai.conv2d).
+local BASE_OF = {}
+for name, row in pairs(BASE) do
+  local f = ai
+  for part in name:gmatch("[^.]+") do if part ~= "ai" then f = type(f) == "table" and f[part] or nil end end
+  if f then BASE_OF[f] = row else io.stderr:write("badinput: BASE names a missing function ", name, "\n") end
+end
+-- Functions whose extra arguments are meant to go on (f(...) is called with them): not misuse.
+local VARARGS = {["ai.no_grad"] = true, ["ai.enable_grad"] = true}
+
 local cases = {}
 for ti, t in ipairs(targets) do
   cases[#cases + 1] = {ti, 0, 0}
@@ -247,6 +362,10 @@ for ti, t in ipairs(targets) do
     end
   end
   if t[3] then for vi = 1, #V do cases[#cases + 1] = {ti, -1, vi} end end -- a bad self
+  if not HEAVY[t[1]] and not VARARGS[t[1]] and not t[1]:match("[.:]_[%w_]*$") then -- public functions
+    cases[#cases + 1] = {ti, -2, 1} -- an unknown option key
+    cases[#cases + 1] = {ti, -2, 2} -- an extra trailing argument
+  end
 end
 
 -- Targeted cases: huge sizes must be "not enough memory" (or a size error), never a crash.
@@ -606,11 +725,81 @@ for _, l in ipairs(LOADERS) do
 end
 for i = 1, #SPECIAL do cases[#cases + 1] = {-i, 0, 0} end
 
+-- The working call of target ti: {index in BASE_ARGS (or 0: BASE), n args}, false when none.
+local base_found = {}
+local function find_base(ti)
+  if base_found[ti] ~= nil then return base_found[ti] end
+  local t = targets[ti]
+  local found = false
+  local row = not t[3] and BASE_OF[t[2]]
+  local list = row and {row[1]} or (t[3] and METHOD_BASE_ARGS or BASE_ARGS)
+  for j, make in ipairs(list) do
+    local ok, args = pcall(make)
+    if ok then
+      local n = 0
+      for k in pairs(args) do if math.type(k) == "integer" and k > n then n = k end end
+      local ok2 = pcall(function()
+        if t[3] then return t[2](t[3](), table.unpack(args, 1, n)) end
+        return t[2](table.unpack(args, 1, n))
+      end)
+      ai.set_grad_enabled(true)
+      if ok2 then found = {row and 0 or j, n} break end
+    end
+  end
+  base_found[ti] = found
+  return found
+end
+
+local function show_args(args, n)
+  local parts = {}
+  for i = 1, n do
+    local v = args[i]
+    if v == UNKNOWN_KEY or v == EXTRA then parts[i] = ("%q"):format(v)
+    elseif type(v) == "table" and v[UNKNOWN_KEY] then parts[i] = "{.., " .. UNKNOWN_KEY .. " = true}"
+    elseif type(v) == "string" then parts[i] = ("%q"):format(v)
+    else parts[i] = type(v) == "userdata" and "tensor" or type(v) == "table" and "{..}" or tostring(v) end
+  end
+  return "(" .. table.concat(parts, ", ") .. ")"
+end
+
+-- The arguments of misuse case (ti, variant): the base call with an unknown option key (in its
+-- options table when BASE names one, else as a new last argument) or an extra last argument.
+local function misuse_args(ti, variant)
+  local b = find_base(ti)
+  if not b then return nil end
+  local t = targets[ti]
+  local row = not t[3] and BASE_OF[t[2]]
+  local args = b[1] == 0 and row[1]() or (t[3] and METHOD_BASE_ARGS or BASE_ARGS)[b[1]]()
+  local n = b[2]
+  if variant == 1 then
+    if row and row.opts then
+      local o = {}
+      for k, v in pairs(args[row.opts] or {}) do o[k] = v end
+      o[UNKNOWN_KEY] = true
+      args[row.opts] = o
+      n = math.max(n, row.opts)
+    else
+      n = n + 1
+      args[n] = {[UNKNOWN_KEY] = true}
+    end
+  else
+    n = n + 1
+    args[n] = EXTRA
+  end
+  return args, n
+end
+
 local function case_name(c)
   local ti, k, vi = c[1], c[2], c[3]
   if ti < 0 then return "special: " .. SPECIAL[-ti][1] end
   local t = targets[ti]
   if k == 0 then return t[1] .. "()" end
+  if k == -2 then
+    local args, n = misuse_args(ti, vi)
+    local what = vi == 1 and "an unknown option key" or "an extra argument"
+    if not args then return t[1] .. " with " .. what .. " (no working call found)" end
+    return t[1] .. show_args(args, n) .. ": " .. what .. " accepted"
+  end
   if k == -1 then return t[1] .. " with self = " .. V[vi][1] end
   local tpl = (t[3] and METHOD_TEMPLATES or TEMPLATES)[k]
   return t[1] .. " " .. tpl[1] .. " with v = " .. V[vi][1]
@@ -621,6 +810,16 @@ local function run_case(c)
   if ti < 0 then return SPECIAL[-ti][2]() end
   local t = targets[ti]
   local f = t[2]
+  if k == -2 then
+    local args, n = misuse_args(ti, vi)
+    if not args then return "nobase" end
+    local self = t[3] and t[3]()
+    local ok = pcall(function()
+      if t[3] then return f(self, table.unpack(args, 1, n)) end
+      return f(table.unpack(args, 1, n))
+    end)
+    return ok and "accepted" or "refused"
+  end
   if t[3] then
     local self = k == -1 and V[vi][2]() or t[3]()
     if k <= 0 then return f(self) end
@@ -653,10 +852,13 @@ local PROFILE = os.getenv("AIART_BADINPUT_PROFILE") and {} or nil
 local now = ai.clock
 local VERBOSE = os.getenv("AIART_BADINPUT_VERBOSE")
 local ONLY_SPECIAL = os.getenv("AIART_BADINPUT_ONLY_SPECIAL") -- the targeted cases alone
+local ONLY_MISUSE = os.getenv("AIART_BADINPUT_ONLY_MISUSE") -- the misuse cases alone
 local stride = tonumber(os.getenv("AIART_BADINPUT_STRIDE") or "") or 1
 for i = first, math.min(last, #cases) do
-  if stride > 1 and (i - 1) % stride ~= 0 and cases[i][1] > 0 then goto continue end
+  -- the misuse cases (k == -2) always run: they are few, and each one is a function's check
+  if stride > 1 and (i - 1) % stride ~= 0 and cases[i][1] > 0 and cases[i][2] ~= -2 then goto continue end
   if ONLY_SPECIAL and cases[i][1] > 0 then goto continue end
+  if ONLY_MISUSE and cases[i][2] ~= -2 then goto continue end
   proto:write("C ", i, "\n")
   local t_case = PROFILE and now()
   ai.manual_seed(1)
@@ -672,6 +874,18 @@ for i = first, math.min(last, #cases) do
   if not ok then
     local m = tostring(err)
     kind = m:find("not enough memory", 1, true) and "oom" or m:find("case timed out", 1, true) and "slow" or "err"
+    if cases[i][2] == -2 then -- the harness itself failed: said, and counted as broken
+      kind = "broken"
+      io.stderr:write("badinput: misuse case ", i, " could not run: ", m, "\n")
+    end
+  elseif cases[i][2] == -2 then
+    kind = err
+    local t = targets[cases[i][1]]
+    if kind == "accepted" then
+      proto:write("A ", i, " ", t.c and "C " or "Lua ", (case_name(cases[i]):gsub("\n", " ")), "\n")
+    elseif kind == "nobase" and t.c and cases[i][3] == 1 then
+      proto:write("B ", i, " ", t[1], "\n")
+    end
   end
   proto:write("R ", i, " ", kind, "\n")
   if VERBOSE then io.stderr:write(kind, "\t", case_name(cases[i]), "\t", ok and "" or tostring(err):sub(1, 200), "\n") end
