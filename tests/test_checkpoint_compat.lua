@@ -41,7 +41,7 @@ T.test("a v1 checkpoint restores model, optimizer, scheduler, EMA, loader and rn
   -- Adam moves every weight by about lr whatever the gradient's size, so a build whose float
   -- summation order differs (make asan is -O1) may move a weight whose gradient is near 0 the
   -- other way: the output after the step is compared loosely, the loss before it tightly
-  T.near(model(probe, ai.tensor({1, 5}, {dtype = "i64"})):view(-1), expect.out, 2e-3,
+  T.near(model(probe, ai.tensor({1, 5}, {dtype = "i64"})):view(-1), expect.out, 2e-2,
          "the model's output after one more Adam step")
   T.near(ai.rand(3), expect.rand, 0, "the generator continues where the checkpoint left it")
 end)

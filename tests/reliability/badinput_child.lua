@@ -263,6 +263,17 @@ local METHOD_BASE_ARGS = {
 }
 local BASE = {
   ["ai.where"] = {function() return {M2(), X(), X()} end},
+  ["ai.baddbmm"] = {function() return {ai.ones(1, 2, 2), ai.ones(1, 2, 3), ai.ones(1, 3, 2), {}} end, opts = 4},
+  ["ai.Tensor.baddbmm"] = {function() return {ai.ones(1, 2, 2), ai.ones(1, 2, 3), ai.ones(1, 3, 2), {}} end, opts = 4},
+  ["ai.meshgrid"] = {function() return {ai.ones(2), ai.ones(3), {indexing = "ij"}} end, opts = 3},
+  ["ai.multinomial"] = {function() return {ai.full({3}, 0.5), 2, {}} end, opts = 3},
+  ["ai.Tensor.multinomial"] = {function() return {ai.full({3}, 0.5), 2, {}} end, opts = 3},
+  ["ai.outer"] = {function() return {ai.ones(2), ai.ones(3)} end},
+  ["ai.Tensor.outer"] = {function() return {ai.ones(2), ai.ones(3)} end},
+  ["ai.searchsorted"] = {function() return {ai.tensor({1, 2, 3}), ai.tensor({2}), {}} end, opts = 3},
+  ["ai.Tensor.searchsorted"] = {function() return {ai.tensor({1, 2, 3}), ai.tensor({2}), {}} end, opts = 3},
+  ["ai.Tensor.register_hook"] = {function() return {ai.ones(2, {requires_grad = true}), function() end} end},
+  ["ai.Tensor.retain_grad"] = {function() return {ai.ones(2, {requires_grad = true}) * 2} end},
   ["ai.masked_fill"] = {function() return {X(), M2(), 1} end},
   ["ai.Tensor.masked_fill_"] = {function() return {X(), M2(), 1} end},
   ["ai.masked_select"] = {function() return {X(), M2()} end},
