@@ -84,5 +84,6 @@ void lai_open_json(lua_State *L);
 void lai_open_optim(lua_State *L);
 void lai_open_data(lua_State *L);
 void lai_open_dist(lua_State *L);
+void lai_open_signal(lua_State *L); /* signals and folder locks (l_signal.c) */
 
 #endif
