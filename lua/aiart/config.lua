@@ -289,8 +289,9 @@ local function is_declaration(v)
   return n == #v and (n == 2 or n == 3)
 end
 
---- config.parse(args, defaults[, {help=, description=, name=, check=, exit=, print=}]) -> cfg
--- opts.exit (default os.exit) and opts.print (default print) are called for --help.
+--- config.parse(args, defaults[, {help=, description=, name=, check=, exit=, print=}]) -> cfg, given
+-- opts.exit (default os.exit) and opts.print (default print) are called for --help. given is
+-- the set of keys that the arguments or the JSON file set (the others took their defaults).
 function C.parse(args, defaults, opts)
   opts = opts or {}
   local fn = opts.name or "config"
@@ -327,7 +328,7 @@ function C.parse(args, defaults, opts)
   for k, v in pairs(defaults) do
     if not is_computed(v) then cfg[k] = copy(v) end
   end
-  local list = {}
+  local list, given = {}, {}
   for i = 1, #args do list[i] = tostring(args[i]) end
   -- --help first
   for _, a in ipairs(list) do
@@ -381,6 +382,7 @@ function C.parse(args, defaults, opts)
           else
             cfg[key] = check_json(fn, key, v, defaults[key], kv[2])
           end
+          given[key] = true
         end
       end
       cfg.config = kv[2]
@@ -397,6 +399,7 @@ function C.parse(args, defaults, opts)
       else
         cfg[k] = convert(fn, k, v, defaults[k])
       end
+      given[k] = true
     end
   end
   -- the defaults computed from the others, in key order (none reads another computed key)
@@ -415,7 +418,7 @@ function C.parse(args, defaults, opts)
     local msg = opts.check(cfg)
     if msg ~= nil then error(("%s: %s"):format(fn, tostring(msg)), 0) end
   end
-  return cfg
+  return cfg, given
 end
 
 return C
