@@ -98,9 +98,8 @@ function Canvas:line(color, x0, y0, x1, y1, thick)
   end
 end
 
--- text with its top-left corner at (x, y); scale s; returns the width drawn
-function Canvas:text(color, x, y, s, str)
-  local l = self:layer(color)
+-- The ink of a string: f(dx, dy) for each inked pixel, dx along the text, dy down the glyphs.
+local function glyph_pixels(s, str, f)
   str = tostring(str):lower()
   for ci = 1, #str do
     local g = FONT[str:sub(ci, ci)] or FONT["."]
@@ -108,13 +107,19 @@ function Canvas:text(color, x, y, s, str)
       for c = 0, 2 do
         if g:byte(r * 3 + c + 1) == 49 then
           for oy = 0, s - 1 do
-            for ox = 0, s - 1 do self:dot(l, x + (ci - 1) * 4 * s + c * s + ox, y + r * s + oy) end
+            for ox = 0, s - 1 do f((ci - 1) * 4 * s + c * s + ox, r * s + oy) end
           end
         end
       end
     end
   end
-  return #str * 4 * s - s
+end
+
+-- text with its top-left corner at (x, y); scale s; returns the width drawn
+function Canvas:text(color, x, y, s, str)
+  local l = self:layer(color)
+  glyph_pixels(s, str, function(dx, dy) self:dot(l, x + dx, y + dy) end)
+  return #tostring(str) * 4 * s - s
 end
 
 function P.text_width(str, s) return #tostring(str) * 4 * s - s end
@@ -122,19 +127,7 @@ function P.text_width(str, s) return #tostring(str) * 4 * s - s end
 -- text written upwards (rotated a quarter turn), its bottom-left corner at (x, y)
 function Canvas:vtext(color, x, y, s, str)
   local l = self:layer(color)
-  str = tostring(str):lower()
-  for ci = 1, #str do
-    local g = FONT[str:sub(ci, ci)] or FONT["."]
-    for r = 0, 4 do
-      for c = 0, 2 do
-        if g:byte(r * 3 + c + 1) == 49 then
-          for oy = 0, s - 1 do
-            for ox = 0, s - 1 do self:dot(l, x + r * s + ox, y - ((ci - 1) * 4 * s + c * s) - oy) end
-          end
-        end
-      end
-    end
-  end
+  glyph_pixels(s, str, function(dx, dy) self:dot(l, x + dy, y - dx) end)
 end
 
 -- The image: white, then each layer in order.
