@@ -234,8 +234,8 @@ test("plot: curves to a PNG of the requested size", function()
   -- the last x tick label too, and a y-axis label
   for _, size in ipairs({{640, 360}, {320, 200}}) do
     local W, H = size[1], size[2]
-    local _, lay = ai.plot.render(recs, {keys = {"loss_d", "loss_g"}, width = W, height = H, ylabel = "loss",
-                                         title = "gan"})
+    local lay = ai.plot.layout(recs, {keys = {"loss_d", "loss_g"}, width = W, height = H, ylabel = "loss",
+                                      title = "gan"})
     local p, l = lay.plot, lay.legend
     ok(l[4] < p[2], ("the legend %s reaches into the plot %s"):format(T.show(l), T.show(p)))
     ok(l[1] >= 0 and l[3] < W, "the legend leaves the picture")
@@ -247,7 +247,7 @@ test("plot: curves to a PNG of the requested size", function()
     ok(texts["3000"] and texts.loss and texts.step, T.show(texts))
   end
   -- one series: its key is the y label unless told otherwise
-  local _, lay = ai.plot.render(recs, {keys = {"loss_g"}})
+  local lay = ai.plot.layout(recs, {keys = {"loss_g"}})
   ok(lay.labels[#lay.labels].text == "loss_g", T.show(lay.labels[#lay.labels]))
   expect_error("unknown option 'colour'", ai.plot.curves, dir .. "/x.png", recs, {colour = 1})
 end)

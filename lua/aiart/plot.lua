@@ -3,8 +3,9 @@
   ai.plot.curves("runs/x/loss.png", records, {keys={"loss_d", "loss_g"}, x="step",
                  width=640, height=360, smooth=0.9, title="GAN", log_y=false, xlabel=, ylabel=})
       records: a list of tables (e.g. from ai.metrics.read), each with x and some keys
-  ai.plot.render(records, opts) -> the 3 x height x width f32 image without saving it, and its
-      layout {plot=, legend=, labels=}: boxes {x0, y0, x1, y1} (pixels, 0-based, inclusive)
+  ai.plot.render(records, opts) -> the 3 x height x width f32 image without saving it
+  ai.plot.layout(records, opts) -> where render puts things: {plot=, legend=, labels=}, boxes
+      {x0, y0, x1, y1} (pixels, 0-based, inclusive; each label's text in its field text)
 
 Each series gets a colour (tab10); with smooth (0..1, an exponential moving average as in
 TensorBoard) the raw values are drawn faint and the smoothed ones on top. The axes carry a few
@@ -208,8 +209,8 @@ local function series_of(records, key, xkey)
   return xs, ys
 end
 
---- plot.render(records, opts) -> 3 x H x W f32 image
-function P.render(records, opts)
+-- the image and its layout
+local function draw(records, opts)
   local fn = "plot.curves"
   opts = opts or {}
   if type(records) ~= "table" then error(fn .. ": records must be a list of tables", 3) end
@@ -403,10 +404,22 @@ function P.render(records, opts)
   return cv:render(), layout
 end
 
+--- plot.render(records, opts) -> 3 x H x W f32 image
+function P.render(records, opts)
+  local img = draw(records, opts)
+  return img
+end
+
+--- plot.layout(records, opts) -> {plot=, legend=, labels=}: the boxes of render's picture
+function P.layout(records, opts)
+  local _, layout = draw(records, opts)
+  return layout
+end
+
 --- plot.curves(path, records, opts) -> path (a PNG of width x height)
 function P.curves(path, records, opts)
   if type(path) ~= "string" then error("plot.curves: path must be a string", 2) end
-  local img = P.render(records, opts)
+  local img = draw(records, opts) -- (not through render: its errors name the caller of curves)
   require("aiart.image").save(path, img)
   return path
 end
