@@ -2,7 +2,7 @@
 -- reference UNet, keep an EMA of its weights, and sample from the EMA weights with DDPM
 -- (1000 ancestral steps) or DDIM. Writes samples, a strip and an animated GIF of the
 -- denoising path, metrics, checkpoints and a loss plot. `--help` lists the options.
--- Data-parallel over MPI: `mpirun -np 2 aiart-lua scripts/train_ddpm.lua dist=true` (each rank
+-- Data-parallel over MPI: `mpirun -np 2 ./aiart-lua scripts/train_ddpm.lua dist=true` (each rank
 -- takes batch_size / 2 of every batch; rank 1 writes the files).
 local ai = require "aiart"
 local models = require "aiart.models"

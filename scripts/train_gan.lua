@@ -1,7 +1,7 @@
 -- scripts/train_gan.lua: train a GAN on Fashion-MNIST (or a folder of PNGs) in a readable
 -- custom training loop; writes config.json, metrics.jsonl, sample grids, checkpoints and a loss
--- plot under out=. `aiart-lua scripts/train_gan.lua --help` lists the options. Data-parallel:
--- `mpirun -np 2 aiart-lua scripts/train_gan.lua dist=true` (each rank takes batch_size / 2 of
+-- plot under out=. `./aiart-lua scripts/train_gan.lua --help` lists the options. Data-parallel:
+-- `mpirun -np 2 ./aiart-lua scripts/train_gan.lua dist=true` (each rank takes batch_size / 2 of
 -- every batch and draws its own noise; rank 1 writes the files).
 local ai = require "aiart"
 local models = require "aiart.models"
