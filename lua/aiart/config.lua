@@ -189,6 +189,16 @@ local function coerce(r, v)
   return out
 end
 
+--- config.coerce(declaration, v) -> v as the value of a declaration {default, "description",
+-- rule} (a command-line string, a JSON value: as config.parse converts it), or nil when v breaks
+-- the rule; without a rule, v itself. For values read back from elsewhere (a checkpoint's config).
+function C.coerce(decl, v)
+  if type(decl) ~= "table" or decl[3] == nil then return v end
+  local r = parse_rule("value", decl[3])
+  r.float = math.type(decl[1]) ~= "integer"
+  return coerce(r, v)
+end
+
 ------------------------------------------------------------------------------ without a rule
 
 -- A command-line string converted to the type of default `def`.

@@ -84,7 +84,7 @@ function M.options(args, spec, opts)
   if wants_debug(args) then ok, cfg, given = true, ai.config.parse(args, decl, popts)
   else ok, cfg, given = pcall(ai.config.parse, args, decl, popts) end
   if not ok then M.fail(cfg) end
-  PARSED[cfg] = {given = given, check = opts.check, name = popts.name, args = args}
+  PARSED[cfg] = {given = given, check = opts.check, name = popts.name, args = args, decl = decl}
   return cfg
 end
 
@@ -437,9 +437,12 @@ function Run:_merge(opts)
   for _, k in ipairs(opts.free or {}) do free[k] = true end
   for _, k in ipairs(opts.fixed or {}) do free[k] = nil end
   for _, k in ipairs(opts.apply or {}) do apply[k] = true end
-  local old = saved.config
-  for k, v in pairs(old) do
-    if cfg[k] ~= nil and not OWN[k] then
+  local old, decl = saved.config, self.parsed.decl or {}
+  for k, saved_v in pairs(old) do
+    -- through the option's rule: a checkpoint of an older tree may hold "1,2" for a list (a
+    -- value the rule refuses is left out)
+    local v = ai.config.coerce(decl[k], saved_v)
+    if v ~= nil and cfg[k] ~= nil and not OWN[k] then
       if not given[k] then
         cfg[k] = v
       elseif not same(cfg[k], v) then
