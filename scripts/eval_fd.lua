@@ -11,7 +11,8 @@ local TRAIN = "./aiart-lua scripts/train_classifier.lua"
 
 local cfg = experiment.options(arg, {
   samples = {"samples.idx", "an IDX file of u8 28x28 images (sample.lua out=*.idx) or a folder of PNGs", "string"},
-  classifier = {"runs/classifier/classifier.safetensors", "checkpoint of train_classifier.lua (train it first)", "string"},
+  classifier = {"runs/classifier/classifier.safetensors", "checkpoint of train_classifier.lua (train it first)",
+                "string"},
   reference = {"test", "reference images: the Fashion-MNIST split", {"test", "train"}},
   limit = {0, "use at most N images of each set (0: all; at least 256, one per feature)", "integer >= 0"},
 }, {

@@ -92,18 +92,19 @@ end)
 T.test("a second SIGINT aborts at once, keeping the last good checkpoint; ckpt_minutes checkpoints on the clock",
 function()
   local a = dir .. "/gan_twice"
-  local rc, out = run("train_gan.lua", QUICK .. "steps=20 ckpt_every=3 ckpt_minutes=0 out=" .. a, signal_at(5, "INT", true))
+  local twice = signal_at(5, "INT", true)
+  local rc, out = run("train_gan.lua", QUICK .. "steps=20 ckpt_every=3 ckpt_minutes=0 out=" .. a, twice)
   T.eq(rc, 130, out) -- the shell's 128 + SIGINT: killed by the signal, not an exit
   T.ok(not out:find("stopped by SIGINT", 1, true), "the second SIGINT did not stop at once: " .. out)
   T.eq(ai.checkpoint.read(a .. "/last.safetensors").step, 3)
   -- the same with a checkpoint on the clock at every step (ckpt_minutes tiny) and none by count
   local c = dir .. "/gan_clock"
-  rc, out = run("train_gan.lua", QUICK .. "steps=20 ckpt_every=1000 ckpt_minutes=1e-9 out=" .. c, signal_at(5, "INT", true))
+  rc, out = run("train_gan.lua", QUICK .. "steps=20 ckpt_every=1000 ckpt_minutes=1e-9 out=" .. c, twice)
   T.eq(rc, 130, out)
   T.eq(ai.checkpoint.read(c .. "/last.safetensors").step, 4)
   -- and none at all with ckpt_minutes=0: the kill loses everything, as it should say before
   local d = dir .. "/gan_none"
-  rc, out = run("train_gan.lua", QUICK .. "steps=20 ckpt_every=1000 ckpt_minutes=0 out=" .. d, signal_at(5, "INT", true))
+  rc, out = run("train_gan.lua", QUICK .. "steps=20 ckpt_every=1000 ckpt_minutes=0 out=" .. d, twice)
   T.eq(rc, 130, out)
   T.ok(not T.exists(d .. "/last.safetensors"), "a checkpoint without a reason")
 end)

@@ -239,7 +239,8 @@ local function scan_files(fn, files, policy)
     end
   end
   if #kept == 0 then
-    error(("%s: none of the %d PNG files could be read (%s: %s)"):format(fn, #files, skipped[1].path, skipped[1].error), 0)
+    error(("%s: none of the %d PNG files could be read (%s: %s)"):format(fn, #files, skipped[1].path,
+      skipped[1].error), 0)
   end
   return kept, skipped, sm
 end
