@@ -21,7 +21,8 @@ CORE_SRC := src/core/alloc.c src/core/tensor.c src/core/iter.c src/core/elementw
             src/core/autograd.c src/core/grad_rules.c src/core/runtime.c src/core/nn.c \
             src/core/loader.c src/core/dist.c src/core/dist_tensor.c src/core/dist_buckets.c \
             src/core/optim.c src/core/linalg.c src/core/ops.c src/core/indexing.c src/core/sort.c \
-            src/core/shape.c src/core/compare.c src/core/maths.c
+            src/core/shape.c src/core/compare.c src/core/maths.c \
+            src/core/signals.c src/core/lockfile.c
 KERN_SRC := src/kernels/conv.c src/kernels/conv_transpose.c src/kernels/depthwise.c \
             src/kernels/winograd.c src/kernels/polyphase.c src/kernels/pool.c \
             src/kernels/resample.c src/kernels/norm.c src/kernels/softmax.c
@@ -29,7 +30,7 @@ IO_SRC := src/io/idx.c src/io/png.c src/io/safetensors.c src/io/gif.c
 LUA_SRC := src/lua/l_aiart.c src/lua/l_tensor.c src/lua/l_ops.c src/lua/l_autograd.c src/lua/l_format.c \
            src/lua/l_nn.c src/lua/l_io.c src/lua/l_json.c src/lua/l_optim.c src/lua/l_data.c src/lua/l_dist.c \
            src/lua/l_tensor_new.c src/lua/l_tensor_view.c src/lua/l_sort.c src/lua/l_function.c \
-           src/lua/l_ops_port.c
+           src/lua/l_ops_port.c src/lua/l_signal.c
 MOD_SRC := $(CORE_SRC) $(KERN_SRC) $(IO_SRC) $(LUA_SRC)
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/%.o)
 

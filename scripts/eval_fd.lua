@@ -1,28 +1,58 @@
 -- scripts/eval_fd.lua: the Fréchet distance between generated samples and the Fashion-MNIST
 -- test set, on the penultimate features of our classifier (FID's method with our classifier
 -- in place of Inception): |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)). `--help` for options.
+-- The classifier is trained first: `./aiart-lua scripts/train_classifier.lua` (about 8 minutes).
 local ai = require "aiart"
 local models = require "aiart.models"
 local experiment = require "aiart.experiment"
 
+local FEATURES = 256 -- the classifier's penultimate layer
+local TRAIN = "./aiart-lua scripts/train_classifier.lua"
+
 local cfg = experiment.options(arg, {
   samples = {"samples.idx", "an IDX file of u8 28x28 images (sample.lua out=*.idx) or a folder of PNGs", "string"},
-  classifier = {"runs/classifier/classifier.safetensors", "checkpoint of train_classifier.lua", "string"},
+  classifier = {"runs/classifier/classifier.safetensors", "checkpoint of train_classifier.lua (train it first)",
+                "string"},
   reference = {"test", "reference images: the Fashion-MNIST split", {"test", "train"}},
-  limit = {0, "use at most N images of each set (0: all)", "integer >= 0"},
+  limit = {0, "use at most N images of each set (0: all; at least 256, one per feature)", "integer >= 0"},
 }, {
   description = "Fréchet distance of samples to Fashion-MNIST on the classifier's features.",
   check = function(c)
-    -- a covariance of one image divides by zero
-    if c.limit == 1 then return "limit=1: the covariances need at least 2 images of each set" end
-    return experiment.unreadable(c, "classifier", "samples")
+    -- fewer images than features leave a singular covariance: a distance of no meaning
+    if c.limit > 0 and c.limit < FEATURES then
+      return ("limit=%d: the distance needs at least %d images of each set (one per feature of the classifier)")
+        :format(c.limit, FEATURES)
+    end
+    local f = io.open(c.classifier, "rb")
+    if not f then
+      return ("classifier=%s: no such file. The classifier is trained first, once: %s (about 8 minutes; it "
+        .. "writes runs/classifier/classifier.safetensors)"):format(c.classifier, TRAIN)
+    end
+    f:close()
+    return experiment.unreadable(c, "samples")
   end,
 })
 
-local parts = ai.checkpoint.read(cfg.classifier)
-local net = models.Classifier{width = parts.config and parts.config.width or 32}
-net:load_state_dict(parts.model)
-net:eval()
+-- The classifier: a checkpoint of train_classifier.lua, or a message saying what the file is.
+local net
+do
+  local ok, parts = pcall(ai.checkpoint.read, cfg.classifier)
+  if not ok then
+    experiment.fail(("classifier=%s is not a checkpoint of train_classifier.lua: %s"):format(cfg.classifier,
+      tostring(parts):gsub("^checkpoint%.read: ", "")))
+  end
+  local width = type(parts.config) == "table" and math.tointeger(parts.config.width)
+  local loaded = false
+  if parts.model and width then
+    net = models.Classifier{width = width}
+    loaded = pcall(net.load_state_dict, net, parts.model)
+  end
+  if not loaded then
+    experiment.fail(("classifier=%s is %s, not a classifier of train_classifier.lua (train one with %s)"):format(
+      cfg.classifier, experiment.checkpoint_kind(parts), TRAIN))
+  end
+  net:eval()
+end
 
 -- Images as N x 1 x 28 x 28 in [-1, 1].
 local function load_samples(path)
@@ -79,6 +109,15 @@ local ref = (ref_u8:float() / 127.5 - 1):reshape(ref_u8:size(1), 1, 28, 28)
 if cfg.limit > 0 then
   x = x:narrow(1, 1, math.min(cfg.limit, x:size(1)))
   ref = ref:narrow(1, 1, math.min(cfg.limit, ref:size(1)))
+end
+local n = math.min(x:size(1), ref:size(1))
+if n < FEATURES then
+  experiment.fail(("eval_fd.lua: %d %s: the distance needs at least %d of each set (one per feature of the classifier); "
+    .. "write more with sample.lua n=..."):format(n, x:size(1) == n and "samples" or "reference images", FEATURES))
+end
+if x:size(1) < 2000 then
+  io.stderr:write(("warning: FD from %d samples is biased upwards and noisy; 2,000 or more (10,000 as in the README) "
+    .. "give figures to compare\n"):format(x:size(1)))
 end
 local mu1, s1 = stats(features(x))
 local mu2, s2 = stats(features(ref))

@@ -29,11 +29,24 @@ local cfg = experiment.options(arg, {
 }, {
   description = "Write samples of a trained GAN or DDPM.",
   common = {"seed"},
-  check = function(c) return experiment.unreadable(c, "ckpt") end,
+  check = function(c)
+    local o = c.out
+    local known = o:match("/$") or o:match("%.png$") or o:match("%.idx$") or o:match("%.idx%.gz$") or o:match("%-ubyte$")
+      or o:match("%-ubyte%.gz$")
+    if not known then
+      local d = io.open(o .. "/.", "rb") -- an existing folder
+      if d then d:close() else
+        return ("out=%s: sample.lua writes a PNG grid (out=name.png), a folder of PNGs (out=folder/) or an IDX file "
+          .. "(out=name.idx or name.idx.gz); PNG is its only image format"):format(o)
+      end
+    end
+    return experiment.unreadable(c, "ckpt")
+  end,
 })
 
 parts = parts or ai.checkpoint.read(cfg.ckpt)
-local tc = parts.config or error("sample: " .. cfg.ckpt .. " holds no training config", 0)
+local tc = parts.config or experiment.fail(("sample.lua: ckpt=%s is %s, with no training config"):format(cfg.ckpt,
+  experiment.checkpoint_kind(parts)))
 ai.manual_seed(cfg.seed)
 
 -- A function producing k samples in [-1, 1] as k x 1 x 28 x 28.
@@ -62,7 +75,8 @@ elseif parts.model and tc.T then
   local sched = diffusion.schedule(tc.T, tc.schedule)
   generate = function(k) return diffusion.sample(net, sched, {k, 1, 28, 28}, {steps = cfg.sample_steps, eta = cfg.eta}) end
 else
-  error("sample: " .. cfg.ckpt .. " is not a GAN or DDPM checkpoint of this project", 0)
+  experiment.fail(("sample.lua: ckpt=%s is %s, not a GAN or DDPM checkpoint"):format(cfg.ckpt,
+    experiment.checkpoint_kind(parts)))
 end
 
 local chunks, left = {}, cfg.n
@@ -83,7 +97,7 @@ if out:match("%.png$") then
 elseif out:match("%.idx$") or out:match("%.idx%.gz$") or out:match("%-ubyte$") or out:match("%-ubyte%.gz$") then
   ai.io.write_idx(out, (img01 * 255):round():reshape(cfg.n, 28, 28):byte())
 else
-  os.execute("mkdir -p '" .. out .. "'")
+  experiment.mkdir(out)
   for i = 1, cfg.n do ai.image.save(("%s/%05d.png"):format(out:gsub("/$", ""), i), img01[i]) end
 end
 print(("wrote %d samples to %s"):format(cfg.n, out))

@@ -3,7 +3,9 @@
 -- content image's, with a total-variation smoother; L-BFGS (default) or Adam.
 -- Features: VGG-19 from a safetensors file (vgg=..., see README for the export), or, without
 -- one, a fixed random-weight multi-scale CNN (Ustyuzhaninov et al., ICLR 2017) so that the
--- script runs out of the box. Without content=/style=, a generated pair is used.
+-- script runs out of the box. Without content=/style=, a generated pair is used. Resumable:
+-- out/last.safetensors holds the image and the optimiser's state (SIGINT writes it, and the
+-- result so far).
 local ai = require "aiart"
 local models = require "aiart.models"
 local experiment = require "aiart.experiment"
@@ -25,13 +27,15 @@ local cfg = experiment.options(arg, {
   save_every = {25, "write an intermediate image every N steps (0: never)", "integer >= 0"},
 }, {
   description = "Gatys-style neural style transfer.",
-  common = {out = {"runs/style", "output folder (result.png, step_*.png, content.png, style.png)"}, "seed", "threads"},
+  common = {out = {"runs/style", "output folder (result.png, step_*.png, content.png, style.png)"}, "seed", "threads",
+            "resume", "ckpt_minutes"},
   check = function(c) return experiment.unreadable(c, "content", "style", "vgg") end,
 })
 
+-- the lock, resume's options (the image and the optimiser continue; lr applies), signals
+local run = experiment.start(cfg, {apply = {"lr"}, free = {"save_every"}})
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 ai.manual_seed(cfg.seed)
-os.execute("mkdir -p '" .. cfg.out .. "'")
 
 ---------------------------------------------------------------------- the default pair
 
@@ -82,8 +86,29 @@ local style = fit(load_or_make(cfg.style, generated_style, "style"))
 local extract
 if cfg.vgg ~= "" then
   local net = models.vgg19_features{upto = "relu5_1"}
-  local weights = ai.load(cfg.vgg)
-  net:load_state_dict(weights, {strict = false})
+  local ok, weights = pcall(ai.load, cfg.vgg)
+  if not ok then experiment.fail(("vgg=%s: %s"):format(cfg.vgg, tostring(weights))) end
+  -- strictly: a file of other names would leave random weights under the name of VGG-19
+  local function some(list)
+    table.sort(list)
+    local shown = {}
+    for i = 1, math.min(#list, 4) do shown[i] = list[i] end
+    return table.concat(shown, ", ") .. (#list > 4 and (", ... (%d in all)"):format(#list) or "")
+  end
+  local want, missing, unexpected = net:state_dict(), {}, {}
+  for k in pairs(want) do if weights[k] == nil then missing[#missing + 1] = k end end
+  for k in pairs(weights) do if want[k] == nil then unexpected[#unexpected + 1] = tostring(k) end end
+  local why = {}
+  if #missing > 0 then why[#why + 1] = "missing keys " .. some(missing) end
+  if #unexpected > 0 then why[#why + 1] = "unexpected keys " .. some(unexpected) end
+  if #why == 0 then
+    ok, weights = pcall(net.load_state_dict, net, weights)
+    if not ok then why[1] = tostring(weights):gsub("^load_state_dict: ", "") end
+  end
+  if #why > 0 then
+    experiment.fail(("vgg=%s is not VGG-19's features as the README exports them (torchvision's features.N.weight "
+      .. "and features.N.bias up to conv5_1): %s"):format(cfg.vgg, table.concat(why, "; ")))
+  end
   for _, p in ipairs(net:parameters()) do p:requires_grad_(false) end
   net:eval()
   local names = models.VGG_LAYER_NAMES
@@ -167,16 +192,36 @@ local function closure()
   return loss
 end
 
-local bar = ai.progress.bar{total = cfg.steps, desc = "style"}
-local last
-for step = 1, cfg.steps do
-  last = opt:step(closure)
+local step = 0
+local function checkpoint()
+  run:save(run.ckpt_path, {image = img, optimizer = opt, rng = true, step = step, config = cfg})
+end
+if cfg.resume then
+  local info = ai.checkpoint.load(run.ckpt_path, {optimizer = opt, rng = true})
+  ai.no_grad(function() img:copy_(info.image) end)
+  step = info.step
+  run:resumed(step, {optimizers = {opt}})
+end
+experiment.prepare(cfg.out, cfg)
+local metrics = experiment.metrics(cfg.out .. "/metrics.jsonl", step, cfg.resume)
+
+local bar = ai.progress.bar{total = cfg.steps, desc = "style", start = step}
+while step < cfg.steps and not run:interrupted() do
+  local last = opt:step(closure)
   ai.no_grad(function() img:clamp_(0, 1) end)
-  bar:update(1, {loss = type(last) == "number" and last or last:item()})
+  step = step + 1
+  local l = type(last) == "number" and last or last:item()
+  bar:update(1, {loss = l})
+  metrics:write{step = step, loss = l, time = run:elapsed()}
   if cfg.save_every > 0 and step % cfg.save_every == 0 then
     ai.image.save(("%s/step_%04d.png"):format(cfg.out, step), img:detach()[1])
   end
+  if run:checkpoint_due() then checkpoint() end
 end
 bar:close()
+metrics:close()
 ai.image.save(cfg.out .. "/result.png", img:detach()[1])
+checkpoint()
+run:stop_training(step, (", the result so far %s/result.png"):format(cfg.out))
 print(("wrote %s/result.png"):format(cfg.out))
+run:close()

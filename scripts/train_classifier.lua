@@ -16,7 +16,7 @@ local cfg = experiment.options(arg, {
 }, {
   description = "Train the Fashion-MNIST classifier used by eval_fd.lua.",
   common = {out = {"runs/classifier", "output folder (classifier.safetensors, metrics.jsonl, loss.png)"}, "seed",
-            "threads"},
+            "threads", "resume", "ckpt_minutes"},
   check = function(c)
     -- drop_last: fewer images than a batch leave the one-cycle schedule no step
     if c.limit > 0 and c.limit < c.batch_size then
@@ -25,8 +25,9 @@ local cfg = experiment.options(arg, {
   end,
 })
 
+-- the lock, resume's options (epochs are fixed: the one-cycle schedule spans them), signals
+local run = experiment.start(cfg, {apply = {"lr"}, free = {"test_limit"}, fixed = {"epochs"}})
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
-os.execute("mkdir -p '" .. cfg.out .. "'")
 ai.manual_seed(cfg.seed)
 
 local T = ai.data.transforms
@@ -41,7 +42,6 @@ local test_loader = ai.data.DataLoader(test, {batch_size = 500})
 local net = models.Classifier{width = cfg.width}
 local opt = ai.optim.SGD(net:parameters(), {lr = cfg.lr, momentum = 0.9, nesterov = true, weight_decay = cfg.weight_decay})
 local sched = ai.sched.OneCycleLR(opt, {max_lr = cfg.lr, total_steps = cfg.epochs * #loader})
-local metrics = ai.metrics.logger(cfg.out .. "/metrics.jsonl")
 
 local function evaluate()
   local confusion = {}
@@ -63,10 +63,28 @@ local function evaluate()
   return correct / total, confusion
 end
 
-local step = 0
-for epoch = 1, cfg.epochs do
-  local bar = ai.progress.bar{total = #loader, desc = ("epoch %d/%d"):format(epoch, cfg.epochs)}
-  local sum, n = 0, 0
+-- The state between steps: the step, and the sums of the epoch's training losses so far.
+local step, sum, n = 0, 0, 0
+local last_ckpt = run.ckpt_path
+local function checkpoint()
+  run:save(last_ckpt, {model = net, optimizer = opt, scheduler = sched, loader = loader, rng = true, step = step,
+                       config = cfg, extra = {loss_sum = sum, loss_n = n}})
+end
+if cfg.resume then
+  local info = ai.checkpoint.load(last_ckpt, {model = net, optimizer = opt, scheduler = sched, loader = loader,
+                                              rng = true})
+  step, sum, n = info.step, info.extra.loss_sum, info.extra.loss_n
+  run:resumed(step, {optimizers = {opt}, scheduler = sched})
+end
+experiment.prepare(cfg.out, cfg)
+local metrics = experiment.metrics(cfg.out .. "/metrics.jsonl", step, cfg.resume)
+
+-- One bar for the whole run, so that its ETA is the run's.
+local per_epoch, total = #loader, cfg.epochs * #loader
+local bar = ai.progress.bar{total = total, desc = "classifier", start = step}
+local acc, confusion
+while step < total do
+  -- the epoch's remaining batches (all of them, or those after a resumed position)
   for x, y in loader:iter() do
     local loss = ai.cross_entropy(net(x), y)
     opt:zero_grad()
@@ -76,17 +94,31 @@ for epoch = 1, cfg.epochs do
     step = step + 1
     local l = loss:item()
     sum, n = sum + l, n + 1
-    bar:update(1, {loss = l})
-    if step % 20 == 0 then metrics:write{step = step, epoch = epoch, loss = l, lr = sched:get_last_lr()[1]} end
+    bar:update(1, {epoch = loader:epoch(), loss = l})
+    if step % 20 == 0 then
+      metrics:write{step = step, epoch = loader:epoch(), loss = l, lr = sched:get_last_lr()[1], time = run:elapsed()}
+    end
+    -- a signal stops between steps, not at an epoch's end, whose evaluation comes first
+    if step % per_epoch ~= 0 and (run:interrupted() or run:checkpoint_due()) then
+      checkpoint()
+      if run.signal then break end
+    end
   end
-  bar:close()
-  local acc = evaluate()
-  metrics:write{step = step, epoch = epoch, train_loss = sum / n, test_acc = acc}
-  print(("epoch %d: train loss %.4f, test accuracy %.4f"):format(epoch, sum / n, acc))
+  if run.signal then break end
+  local epoch = step // per_epoch
+  acc, confusion = evaluate()
+  metrics:write{step = step, epoch = epoch, train_loss = sum / n, test_acc = acc, time = run:elapsed()}
+  bar:write(("epoch %d: train loss %.4f, test accuracy %.4f"):format(epoch, sum / n, acc))
+  sum, n = 0, 0
+  if run:interrupted() or run:checkpoint_due() then checkpoint() end
+  if run.signal then break end
 end
+bar:close()
 metrics:close()
+if not run.signal then checkpoint() end
+run:stop_training(step) -- after SIGINT or SIGTERM: where the checkpoint is, how to resume, exit 130/143
 
-local acc, confusion = evaluate()
+if not acc then acc, confusion = evaluate() end -- resumed after the last epoch
 local classes = test.classes or (test.dataset and test.dataset.classes) or {}
 print(("\ntest accuracy: %.4f\n\nper-class accuracy:"):format(acc))
 for i = 1, 10 do
@@ -105,5 +137,6 @@ for i = 1, 10 do
 end
 local path = cfg.out .. "/classifier.safetensors"
 ai.checkpoint.save(path, {model = net, config = cfg, extra = {test_acc = acc}})
-ai.plot.curves(cfg.out .. "/loss.png", ai.metrics.read(cfg.out .. "/metrics.jsonl"), {keys = {"loss"}})
+ai.plot.curves(cfg.out .. "/loss.png", ai.metrics.read(cfg.out .. "/metrics.jsonl"), {keys = {"loss"}, ylabel = "loss"})
 print(("\nsaved %s"):format(path))
+run:close()

@@ -1,7 +1,7 @@
 -- scripts/train_gan.lua: train a GAN on Fashion-MNIST (or a folder of PNGs) in a readable
 -- custom training loop; writes config.json, metrics.jsonl, sample grids, checkpoints and a loss
--- plot under out=. `aiart-lua scripts/train_gan.lua --help` lists the options. Data-parallel:
--- `mpirun -np 2 aiart-lua scripts/train_gan.lua dist=true` (each rank takes batch_size / 2 of
+-- plot under out=. `./aiart-lua scripts/train_gan.lua --help` lists the options. Data-parallel:
+-- `mpirun -np 2 ./aiart-lua scripts/train_gan.lua dist=true` (each rank takes batch_size / 2 of
 -- every batch and draws its own noise; rank 1 writes the files).
 local ai = require "aiart"
 local models = require "aiart.models"
@@ -14,6 +14,7 @@ local cfg = experiment.options(arg, {
   arch = {"mlp", "the seed MLP GAN, or DCGAN", {"mlp", "dcgan"}},
   loss = {"bce", "wgan-gp: a gradient penalty through double backward", {"bce", "hinge", "wgan-gp"}},
   data = {"fashion_mnist", "fashion_mnist, or a folder of PNGs (class subfolders optional)", "string"},
+  bad_files = {"skip", "a folder's unreadable PNGs: skip them (with a warning) or stop", {"skip", "error"}},
   size = {28, "image size for a folder of PNGs (the models are built for 28)", "integer >= 1"},
   batch_size = {computed("32 mlp, 64 dcgan", function(c) return c.arch == "dcgan" and 64 or 32 end),
                 "the architecture's reference batch; the batch of a step over all ranks", "integer >= 1"},
@@ -28,7 +29,8 @@ local cfg = experiment.options(arg, {
   description = "Train a GAN and write samples, metrics and checkpoints.",
   common = {steps = {4000, "stop after this many G steps (0: no limit)"}, sample_every = 500,
             out = computed("runs/<arch>-<loss>", function(c) return "runs/" .. c.arch .. "-" .. c.loss end),
-            "epochs", "time_limit", "log_every", "ckpt_every", "seed", "threads", "resume", "on_nan", "dist"},
+            "epochs", "time_limit", "log_every", "ckpt_every", "ckpt_minutes", "seed", "threads", "resume", "on_nan",
+            "dist"},
   check = function(c)
     if c.size ~= 28 then return ("size=%d: the models are built for 28x28 images"):format(c.size) end
   end,
@@ -36,6 +38,7 @@ local cfg = experiment.options(arg, {
 
 local dist = experiment.distributed(cfg)
 local main = dist.is_main()
+local run = experiment.start(cfg, {dist = dist, apply = {"lr"}}) -- the lock, resume's options, signals
 if cfg.threads > 0 then ai.set_num_threads(cfg.threads) end
 local dcgan, wgan = cfg.arch == "dcgan", cfg.loss == "wgan-gp"
 local out, n_critic = cfg.out, cfg.n_critic
@@ -54,14 +57,32 @@ local optD = ai.optim.Adam(D:parameters(), {lr = cfg.lr, betas = {cfg.beta1, cfg
 local ds
 if cfg.data == "fashion_mnist" then ds = ai.data.fashion_mnist{split = "train"}
 else
-  ds = ai.data.ImageFolder{root = cfg.data, size = cfg.size, channels = 1,
-                           transform = ai.data.transforms.normalize(0.5, 0.5)}
+  local ok, err = pcall(function()
+    ds = ai.data.ImageFolder{root = cfg.data, size = cfg.size, channels = 1, bad_files = cfg.bad_files,
+                             transform = ai.data.transforms.normalize(0.5, 0.5)}
+  end)
+  if not ok then experiment.fail("data=" .. cfg.data .. ": " .. tostring(err)) end
+  if main then print(experiment.describe_images(ds)) end
+  -- a folder smaller than one batch: a smaller batch (a multiple of the ranks), or no run
+  local world = dist.world_size()
+  if #ds < cfg.batch_size then
+    local b = #ds // world * world
+    if b == 0 then
+      experiment.fail(("data=%s: %d images, fewer than the %d ranks that each need one per batch"):format(cfg.data,
+        #ds, world))
+    end
+    if main then
+      print(("warning: %d images in %s, fewer than batch_size=%d: training with batch_size=%d"):format(#ds, cfg.data,
+        cfg.batch_size, b))
+    end
+    cfg.batch_size = b
+  end
 end
 local loader = ai.data.DataLoader(ds, {batch_size = experiment.rank_batch(cfg.batch_size, dist), shuffle = true,
                                        drop_last = true, seed = cfg.seed, shard = true})
 local batches_per_epoch = #loader
 local fixed_z = ai.randn(64, cfg.z_dim) -- the same noise for every sample grid
-local step, last_ckpt = 0, out .. "/last.safetensors"
+local step, last_ckpt = 0, run.ckpt_path
 
 -- The loop, run at the end of the file (after a resume has loaded its checkpoint); the losses,
 -- the gradient penalty, the sample grids and the checkpoints are defined below it.
@@ -70,15 +91,22 @@ local d_loss, g_loss, gradient_penalty, as_input, save_samples, checkpoint
 local function train()
   local metrics = experiment.metrics(out .. "/metrics.jsonl", step, cfg.resume, main)
   local next_batch, finite = experiment.batches(loader), experiment.finite
-  local guard = experiment.nan_guard(cfg.on_nan, last_ckpt)
-  local t0, clock0 = os.time(), os.clock()
-  local bar = ai.progress.bar{total = cfg.steps > 0 and cfg.steps or nil, desc = "gan " .. cfg.arch .. "/" .. cfg.loss,
-                              start = step, disable = not main}
-  local stop_reason, time_up = "steps", false
+  local guard = experiment.nan_guard(cfg.on_nan, run)
+  local t0 = os.time()
+  -- the total: steps=, or the G steps of epochs= (each takes n_critic batches), the fewer
+  local total = cfg.steps > 0 and cfg.steps or nil
+  if cfg.epochs > 0 then
+    local by_epochs = -((-cfg.epochs * batches_per_epoch) // n_critic)
+    total = math.min(total or by_epochs, by_epochs)
+  end
+  local bar = ai.progress.bar{total = total, desc = "gan " .. cfg.arch .. "/" .. cfg.loss, start = step,
+                              disable = not main}
+  local stop_reason, time_up, signal = "steps", false, nil
   while true do
     if cfg.steps > 0 and step >= cfg.steps then break end
     if cfg.epochs > 0 and (step * n_critic) // batches_per_epoch >= cfg.epochs then stop_reason = "epochs" break end
     if time_up then stop_reason = "time_limit" break end
+    if run:interrupted(signal) then stop_reason = run.signal break end
 
     -- D: n_critic steps on real batches and detached fakes. The losses (and the clock) travel
     -- with the gradients, so that every rank sees their means and takes the same decisions.
@@ -89,8 +117,9 @@ local function train()
       local loss = d_loss(D(real), D(fake:detach()))
       if wgan then loss = loss + cfg.gp_weight * gradient_penalty(real, fake:detach()) end
       optD:zero_grad()
-      local m = ddpD:backward(loss, {loss = loss, time_up = experiment.time_up(t0, cfg.time_limit)})
-      ld, time_up = m.loss, m.time_up > 0
+      local m = ddpD:backward(loss, {loss = loss, time_up = experiment.time_up(t0, cfg.time_limit),
+                                     signal = run:signal_flag()})
+      ld, time_up, signal = m.loss, m.time_up > 0, m.signal
       if not finite(ld) then break end
       optD:step()
     end
@@ -108,11 +137,13 @@ local function train()
     else
       step = step + 1
       bar:update(1, {D = ld, G = lg})
-      if step % cfg.log_every == 0 then metrics:write{step = step, loss_d = ld, loss_g = lg, time = os.clock() - clock0} end
+      if step % cfg.log_every == 0 then metrics:write{step = step, loss_d = ld, loss_g = lg, time = run:elapsed()} end
       if cfg.sample_every > 0 and step % cfg.sample_every == 0 then dist.main_only(save_samples) end
       if step % cfg.ckpt_every == 0 then
         checkpoint(last_ckpt)
         checkpoint(("%s/ckpt_%06d.safetensors"):format(out, step))
+      elseif run:checkpoint_due() then
+        checkpoint(last_ckpt)
       end
     end
   end
@@ -157,29 +188,33 @@ function save_samples()
     return s
   end)
   local path = ("%s/samples/step_%06d.png"):format(out, step)
+  experiment.mkdir(out .. "/samples")
   ai.image.save(path, ai.image.grid(imgs, {nrow = 8, normalize = true, range = {-1, 1}}))
   return path
 end
 
 function checkpoint(path)
-  dist.main_only(ai.checkpoint.save, path, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true,
-                                            step = step, config = cfg, extra = {fixed_z = fixed_z}})
+  run:save(path, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true, step = step, config = cfg,
+                  extra = {fixed_z = fixed_z}})
 end
 
 if cfg.resume then
   local info = dist.load_checkpoint(last_ckpt, {G = G, D = D, optG = optG, optD = optD, loader = loader, rng = true})
   step = info.step
   fixed_z = info.extra.fixed_z
-  if main then print(("resumed %s at step %d"):format(last_ckpt, step)) end
+  run:resumed(step, {optimizers = {optG, optD}})
 end
 dist.split_rng() -- each rank its own noise (after a resume too: rank 1's state decides all)
 if main then experiment.prepare(out, cfg) end
 
 local stop_reason = train()
 checkpoint(last_ckpt)
+run:stop_training(step) -- after SIGINT or SIGTERM: where the checkpoint is, how to resume, exit 130/143
 dist.main_only(function()
   local grid = save_samples()
-  ai.plot.curves(out .. "/loss.png", ai.metrics.read(out .. "/metrics.jsonl"), {keys = {"loss_d", "loss_g"}})
+  ai.plot.curves(out .. "/loss.png", ai.metrics.read(out .. "/metrics.jsonl"), {keys = {"loss_d", "loss_g"},
+                 ylabel = "loss"})
   print(("stopped at step %d (%s); samples %s, checkpoint %s, losses %s/loss.png"):format(step, stop_reason, grid,
         last_ckpt, out))
 end)
+run:close()

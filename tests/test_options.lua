@@ -91,8 +91,12 @@ T.test("train_classifier, style_transfer, sample and eval_fd: bad options at sta
   refused("sample.lua", "sample_steps=-1", "sample_steps must be an integer >= 0, got '-1'")
   refused("sample.lua", "ckpt=" .. dir .. "/none.safetensors", "ckpt: cannot read " .. dir .. "/none.safetensors")
   refused("eval_fd.lua", "reference=val", "reference must be test or train, got 'val'")
-  refused("eval_fd.lua", "limit=1", "limit=1: the covariances need at least 2 images")
-  refused("eval_fd.lua", "classifier=" .. dir .. "/none", "classifier: cannot read " .. dir .. "/none")
+  refused("eval_fd.lua", "limit=1", "limit=1: the distance needs at least 256 images of each set")
+  refused("eval_fd.lua", "limit=255", "limit=255: the distance needs at least 256 images of each set")
+  refused("sample.lua", "out=grid.jpg", "out=grid.jpg: sample.lua writes a PNG grid (out=name.png)",
+          "PNG is its only image format")
+  refused("eval_fd.lua", "classifier=" .. dir .. "/none", "classifier=" .. dir .. "/none: no such file",
+          "trained first, once: ./aiart-lua scripts/train_classifier.lua")
 end)
 
 T.test("debug=true: a bad option shows its traceback", function()

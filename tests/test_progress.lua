@@ -37,6 +37,20 @@ for i in ai.progress.range(3, {desc = "eval"}) do end
   ok(lines[4]:find("^eval 3/3"), lines[4])
 end)
 
+test("progress: plain lines under an MPI launcher, whose ranks see a pseudo-terminal", function()
+  if not T.have("script") then print("test_progress.lua: skipped the terminal check: no `script` (bsdutils)") return end
+  local path = T.tmpdir() .. "/tty.lua"
+  T.writefile(path, 'print(require("aiart").progress.bar{total = 3}.tty)')
+  local function tty(env)
+    local inner = ("%s %s %s"):format(env, T.shell_quote(T.binary()), T.shell_quote(path))
+    local _, out = T.sh("script -qc " .. T.shell_quote(inner) .. " /dev/null")
+    return out:match("(%a+)%s*$")
+  end
+  eq(tty(""), "true")
+  eq(tty("OMPI_COMM_WORLD_SIZE=2"), "false")
+  eq(tty("PMI_SIZE=4"), "false")
+end)
+
 test("progress: in-place redraws on a terminal", function()
   local dir = T.tmpdir()
   local f = assert(io.open(dir .. "/tty.txt", "w"))
@@ -216,5 +230,24 @@ test("plot: curves to a PNG of the requested size", function()
   -- empty records still give an image
   eq(ai.plot.render({}, {width = 100, height = 60}).shape, {3, 60, 100})
   eq(ai.plot.ticks(0, 1, 5), {0, 0.2, 0.4, 0.6, 0.8, 1.0})
+  -- the layout: the legend above the plot (never over a curve), every label inside the picture,
+  -- the last x tick label too, and a y-axis label
+  for _, size in ipairs({{640, 360}, {320, 200}}) do
+    local W, H = size[1], size[2]
+    local lay = ai.plot.layout(recs, {keys = {"loss_d", "loss_g"}, width = W, height = H, ylabel = "loss",
+                                      title = "gan"})
+    local p, l = lay.plot, lay.legend
+    ok(l[4] < p[2], ("the legend %s reaches into the plot %s"):format(T.show(l), T.show(p)))
+    ok(l[1] >= 0 and l[3] < W, "the legend leaves the picture")
+    local texts = {}
+    for _, b in ipairs(lay.labels) do
+      texts[b.text] = true
+      ok(b[1] >= 0 and b[2] >= 0 and b[3] < W and b[4] < H, ("label %s at %s is cut off"):format(b.text, T.show(b)))
+    end
+    ok(texts["3000"] and texts.loss and texts.step, T.show(texts))
+  end
+  -- one series: its key is the y label unless told otherwise
+  local lay = ai.plot.layout(recs, {keys = {"loss_g"}})
+  ok(lay.labels[#lay.labels].text == "loss_g", T.show(lay.labels[#lay.labels]))
   expect_error("unknown option 'colour'", ai.plot.curves, dir .. "/x.png", recs, {colour = 1})
 end)

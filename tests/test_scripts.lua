@@ -91,11 +91,18 @@ end)
 T.test("train_gan: a non-finite loss stops training, naming the step, and keeps the last good checkpoint", function()
   local out = dir .. "/nan"
   must_run("train_gan.lua", QUICK .. "steps=2 ckpt_every=1 sample_every=100 out=" .. out)
-  -- a learning rate of 1e38 blows the weights up at once; the step-2 checkpoint must survive
-  local ok, msg = run("train_gan.lua", QUICK .. "steps=4 lr=1e38 ckpt_every=1 sample_every=100 out=" .. out)
+  -- resumed with a learning rate of 1e38 (applied to the restored optimizers), the weights blow
+  -- up at once; the step-2 checkpoint must survive, and the message name it
+  local ok, msg = run("train_gan.lua", QUICK .. "steps=4 lr=1e38 ckpt_every=1 sample_every=100 resume=true out=" .. out)
   T.ok(not ok, "training should have stopped")
-  T.ok(msg:find("non-finite loss at step 1", 1, true) and msg:find("last good checkpoint", 1, true), msg)
+  T.ok(msg:find("resume: lr=1e+38 applied (the checkpoint's 0.0002)", 1, true), msg)
+  T.ok(msg:find("non-finite loss at step 3", 1, true), msg)
+  T.ok(msg:find("the last good checkpoint is " .. out .. "/last.safetensors (step 2)", 1, true), msg)
   T.eq(ai.checkpoint.read(out .. "/last.safetensors").step, 2)
+  -- a new run that fails before its first checkpoint says so
+  ok, msg = run("train_gan.lua", QUICK .. "steps=4 lr=1e38 ckpt_every=1 sample_every=100 out=" .. out .. "1")
+  T.ok(not ok and msg:find("non-finite loss at step 1", 1, true), msg)
+  T.ok(msg:find("no checkpoint was written yet (ckpt_every=1 steps, ckpt_minutes=10)", 1, true), msg)
   -- on_nan=skip drops such batches, and gives up after 100 in a row
   ok, msg = run("train_gan.lua", QUICK .. "steps=4 lr=1e38 on_nan=skip ckpt_every=100 sample_every=100 out=" .. out .. "2")
   T.ok(msg:find("batch skipped", 1, true), msg)
@@ -129,10 +136,11 @@ T.test("train_classifier and eval_fd: a small run, accuracy printed, a distance 
   local out = must_run("train_classifier.lua", "threads=2 epochs=1 limit=256 test_limit=200 batch_size=64 width=8 out="
     .. dir .. "/clf")
   T.ok(out:find("test accuracy", 1, true) and out:find("confusion matrix", 1, true), out)
-  must_run("sample.lua", "ckpt=" .. dir .. "/gan/last.safetensors n=100 out=" .. dir .. "/fd.idx")
-  out = must_run("eval_fd.lua", "samples=" .. dir .. "/fd.idx classifier=" .. dir .. "/clf/classifier.safetensors limit=100")
+  must_run("sample.lua", "ckpt=" .. dir .. "/gan/last.safetensors n=300 out=" .. dir .. "/fd.idx")
+  out = must_run("eval_fd.lua", "samples=" .. dir .. "/fd.idx classifier=" .. dir .. "/clf/classifier.safetensors limit=300")
   local fd = tonumber(out:match("FD ([%d%.]+)"))
   T.ok(fd and fd > 0, out)
+  T.ok(out:find("warning: FD from 300 samples is biased upwards and noisy; 2,000 or more", 1, true), out)
 end)
 
 T.test("style_transfer: the default pair with the random CNN, Adam and L-BFGS", function()

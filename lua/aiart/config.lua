@@ -189,6 +189,16 @@ local function coerce(r, v)
   return out
 end
 
+--- config.coerce(declaration, v) -> v as the value of a declaration {default, "description",
+-- rule} (a command-line string, a JSON value: as config.parse converts it), or nil when v breaks
+-- the rule; without a rule, v itself. For values read back from elsewhere (a checkpoint's config).
+function C.coerce(decl, v)
+  if type(decl) ~= "table" or decl[3] == nil then return v end
+  local r = parse_rule("value", decl[3])
+  r.float = math.type(decl[1]) ~= "integer"
+  return coerce(r, v)
+end
+
 ------------------------------------------------------------------------------ without a rule
 
 -- A command-line string converted to the type of default `def`.
@@ -289,8 +299,9 @@ local function is_declaration(v)
   return n == #v and (n == 2 or n == 3)
 end
 
---- config.parse(args, defaults[, {help=, description=, name=, check=, exit=, print=}]) -> cfg
--- opts.exit (default os.exit) and opts.print (default print) are called for --help.
+--- config.parse(args, defaults[, {help=, description=, name=, check=, exit=, print=}]) -> cfg, given
+-- opts.exit (default os.exit) and opts.print (default print) are called for --help. given is
+-- the set of keys that the arguments or the JSON file set (the others took their defaults).
 function C.parse(args, defaults, opts)
   opts = require("aiart.util").check_opts("config.parse", opts, {help = true, description = true, name = true,
     check = true, exit = true, print = true, descriptions = true})
@@ -328,7 +339,7 @@ function C.parse(args, defaults, opts)
   for k, v in pairs(defaults) do
     if not is_computed(v) then cfg[k] = copy(v) end
   end
-  local list = {}
+  local list, given = {}, {}
   for i = 1, #args do list[i] = tostring(args[i]) end
   -- --help first
   for _, a in ipairs(list) do
@@ -382,6 +393,7 @@ function C.parse(args, defaults, opts)
           else
             cfg[key] = check_json(fn, key, v, defaults[key], kv[2])
           end
+          given[key] = true
         end
       end
       cfg.config = kv[2]
@@ -398,6 +410,7 @@ function C.parse(args, defaults, opts)
       else
         cfg[k] = convert(fn, k, v, defaults[k])
       end
+      given[k] = true
     end
   end
   -- the defaults computed from the others, in key order (none reads another computed key)
@@ -416,7 +429,7 @@ function C.parse(args, defaults, opts)
     local msg = opts.check(cfg)
     if msg ~= nil then error(("%s: %s"):format(fn, tostring(msg)), 0) end
   end
-  return cfg
+  return cfg, given
 end
 
 return C

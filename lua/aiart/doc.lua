@@ -67,6 +67,12 @@ D["alloc_fail_after"] = "ai.alloc_fail_after(n) -> (testing) makes the n-th tens
 D["normal"] = "ai.normal(mean, std, d1, d2, ... | {shape}) -> f32 samples of N(mean, std^2) / ai.normal(mean, std) with mean or std a tensor (the other a tensor or a number) -> samples of their broadcast shape and dtype; no gradient to mean or std, as torch.normal (for one, write mean + std * ai.randn_like(mean))"
 D["empty_cache"] = "ai.empty_cache() -> returns the allocator's cached memory to the system"
 
+-- a long run's process: signals that ask it to stop, the lock of its folder --------------------
+D["trap_signals"] = "ai.trap_signals() -> true: SIGINT and SIGTERM are only recorded from now on (ai.pending_signal says, between steps, that one came); a second one ends the process at once. The actions before (the host's Ctrl-C handler) are kept for ai.untrap_signals"
+D["untrap_signals"] = "ai.untrap_signals() -> puts back the signal actions that were in place before ai.trap_signals, forgetting a pending signal"
+D["pending_signal"] = "ai.pending_signal() -> \"SIGINT\" or \"SIGTERM\" and its number when one came since ai.trap_signals, else nil"
+D["lock_file"] = "ai.lock_file(path) -> lock, or nil and {pid=, host=, message=} when another process holds it: a file naming this process, held (flock) until lock:release(), __close or __gc; the file of a holder that died is taken over (lock:stale() -> its pid and host)"
+
 -- tensor properties and conversion -----------------------------------------------------------
 D["Tensor.shape"] = "x.shape -> the sizes as a table {d1, d2, ...}"
 D["Tensor.dtype"] = "x.dtype -> the element type: \"f32\", \"f64\", \"i64\" or \"u8\""

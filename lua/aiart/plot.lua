@@ -1,13 +1,17 @@
 --[[ aiart.plot (ai.plot): loss curves drawn with tensor ops and saved as PNG.
 
   ai.plot.curves("runs/x/loss.png", records, {keys={"loss_d", "loss_g"}, x="step",
-                 width=640, height=360, smooth=0.9, title="GAN", log_y=false})
+                 width=640, height=360, smooth=0.9, title="GAN", log_y=false, xlabel=, ylabel=})
       records: a list of tables (e.g. from ai.metrics.read), each with x and some keys
   ai.plot.render(records, opts) -> the 3 x height x width f32 image without saving it
+  ai.plot.layout(records, opts) -> where render puts things: {plot=, legend=, labels=}, boxes
+      {x0, y0, x1, y1} (pixels, 0-based, inclusive; each label's text in its field text)
 
 Each series gets a colour (tab10); with smooth (0..1, an exponential moving average as in
 TensorBoard) the raw values are drawn faint and the smoothed ones on top. The axes carry a few
-"nice" ticks labelled with a built-in 3x5 bitmap font (digits, letters, . - + _ : = / ( )).
+"nice" ticks labelled with a built-in 3x5 bitmap font (digits, letters, . - + _ : = / ( )); the
+x axis is labelled with xlabel (default: x), the y axis with ylabel (default: the key when there
+is one), written upwards. The legend sits above the plot, so that it never hides a curve.
 Pixels are gathered in Lua and written with one scatter per colour.
 ]]
 local ai = require "aiart"
@@ -95,9 +99,8 @@ function Canvas:line(color, x0, y0, x1, y1, thick)
   end
 end
 
--- text with its top-left corner at (x, y); scale s; returns the width drawn
-function Canvas:text(color, x, y, s, str)
-  local l = self:layer(color)
+-- The ink of a string: f(dx, dy) for each inked pixel, dx along the text, dy down the glyphs.
+local function glyph_pixels(s, str, f)
   str = tostring(str):lower()
   for ci = 1, #str do
     local g = FONT[str:sub(ci, ci)] or FONT["."]
@@ -105,16 +108,28 @@ function Canvas:text(color, x, y, s, str)
       for c = 0, 2 do
         if g:byte(r * 3 + c + 1) == 49 then
           for oy = 0, s - 1 do
-            for ox = 0, s - 1 do self:dot(l, x + (ci - 1) * 4 * s + c * s + ox, y + r * s + oy) end
+            for ox = 0, s - 1 do f((ci - 1) * 4 * s + c * s + ox, r * s + oy) end
           end
         end
       end
     end
   end
-  return #str * 4 * s - s
+end
+
+-- text with its top-left corner at (x, y); scale s; returns the width drawn
+function Canvas:text(color, x, y, s, str)
+  local l = self:layer(color)
+  glyph_pixels(s, str, function(dx, dy) self:dot(l, x + dx, y + dy) end)
+  return #tostring(str) * 4 * s - s
 end
 
 function P.text_width(str, s) return #tostring(str) * 4 * s - s end
+
+-- text written upwards (rotated a quarter turn), its bottom-left corner at (x, y)
+function Canvas:vtext(color, x, y, s, str)
+  local l = self:layer(color)
+  glyph_pixels(s, str, function(dx, dy) self:dot(l, x + dy, y - dx) end)
+end
 
 -- The image: white, then each layer in order.
 function Canvas:render()
@@ -178,7 +193,7 @@ local function ema(ys, f)
 end
 
 local CURVE_OPTS = {keys = true, x = true, width = true, height = true, smooth = true, title = true, log_y = true,
-                    colors = true, xlabel = true}
+                    colors = true, xlabel = true, ylabel = true}
 
 local function series_of(records, key, xkey)
   local xs, ys = {}, {}
@@ -194,8 +209,8 @@ local function series_of(records, key, xkey)
   return xs, ys
 end
 
---- plot.render(records, opts) -> 3 x H x W f32 image
-function P.render(records, opts)
+-- the image and its layout
+local function draw(records, opts)
   local fn = "plot.curves"
   opts = opts or {}
   if type(records) ~= "table" then error(fn .. ": records must be a list of tables", 3) end
@@ -246,9 +261,27 @@ function P.render(records, opts)
   local cv = canvas(W, H)
   local black, grid, gray = {0, 0, 0}, {0.9, 0.9, 0.9}, {0.35, 0.35, 0.35}
   local fs = H >= 240 and 2 or 1 -- font scale
-  local left, right, top, bottom = 12 * fs * 4 // 2 + 16, 12, (opts.title and 12 * fs or 6) + 6, 10 * fs + 12
-  left = math.max(left, 8 * 4 * fs + 10)
+  local colors = opts.colors or PALETTE
+  local ylabel = opts.ylabel
+  if ylabel == nil and #keys == 1 then ylabel = keys[1] end
+  -- the legend: rows of entries (a line of the colour, then the key) above the plot, right-aligned
+  local entry_h, gap = 5 * fs + 4, 10 * fs
+  local rows, row = {}, nil
+  local max_row = W - 16
+  for si, s in ipairs(series) do
+    local w = 16 + P.text_width(s.key, fs)
+    if not row or row.w + gap + w > max_row then
+      row = {w = -gap, items = {}}
+      rows[#rows + 1] = row
+    end
+    row.items[#row.items + 1] = {si = si, w = w}
+    row.w = row.w + gap + w
+  end
+  local title_h = opts.title and 12 * fs or 0
+  local left = math.max(12 * fs * 4 // 2 + 16, 8 * 4 * fs + 10) + (ylabel and 5 * fs + 6 or 0)
+  local right, top, bottom = 12, title_h + 6 + #rows * entry_h + 6, 10 * fs + 12
   local pw, ph = W - left - right, H - top - bottom
+  local layout = {plot = {left, top, left + pw - 1, top + ph - 1}, labels = {}}
   if xmin > xmax then xmin, xmax, ymin, ymax = 0, 1, 0, 1 end
   if xmax == xmin then xmin, xmax = xmin - 1, xmax + 1 end
   if ymax == ymin then ymin, ymax = ymin - 1, ymax + 1 end
@@ -269,7 +302,9 @@ function P.render(records, opts)
     cv:line(grid, left, y, left + pw - 1, y, 1)
     cv:line(black, left - 4, y, left - 1, y, 1)
     local label = log_y and ("1e" .. tick_label(v, 1)) or tick_label(v, ystep)
-    cv:text(gray, left - 6 - P.text_width(label, fs), y - (5 * fs) // 2, fs, label)
+    local lx, ly = left - 6 - P.text_width(label, fs), y - (5 * fs) // 2
+    cv:text(gray, lx, ly, fs, label)
+    layout.labels[#layout.labels + 1] = {lx, ly, lx + P.text_width(label, fs) - 1, ly + 5 * fs - 1, text = label}
   end
   local xt, xstep = ticks(xmin, xmax, math.max(2, pw // (45 * fs)))
   for _, v in ipairs(xt) do
@@ -277,11 +312,14 @@ function P.render(records, opts)
     cv:line(grid, x, top, x, top + ph - 1, 1)
     cv:line(black, x, top + ph, x, top + ph + 3, 1)
     local label = tick_label(v, xstep)
-    cv:text(gray, x - P.text_width(label, fs) // 2, top + ph + 6, fs, label)
+    local tw = P.text_width(label, fs)
+    -- centred on its tick, but kept inside the picture (the last one at the right edge)
+    local lx = math.max(0, math.min(x - tw // 2, W - 2 - tw))
+    cv:text(gray, lx, top + ph + 6, fs, label)
+    layout.labels[#layout.labels + 1] = {lx, top + ph + 6, lx + tw - 1, top + ph + 5 + 5 * fs, text = label}
   end
   cv:phase()
   -- curves
-  local colors = opts.colors or PALETTE
   for si, s in ipairs(series) do
     local c = colors[(si - 1) % #colors + 1]
     local faint = {1 - (1 - c[1]) * 0.35, 1 - (1 - c[2]) * 0.35, 1 - (1 - c[3]) * 0.35}
@@ -331,37 +369,57 @@ function P.render(records, opts)
   -- axes
   cv:line(black, left - 1, top, left - 1, top + ph, 1)
   cv:line(black, left - 1, top + ph, left + pw - 1, top + ph, 1)
-  -- legend (top right, inside the plot)
-  local ly = top + 6
-  for si, s in ipairs(series) do
-    local c = colors[(si - 1) % #colors + 1]
-    local tw = P.text_width(s.key, fs)
-    local lx = left + pw - tw - 8 - 16
-    cv:rect({1, 1, 1}, lx - 4, ly - 2, left + pw - 4, ly + 5 * fs + 1)
-    ly = ly + 7 * fs + 2
+  -- legend: above the plot, right-aligned with it
+  local lx0, ly0, lx1, ly1 = math.huge, math.huge, -1, -1
+  for ri, r in ipairs(rows) do
+    local ly = title_h + 6 + (ri - 1) * entry_h
+    local lx = math.max(2, left + pw - r.w)
+    for _, it in ipairs(r.items) do
+      local s = series[it.si]
+      local c = colors[(it.si - 1) % #colors + 1]
+      cv:line(c, lx, ly + (5 * fs) // 2, lx + 12, ly + (5 * fs) // 2, 2)
+      cv:text(black, lx + 16, ly, fs, s.key)
+      lx0, ly0, lx1, ly1 = math.min(lx0, lx), math.min(ly0, ly), math.max(lx1, lx + it.w - 1), ly + 5 * fs - 1
+      lx = lx + it.w + gap
+    end
   end
-  cv:phase()
-  ly = top + 6
-  for si, s in ipairs(series) do
-    local c = colors[(si - 1) % #colors + 1]
-    local lx = left + pw - P.text_width(s.key, fs) - 8 - 16
-    cv:line(c, lx, ly + (5 * fs) // 2, lx + 12, ly + (5 * fs) // 2, 2)
-    cv:text(black, lx + 16, ly, fs, s.key)
-    ly = ly + 7 * fs + 2
-  end
+  if #rows > 0 then layout.legend = {lx0, ly0, lx1, ly1} end
   if opts.title then
     local tw = P.text_width(opts.title, fs)
     cv:text(black, (W - tw) // 2, 4, fs, opts.title)
   end
   local xl = opts.xlabel or xkey
-  cv:text(gray, left + pw - P.text_width(xl, fs), H - 5 * fs - 2, fs, xl)
-  return cv:render()
+  local xw = P.text_width(xl, fs)
+  cv:text(gray, left + pw - xw, H - 5 * fs - 2, fs, xl)
+  layout.labels[#layout.labels + 1] = {left + pw - xw, H - 5 * fs - 2, left + pw - 1, H - 3, text = xl}
+  if ylabel then -- upwards, centred on the plot's height, left of the tick labels
+    local yw = P.text_width(ylabel, fs)
+    local by = math.min(H - 1, top + (ph + yw) // 2)
+    local x = left - 6
+    for _, l in ipairs(layout.labels) do if l[2] < top + ph then x = math.min(x, l[1]) end end
+    x = math.max(2, x - 5 * fs - 3 * fs)
+    cv:vtext(gray, x, by, fs, ylabel)
+    layout.labels[#layout.labels + 1] = {x, by - yw + 1, x + 5 * fs - 1, by, text = ylabel}
+  end
+  return cv:render(), layout
+end
+
+--- plot.render(records, opts) -> 3 x H x W f32 image
+function P.render(records, opts)
+  local img = draw(records, opts)
+  return img
+end
+
+--- plot.layout(records, opts) -> {plot=, legend=, labels=}: the boxes of render's picture
+function P.layout(records, opts)
+  local _, layout = draw(records, opts)
+  return layout
 end
 
 --- plot.curves(path, records, opts) -> path (a PNG of width x height)
 function P.curves(path, records, opts)
   if type(path) ~= "string" then error("plot.curves: path must be a string", 2) end
-  local img = P.render(records, opts)
+  local img = draw(records, opts) -- (not through render: its errors name the caller of curves)
   require("aiart.image").save(path, img)
   return path
 end

@@ -13,7 +13,8 @@ On a terminal the bar is redrawn in place (\r) at most 10 times a second with th
 ETA and the latest values. When the output is a file or a pipe, a plain line is printed every
 `every` seconds (default 10) or every `every_steps` steps, and once at close. `tty` forces either
 mode; otherwise isatty() on the file decides (TERM=dumb counts as no terminal), and plain lines
-are the fallback where that cannot be asked.
+are the fallback where that cannot be asked. Under an MPI launcher, plain lines too: mpirun hands
+its ranks a pseudo-terminal even when its own output goes to a file or a pipe.
 ]]
 local ai = require "aiart"
 
@@ -25,6 +26,8 @@ local now = ai.clock
 P.now = now
 
 local function detect_tty(file)
+  local D = rawget(ai, "_dist")
+  if D and D.launched_size and D.launched_size() ~= 0 then return false end
   local K = helper()
   if K and K.isatty then
     local ok, r = pcall(K.isatty, file)

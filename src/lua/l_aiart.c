@@ -46,6 +46,7 @@ int luaopen_aiart(lua_State *L) {
   lai_open_dist(L);
   lai_open_sort(L);
   lai_open_function(L);
+  lai_open_signal(L);
   lua_setfield(L, -2, "Tensor"); /* users may add methods: function ai.Tensor:foo() ... end */
   lua_pushliteral(L, AIART_VERSION);
   lua_setfield(L, -2, "version");

@@ -115,5 +115,6 @@ void lai_open_function(lua_State *L);
 /* The thread running a backward (set by backward and ai.grad): where hooks and the backwards of
  * autograd functions written in Lua run (l_function.c). */
 extern lua_State *lai_engine_L;
+void lai_open_signal(lua_State *L); /* signals and folder locks (l_signal.c) */
 
 #endif

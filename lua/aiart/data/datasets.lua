@@ -250,8 +250,41 @@ local function to_channels(img, c)
   error("ImageFolder: channels must be 1, 3 or 4", 2)
 end
 
+-- a PNG decoded, or nil and the reason
+local function read_png(path)
+  local ok, img = pcall(ai.io.load_png, path)
+  if ok then return img end
+  return nil, (tostring(img):gsub("^load_png: ", ""))
+end
+
+-- bad_files: every file decoded once, for its channels and size (ds.summary) and to leave out
+-- (skip) or stop at (error) those that cannot be read, before the first batch rather than in it
+local function scan_files(fn, files, policy)
+  local kept, skipped, sm = {}, {}, {channels = {}}
+  for _, f in ipairs(files) do
+    local img, why = read_png(f)
+    if img then
+      kept[#kept + 1] = f
+      local c, h, w = img.shape[1], img.shape[2], img.shape[3]
+      sm.channels[c] = (sm.channels[c] or 0) + 1
+      if not sm.smallest or h * w < sm.smallest[1] * sm.smallest[2] then sm.smallest = {h, w} end
+      if not sm.largest or h * w > sm.largest[1] * sm.largest[2] then sm.largest = {h, w} end
+    elseif policy == "error" then
+      error(("%s: cannot read %s: %s (bad_files=skip leaves such files out)"):format(fn, f, why), 0)
+    else
+      skipped[#skipped + 1] = {path = f, error = why}
+    end
+  end
+  if #kept == 0 then
+    error(("%s: none of the %d PNG files could be read (%s: %s)"):format(fn, #files, skipped[1].path,
+      skipped[1].error), 0)
+  end
+  return kept, skipped, sm
+end
+
 local function load_image(self, path)
-  local img = ai.io.load_png(path)
+  local img, why = read_png(path)
+  if not img then error(("ImageFolder: cannot read %s: %s"):format(path, why), 0) end
   img = to_channels(img, self.channels)
   if self.size then
     local image = require "aiart.image"
@@ -270,11 +303,19 @@ local function load_image(self, path)
   return img
 end
 
---- data.ImageFolder{root=, size=, channels=3, transform=, preload=false, resize_mode=}
+--- data.ImageFolder{root=, size=, channels=3, transform=, preload=false, resize_mode=, bad_files=}
+-- bad_files = "skip" or "error": every file is decoded once at the start; those that cannot be
+-- read are left out (listed in ds.skipped as {path=, error=}) or stop with an error naming the
+-- file; ds.summary = {channels = {[c] = count}, smallest = {h, w}, largest = {h, w}} (by area)
+-- describes the files as they are. Without it, files are read when used, and a file that
+-- cannot be read is an error naming it.
 function D.ImageFolder(opts)
   local fn = "ImageFolder"
   local o = check_opts(fn, opts, {root = true, size = true, channels = true, transform = true, preload = true,
-                                  resize_mode = true})
+                                  resize_mode = true, bad_files = true})
+  if o.bad_files ~= nil and o.bad_files ~= "skip" and o.bad_files ~= "error" then
+    error(fn .. ": bad_files must be \"skip\" or \"error\", got " .. tostring(o.bad_files), 2)
+  end
   local root = o.root
   if type(root) ~= "string" then error(fn .. ": root must be a string (a folder)", 2) end
   root = root:gsub("/+$", "")
@@ -300,6 +341,12 @@ function D.ImageFolder(opts)
     error(("%s: no PNG files under %s"):format(fn, root), 2)
   end
   table.sort(files)
+  local skipped, summary
+  if o.bad_files then
+    local ok, kept, sk, sm = pcall(scan_files, fn, files, o.bad_files)
+    if not ok then error(kept, 0) end -- about a file, not a line of the caller's
+    files, skipped, summary = kept, sk, sm
+  end
   local class_of, classes = {}, {}
   local rels = {}
   local prefix = root == "/" and "/" or root .. "/"
@@ -318,7 +365,7 @@ function D.ImageFolder(opts)
   if transform == nil then transform = transforms.normalize(0.5, 0.5) end
   local list = flatten_transforms(fn, transform)
   local base = {files = files, classes = classes, channels = channels, size = size, resize_mode = o.resize_mode,
-                root = root}
+                root = root, skipped = skipped, summary = summary}
   if o.preload then
     local imgs = {}
     for i, f in ipairs(files) do
