@@ -432,6 +432,14 @@ T.test("interactive terminal (tmux): evaluation, completion, Ctrl-C, history, Ct
     keys("this line is dropped", { "C-c" })
     keys("2+3", { "Enter" })
     wait_for(function(s) return s:find("\n5\n", 1, true) end, "2+3 -> 5 after Ctrl-C at the prompt")
+    -- Ctrl-C inside one long C call (a matrix product of ~10 s here) stops it at its next block
+    keys("a = ai.randn(8000, 8000)", { "Enter" })
+    keys("b = a:matmul(a)", { "Enter" })
+    os.execute("sleep 0.8")
+    keys({ "C-c" })
+    wait_for(function(s) return s:find("matmul: interrupted", 1, true) end, "matmul: interrupted")
+    keys("a = nil; print(b == nil and 'no result')", { "Enter" })
+    wait_for(function(s) return s:find("\nno result\n", 1, true) end, "no result after the interrupted matmul")
     keys({ "C-d" })
     wait_for(function(s) return s:find("EXITED=0", 1, true) end, "exit on Ctrl-D")
     local hist = readfile(home .. "/.aiart_history") or ""

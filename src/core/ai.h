@@ -353,6 +353,13 @@ int ai_get_num_threads(void);
 void ai_cpu_count(int *usable, int *online);
 /* Seconds of a monotonic wall clock, for intervals (CPU time such as clock() sums threads). */
 double ai_clock(void);
+/* Interrupts (Ctrl-C in the REPL): a signal handler calls ai_request_interrupt (async-signal-
+ * safe); long computations of the core (a big matrix product, the backward engine between
+ * nodes) stop at their next check with the error "<fn>: interrupted" until ai_clear_interrupt. */
+void ai_request_interrupt(void);
+void ai_clear_interrupt(void);
+bool ai_interrupt_pending(void);
+int ai_check_interrupt(const char *fn); /* 0, or -1 with the error when one is pending */
 /* Seconds since the Unix epoch, with fractions (for timestamps, not intervals). */
 double ai_unix_time(void);
 

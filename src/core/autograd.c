@@ -384,6 +384,7 @@ static int run_backward(ai_tensor **outs, ai_tensor **gouts, int nout, bool reta
   }
 
   while (ready.len) {
+    if (ai_check_interrupt("backward")) goto out; /* Ctrl-C stops a long backward between nodes */
     ai_node *n = ready.v[--ready.len];
     ai_tensor *g = n->gbuf;
     n->gbuf = NULL;

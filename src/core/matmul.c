@@ -33,9 +33,33 @@ static void gemm1(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
                 (int)M, (int)N, (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-/* Splits one gemm over the threads by rows of C (or columns when M is small). */
+static void gemm_threads(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *Av,
+                         int64_t lda, const void *Bv, int64_t ldb, double beta, void *Cv, int64_t ldc);
+
+/* Products of more than 2^31 multiply-adds (a second or more here) go in row blocks, with an
+ * interrupt check between them (Ctrl-C in the REPL): the caller sees ai_interrupt_pending(). The
+ * blocks leave each element's sum as it was. */
+#define GEMM_BLOCK_WORK (1LL << 31)
+
 void ai_gemm(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *Av,
              int64_t lda, const void *Bv, int64_t ldb, double beta, void *Cv, int64_t ldc) {
+  int64_t work = M * N * (K ? K : 1), es = (int64_t)ai_dtype_sizes[dt];
+  if (work <= GEMM_BLOCK_WORK || M < 128) {
+    gemm_threads(dt, ta, tb, M, N, K, Av, lda, Bv, ldb, beta, Cv, ldc);
+    return;
+  }
+  int64_t rows = GEMM_BLOCK_WORK / (N * (K ? K : 1));
+  if (rows < 64) rows = 64;
+  for (int64_t r0 = 0; r0 < M && !ai_interrupt_pending(); r0 += rows) {
+    int64_t m = M - r0 < rows ? M - r0 : rows;
+    const char *Ap = (const char *)Av + (ta ? r0 : r0 * lda) * es;
+    gemm_threads(dt, ta, tb, m, N, K, Ap, lda, Bv, ldb, beta, (char *)Cv + r0 * ldc * es, ldc);
+  }
+}
+
+/* Splits one gemm over the threads by rows of C (or columns when M is small). */
+static void gemm_threads(ai_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *Av,
+                         int64_t lda, const void *Bv, int64_t ldb, double beta, void *Cv, int64_t ldc) {
   const char *A = Av, *B = Bv;
   char *C = Cv;
   int64_t es = (int64_t)ai_dtype_sizes[dt];
@@ -196,6 +220,7 @@ ai_tensor *ai_matmul(ai_tensor *a, ai_tensor *b) {
   ai_unref(a2);
   ai_unref(b2);
   ai_set_grad_enabled(was);
+  if (r && ai_check_interrupt("matmul")) { ai_unref(r); return NULL; } /* stopped between blocks */
   if (!r || !ai_is_float(r->dtype)) return r;
   ai_node *n = NULL;
   ai_tensor *ins[2] = {a, b};

@@ -67,6 +67,7 @@ ai_tensor *ai_linear(ai_tensor *x, ai_tensor *w, ai_tensor *b) {
     size_t es = ai_dtype_sizes[dt];
     if (bc) for (int64_t i = 0; i < M; i++) memcpy((char *)ai_data(y) + (size_t)(i * outf) * es, ai_data(bc), (size_t)outf * es);
     ai_gemm(dt, false, true, M, outf, in, ai_data(xc), in, ai_data(wc), in, bc ? 1.0 : 0.0, ai_data(y), outf);
+    if (ai_check_interrupt("linear")) { ai_unref(y); ai_unref(xc); ai_unref(wc); ai_unref(bc); return NULL; }
     ai_node *n;
     ai_tensor *ins[3] = {xc, wc, bc};
     y = record(AI_OP_LINEAR, y, 3, ins, &n);

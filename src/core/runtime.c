@@ -6,6 +6,7 @@
 #endif
 #include <cblas.h>
 #include <sched.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -53,4 +54,14 @@ double ai_unix_time(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- interrupts: a signal handler asks, long loops of the core look between their blocks ---- */
+static volatile sig_atomic_t interrupt_requested;
+
+void ai_request_interrupt(void) { interrupt_requested = 1; } /* async-signal-safe */
+void ai_clear_interrupt(void) { interrupt_requested = 0; }
+bool ai_interrupt_pending(void) { return interrupt_requested != 0; }
+int ai_check_interrupt(const char *fn) {
+  return interrupt_requested ? ai_seterror("%s: interrupted", fn) : 0;
 }

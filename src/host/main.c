@@ -68,21 +68,48 @@ static void setsignal(int sig, void (*handler)(int)) {
   sigaction(sig, &sa, NULL);
 }
 
+/* Ctrl-C presses since the last interrupt was delivered. lua.c dies on the second press; here a
+ * press also asks the core to stop (a long matmul between its blocks, a backward between its
+ * nodes), the second only says what is going on, and the third ends the process. */
+static volatile sig_atomic_t presses = 0;
+
+static int msghandler(lua_State *L);
+static int repl_msghandler(lua_State *L);
+
 static void lstop(lua_State *L, lua_Debug *ar) {
-  (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  presses = 0;
+  ai_clear_interrupt();
+  if (ar->event == LUA_HOOKCALL && lua_getinfo(L, "f", ar)) {
+    /* the call is a message handler: an error ("matmul: interrupted") is already on its way */
+    lua_CFunction f = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    if (f == msghandler || f == repl_msghandler) return;
+  }
   luaL_error(L, "interrupted");
 }
 
 static void laction(int i) {
   int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-  setsignal(i, SIG_DFL); /* a second Ctrl-C before the hook runs kills the process */
+  presses = presses + 1;
+  ai_request_interrupt();
+  if (presses == 2) {
+    static const char msg[] = "\n(busy in a computation: it stops at its next check; Ctrl-C once more quits)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+  } else if (presses >= 3) {
+    setsignal(i, SIG_DFL);
+    raise(i);
+  }
   lua_sethook(globalL, lstop, flag, 1);
 }
 
-/* Removes our interrupt hook if it is still pending (the signal came at the very end). */
+/* Removes our interrupt hook if it is still pending (the signal came at the very end), and
+ * forgets the presses. */
 static void clear_stop_hook(lua_State *L) {
   if (lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
+  presses = 0;
+  ai_clear_interrupt();
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -510,6 +537,7 @@ static int host_pcall(lua_State *L) {
   lua_pushcfunction(L, repl_msghandler);
   lua_insert(L, 1);
   globalL = L;
+  clear_stop_hook(L); /* nothing left over from an earlier Ctrl-C */
   setsignal(SIGINT, laction);
   int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 1);
   setsignal(SIGINT, laction); /* re-arm: the REPL itself stays interruptible */
