@@ -324,6 +324,23 @@ T.test("extra positional arguments are errors where they would be ignored", func
   expect_error("StepLR: too many arguments", ai.sched.StepLR, ai.optim.SGD(lin:parameters(), {lr = 1}), {step_size = 2}, 3)
   expect_error("Two: too many arguments (it takes none)", Two, 3)
   ok(nn.Identity(1, 2, 3) ~= nil, "nn.Identity ignores its arguments, as PyTorch's")
+  -- the library's methods, called directly, and optional arguments an extra one would fill
+  expect_error("Linear:forward: too many arguments (it takes 1: x)", lin.forward, lin, x, 5)
+  expect_error("train: mode must be a boolean or nil, got 'x'", lin.train, lin, "x")
+  expect_error("requires_grad_: flag must be a boolean or nil", lin.requires_grad_, lin, 1)
+  expect_error("ZeroPad2d: takes only the padding", nn.ZeroPad2d, 1, 2)
+  expect_error("ConstantPad2d: value must be a number", nn.ConstantPad2d, 1, "a")
+  expect_error("nn.is_module: too many arguments", nn.is_module, lin, 2)
+  expect_error("progress.format_time: too many arguments", ai.progress.format_time, 1, 2)
+  expect_error("metrics.column: key must be a string", ai.metrics.column, {}, 1)
+  -- a user's own class keeps Lua's rule for its own methods (extra arguments dropped)
+  local Mine = nn.Module:extend("Mine")
+  function Mine:helper(a) return a end
+  eq(Mine():helper(1, 2), 1)
+  -- containers: a hole or a name in the list of modules would drop modules without a word
+  expect_error("Sequential: item 2 is a nil, expected a module", nn.Sequential, nn.ReLU(), nil, nn.ReLU())
+  expect_error("Sequential: item 2 is a nil, expected a module", nn.Sequential, {nn.ReLU(), nil, nn.ReLU()})
+  expect_error("ModuleList: the list of modules has the key 'relu'", nn.ModuleList, {nn.ReLU(), relu = nn.ReLU()})
   -- methods
   expect_error("Module:parameters: too many arguments (it takes 1: opts)", lin.parameters, lin, nil, 2)
   expect_error("Module:train: too many arguments", lin.train, lin, false, true)

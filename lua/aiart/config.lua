@@ -193,7 +193,10 @@ end
 -- rule} (a command-line string, a JSON value: as config.parse converts it), or nil when v breaks
 -- the rule; without a rule, v itself. For values read back from elsewhere (a checkpoint's config).
 function C.coerce(decl, v)
-  if type(decl) ~= "table" or decl[3] == nil then return v end
+  if type(decl) ~= "table" then
+    require("aiart.util").error("config.coerce: declaration must be a table {default, \"description\"[, rule]}, got " .. type(decl), 2)
+  end
+  if decl[3] == nil then return v end
   local r = parse_rule("value", decl[3])
   r.float = math.type(decl[1]) ~= "integer"
   return coerce(r, v)
@@ -432,4 +435,5 @@ function C.parse(args, defaults, opts)
   return cfg, given
 end
 
+require("aiart.util").strict_args(C, "config.")
 return C

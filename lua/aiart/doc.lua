@@ -394,6 +394,8 @@ D["nn.L1Loss"] = "ai.nn.L1Loss([{reduction=\"mean\"|\"sum\"|\"none\"}]) -> a mod
 -- containers
 D["nn.Sequential.forward"] = "seq:forward(x) / seq(x) -> x passed through each module in turn"
 D["nn.Sequential.append"] = "seq:append(m) / seq:add(m) / list:append(m) -> adds the module m at the end; returns the container"
+D["nn.Sequential.add"] = D["nn.Sequential.append"]
+D["nn.ModuleList.append"] = D["nn.Sequential.append"]
 D["nn.ModuleList.forward"] = "list:forward() -> an error: a ModuleList has no forward; iterate over it with ipairs(list)"
 D["nn.ModuleDict.forward"] = "d:forward() -> an error: a ModuleDict has no forward; index it by name"
 D["nn.ModuleDict.values"] = "d:values() -> a list of the modules, in order"

@@ -122,7 +122,9 @@ end
 
 --- metrics.column(records, key) -> xs (record.step or the index), ys for records having key
 function M.column(records, key, xkey)
-  xkey = xkey or "step"
+  util.check("metrics.column", "records", records, "table")
+  util.check("metrics.column", "key", key, "string")
+  xkey = util.check("metrics.column", "xkey", xkey, "string", true) or "step"
   local xs, ys = {}, {}
   for i, r in ipairs(records) do
     local v = r[key]
@@ -134,4 +136,6 @@ function M.column(records, key, xkey)
   return xs, ys
 end
 
+util.strict_args(M, "metrics.")
+util.strict_args(Logger, "metrics.logger:", true)
 return M

@@ -32,6 +32,8 @@ local optim = {}
 -- (util.class, and objects print their repr(): metamethods are not inherited, so each class
 -- gets its own __tostring.)
 local function class(name, parent)
+  util.check("optim.class", "name", name, "string")
+  util.check("optim.class", "parent", parent, "table", true)
   local cls = util.class(name, parent)
   cls.__tostring = function(self) return self:repr() end
   return cls
@@ -160,6 +162,7 @@ end
 -- tensors follow the parameter's dtype: after model:double() (which converts the parameters
 -- in place) they are converted too, as load_state_dict casts them.
 function Optimizer:state_of(p, group)
+  util.check("state_of", "group", group, "table")
   local st = self.state[p]
   if not st then
     st = self:init_state(p, group)
@@ -271,7 +274,10 @@ function SGD:check_group(g)
     error("SGD: nesterov momentum requires a momentum and zero dampening", 0)
   end
 end
-function SGD:init_state() return {} end
+function SGD:init_state(_p, g)
+  util.check("SGD:init_state", "group", g, "table")
+  return {}
+end
 function SGD:update_group(g)
   local k = self._k
   k.lr, k.momentum, k.dampening, k.weight_decay = g.lr, g.momentum, g.dampening, g.weight_decay
@@ -318,6 +324,7 @@ function Adam:check_group(g)
   if b[2] < 0 or b[2] >= 1 then error(("%s: invalid beta parameter at index 2: %s"):format(fn, b[2]), 0) end
 end
 function Adam:init_state(p, g)
+  util.check("Adam:init_state", "group", g, "table")
   return {step = 0, exp_avg = ai.zeros_like(p), exp_avg_sq = ai.zeros_like(p)}
 end
 function Adam:update_group(g)
@@ -362,7 +369,9 @@ function RMSprop:check_group(g)
   check_lr("RMSprop", g)
   for _, k in ipairs({"alpha", "eps", "weight_decay", "momentum"}) do check_nonneg("RMSprop", g, k) end
 end
-function RMSprop:init_state(p, g) return {step = 0, square_avg = ai.zeros_like(p)} end
+function RMSprop:init_state(p, g)
+  util.check("RMSprop:init_state", "group", g, "table")
+  return {step = 0, square_avg = ai.zeros_like(p)} end
 function RMSprop:update_group(g)
   local k = self._k
   k.lr, k.alpha, k.eps, k.weight_decay, k.momentum, k.maximize = g.lr, g.alpha, g.eps, g.weight_decay, g.momentum, g.maximize
@@ -400,6 +409,7 @@ function Adagrad:check_group(g)
   for _, k in ipairs({"lr_decay", "weight_decay", "initial_accumulator_value", "eps"}) do check_nonneg("Adagrad", g, k) end
 end
 function Adagrad:init_state(p, g)
+  util.check("Adagrad:init_state", "group", g, "table")
   return {step = 0, sum = ai.full_like(p, g.initial_accumulator_value)}
 end
 function Adagrad:update_group(g)
@@ -840,4 +850,5 @@ function EMA:repr() return ("EMA(decay=%s, %d tensors, %d updates)"):format(self
 util.strict_args(Optimizer, "Optimizer:", true, {init = true})
 util.strict_args(EMA, "EMA:", true, {init = true})
 
+util.strict_args(optim, "optim.")
 return optim

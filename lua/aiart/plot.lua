@@ -47,6 +47,8 @@ local Canvas = {}
 Canvas.__index = Canvas
 
 local function canvas(w, h)
+  local util = require "aiart.util"
+  w, h = util.int("plot.canvas", "w", w, 1, 1 << 15), util.int("plot.canvas", "h", h, 1, 1 << 15)
   return setmetatable({w = w, h = h, layers = {}, order = {}, z = 1}, Canvas)
 end
 
@@ -123,7 +125,12 @@ function Canvas:text(color, x, y, s, str)
   return #tostring(str) * 4 * s - s
 end
 
-function P.text_width(str, s) return #tostring(str) * 4 * s - s end
+function P.text_width(str, s)
+  if type(str) ~= "string" and type(str) ~= "number" then
+    require("aiart.util").error("plot.text_width: str must be a string or a number, got " .. type(str), 2)
+  end
+  require("aiart.util").check("plot.text_width", "s", s, "number")
+  return #tostring(str) * 4 * s - s end
 
 -- text written upwards (rotated a quarter turn), its bottom-left corner at (x, y)
 function Canvas:vtext(color, x, y, s, str)
@@ -169,6 +176,8 @@ end
 P.ticks = ticks
 
 local function tick_label(v, step)
+  require("aiart.util").check("plot.tick_label", "v", v, "number")
+  require("aiart.util").check("plot.tick_label", "step", step, "number", true)
   if v == 0 then return "0" end
   local a = math.abs(v)
   if a >= 1e5 or a < 1e-3 then
@@ -424,4 +433,5 @@ function P.curves(path, records, opts)
   return path
 end
 
+require("aiart.util").strict_args(P, "plot.")
 return P

@@ -200,10 +200,16 @@ function Bar:update(n, values)
 end
 
 --- bar:set(values): the values without a step
-function Bar:set(values) return self:update(0, values) end
+function Bar:set(values)
+  if type(values) ~= "table" then error("bar:set: values must be a table, got " .. type(values), 2) end
+  return self:update(0, values)
+end
 
 --- bar:write(msg): a line printed above the bar
 function Bar:write(msg)
+  if type(msg) ~= "string" and type(msg) ~= "number" then
+    error("bar:write: msg must be a string or a number, got " .. type(msg), 2)
+  end
   if self.tty then
     self.file:write("\r", (" "):rep(self.drawn_len), "\r", tostring(msg), "\n")
     self.drawn_len = 0
@@ -249,4 +255,6 @@ function P.range(n, opts)
 end
 
 P.Bar = Bar
+require("aiart.util").strict_args(P, "progress.")
+require("aiart.util").strict_args(Bar, "progress.bar:", true)
 return P

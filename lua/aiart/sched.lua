@@ -68,7 +68,7 @@ function LRScheduler:setup(optimizer, last_epoch)
 end
 
 --- sched:lr_at(epoch, base_lr, group_index) -> the learning rate at that epoch (closed form)
-function LRScheduler:lr_at(epoch, base_lr) error(self.__name .. ": lr_at is not implemented", 2) end
+function LRScheduler:lr_at(epoch, base_lr, _i) error(self.__name .. ": lr_at is not implemented", 2) end
 
 --- sched:step([epoch]): advances one epoch (or jumps to `epoch`) and sets the groups' lr.
 function LRScheduler:step(epoch)
@@ -128,7 +128,7 @@ end
 closed_form("StepLR", {step_size = A.NONE, gamma = 0.1, last_epoch = -1}, function(self, o)
   self.step_size = A.int("StepLR", "step_size", o.step_size, 1)
   self.gamma = A.number("StepLR", "gamma", o.gamma)
-end, function(self, epoch, base)
+end, function(self, epoch, base, _i)
   return base * self.gamma ^ (epoch // self.step_size)
 end)
 
@@ -138,7 +138,7 @@ closed_form("MultiStepLR", {milestones = A.NONE, gamma = 0.1, last_epoch = -1}, 
   self.milestones = copy(o.milestones)
   table.sort(self.milestones)
   self.gamma = A.number("MultiStepLR", "gamma", o.gamma)
-end, function(self, epoch, base)
+end, function(self, epoch, base, _i)
   local n = 0
   for _, m in ipairs(self.milestones) do if m <= epoch then n = n + 1 end end
   return base * self.gamma ^ n
@@ -147,7 +147,7 @@ end)
 --- ExponentialLR(opt, {gamma=}): lr = base * gamma ^ epoch
 closed_form("ExponentialLR", {gamma = A.NONE, last_epoch = -1}, function(self, o)
   self.gamma = A.number("ExponentialLR", "gamma", o.gamma)
-end, function(self, epoch, base)
+end, function(self, epoch, base, _i)
   return base * self.gamma ^ epoch
 end)
 
@@ -155,7 +155,7 @@ end)
 closed_form("ConstantLR", {factor = 1 / 3, total_iters = 5, last_epoch = -1}, function(self, o)
   self.factor = A.number("ConstantLR", "factor", o.factor, 0, 1)
   self.total_iters = A.int("ConstantLR", "total_iters", o.total_iters, 0)
-end, function(self, epoch, base)
+end, function(self, epoch, base, _i)
   return epoch < self.total_iters and base * self.factor or base
 end)
 
@@ -168,7 +168,7 @@ closed_form("LinearLR", {start_factor = 1 / 3, end_factor = 1, total_iters = 5, 
   self.start_factor = o.start_factor
   self.end_factor = A.number("LinearLR", "end_factor", o.end_factor, 0, 1)
   self.total_iters = A.int("LinearLR", "total_iters", o.total_iters, 1)
-end, function(self, epoch, base)
+end, function(self, epoch, base, _i)
   local t = math.min(self.total_iters, epoch)
   return base * (self.start_factor + (self.end_factor - self.start_factor) * t / self.total_iters)
 end)
@@ -177,7 +177,7 @@ end)
 closed_form("PolynomialLR", {total_iters = 5, power = 1, last_epoch = -1}, function(self, o)
   self.total_iters = A.int("PolynomialLR", "total_iters", o.total_iters, 1)
   self.power = A.number("PolynomialLR", "power", o.power)
-end, function(self, epoch, base)
+end, function(self, epoch, base, _i)
   return base * (1 - math.min(self.total_iters, epoch) / self.total_iters) ^ self.power
 end)
 
@@ -187,7 +187,7 @@ end)
 closed_form("CosineAnnealingLR", {T_max = A.NONE, eta_min = 0, last_epoch = -1}, function(self, o)
   self.T_max = A.int("CosineAnnealingLR", "T_max", o.T_max, 1)
   self.eta_min = A.number("CosineAnnealingLR", "eta_min", o.eta_min)
-end, function(self, epoch, base)
+end, function(self, epoch, base, _i)
   return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 end)
 
@@ -238,7 +238,7 @@ function WarmRestarts:cycle_of(epoch)
   return t_cur, t_i
 end
 
-function WarmRestarts:lr_at(epoch, base)
+function WarmRestarts:lr_at(epoch, base, _i)
   local t_cur, t_i = self:cycle_of(epoch)
   return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
 end

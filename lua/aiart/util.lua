@@ -122,6 +122,21 @@ function U.check_opts(fn, o, known)
   return o
 end
 
+--- util.check(fn, name, v, kind[, optional]) -> v; an error naming fn and the argument unless v
+-- is of type kind ("boolean", "string", "table", "number", "function" or "tensor"), or nil
+-- when optional. For the trailing optional arguments an extra one would otherwise fill.
+function U.check(fn, name, v, kind, optional)
+  if v == nil and optional then return v end
+  local t = type(v)
+  local ok = kind == "tensor" and U.is_tensor(v) or (t == kind and not (kind == "table" and U.is_tensor(v)))
+  if not ok then
+    local got = U.is_tensor(v) and "a tensor" or t == "string" and ("'" .. v .. "'") or t
+    raise(("%s: %s must be %s %s%s, got %s"):format(fn, name, kind:match("^[aeiou]") and "an" or "a",
+      kind, optional and " or nil" or "", got), 2)
+  end
+  return v
+end
+
 --- util.to_integer(v) -> v as a Lua integer when it is a number with an integer value (2.0
 -- is the integer 2, as for Lua's own t[2.0] and string.rep(s, 2.0)), else nil
 function U.to_integer(v)
@@ -198,18 +213,24 @@ end
 -- arguments beyond their parameters (util.check_nargs), naming prefix .. name. methods: the
 -- functions are methods, whose self is not counted in messages. The call goes on as a tail
 -- call: levels and positions are the inner function's.
+-- f, or a function that first refuses arguments beyond f's parameters (after `skip` leading
+-- ones such as self), naming fn; it goes on as a tail call, so levels are f's own.
+local function strict(fn, f, skip)
+  if wrapped[f] or max_args(f) == nil then return f end
+  local check = U.check_nargs
+  local w = function(...)
+    check(fn, f, skip, select(skip + 1, ...))
+    return f(...)
+  end
+  wrapped[w] = f
+  return w
+end
+
 function U.strict_args(t, prefix, methods, except)
   local skip = methods and 1 or 0
   for k, f in pairs(t) do
-    if type(k) == "string" and type(f) == "function" and k:sub(1, 1) ~= "_" and not (except and except[k])
-        and not wrapped[f] and max_args(f) ~= nil then
-      local fn, check = prefix .. k, U.check_nargs
-      local w = function(...)
-        check(fn, f, skip, select(skip + 1, ...))
-        return f(...)
-      end
-      wrapped[w] = f
-      t[k] = w
+    if type(k) == "string" and type(f) == "function" and k:sub(1, 1) ~= "_" and not (except and except[k]) then
+      t[k] = strict(prefix .. k, f, skip)
     end
   end
   return t
@@ -250,10 +271,21 @@ end
 -- it holds their methods and metamethods), what it lacks comes from parent, and calling it
 -- makes an object and runs obj:init(...). meta: more fields of the class's own metatable
 -- (__call replaces the constructor, e.g. nn.Module's, which sets up its slots first).
+-- The library's own methods, as a class gets them, check their argument count (util.strict_args);
+-- a user's class keeps Lua's rule (extra arguments dropped) for its own methods. init is
+-- checked by the constructor, with the class's name.
+local function define_method(cls, k, v)
+  if type(k) == "string" and type(v) == "function" and k ~= "init" and k:sub(1, 1) ~= "_" then
+    local info = debug.getinfo(v, "S")
+    if info.source:sub(1, #LIB) == LIB then v = strict(cls.__name .. ":" .. k, v, 1) end
+  end
+  rawset(cls, k, v)
+end
+
 function U.class(name, parent, meta)
   local cls = {__name = name}
   cls.__index = cls
-  local mt = {__index = parent, __call = construct}
+  local mt = {__index = parent, __call = construct, __newindex = define_method}
   for k, v in pairs(meta or {}) do mt[k] = v end
   return setmetatable(cls, mt)
 end

@@ -351,6 +351,31 @@ local BASE = {
   ["ai._loader.uniform"] = {function() return {1, 2, 3, 4} end},
   ["ai._loader.isatty"] = {function() return {99} end},
 }
+-- Working calls of the Lua library's predicates and helpers whose first argument the generic
+-- calls cannot supply (a predicate of no argument answers false, so an extra one is not misuse).
+BASE["ai.nn.is_module"] = {function() return {ai.nn.Linear(1, 1)} end}
+BASE["ai.nn.is_parameter"] = {function() return {ai.nn.Parameter(X())} end}
+BASE["ai.nn.isinstance"] = {function() return {ai.nn.Linear(1, 1), ai.nn.Linear} end}
+BASE["ai.optim.class"] = {function() return {"MyOptimizer", ai.optim.Optimizer} end}
+BASE["ai.data.is_transform"] = {function() return {ai.data.transforms.normalize(0, 1)} end}
+BASE["ai.data.sample_rng"] = {function() return {1, 1, 0} end}
+BASE["ai.plot.canvas"] = {function() return {8, 8} end}
+BASE["ai.plot.text_width"] = {function() return {"ab", 1} end}
+BASE["ai.plot.tick_label"] = {function() return {1, 0.5} end}
+BASE["ai.config.coerce"] = {function() return {{1, "steps", "int >= 1"}, 2} end}
+BASE["ai.metrics.column"] = {function() return {{{step = 1, loss = 2}}, "loss", "step"} end}
+-- The same for methods, by target name.
+local METHOD_BASE = {
+  ["Adam:init_state"] = {function() return {X(), {}} end},
+  ["Adam:state_of"] = {function() return {X(), {}} end},
+  ["SGD:init_state"] = {function() return {X(), {}} end},
+  ["StepLR:lr_at"] = {function() return {1, 0.1, 1} end},
+  ["TensorDataset:get"] = {function() return {1, function() return 0.5 end} end},
+  ["DataLoader:order"] = {function() return {1} end},
+  ["progress.bar:set"] = {function() return {{loss = 1}} end},
+  ["progress.bar:update"] = {function() return {1, {loss = 1}} end},
+  ["progress.bar:write"] = {function() return {"a line"} end},
+}
 -- A row serves every name of its function (ai.mm is ai.Tensor.mm, ai.F.conv2d is ai.conv2d).
 local BASE_OF = {}
 for name, row in pairs(BASE) do
@@ -359,7 +384,8 @@ for name, row in pairs(BASE) do
   if f then BASE_OF[f] = row else io.stderr:write("badinput: BASE names a missing function ", name, "\n") end
 end
 -- Functions whose extra arguments are meant to go on (f(...) is called with them): not misuse.
-local VARARGS = {["ai.no_grad"] = true, ["ai.enable_grad"] = true}
+-- nn.Identity ignores its constructor's arguments, as PyTorch's does (a deliberate choice).
+local VARARGS = {["ai.no_grad"] = true, ["ai.enable_grad"] = true, ["ai.nn.Identity"] = true}
 
 local cases = {}
 for ti, t in ipairs(targets) do
@@ -736,13 +762,19 @@ for _, l in ipairs(LOADERS) do
 end
 for i = 1, #SPECIAL do cases[#cases + 1] = {-i, 0, 0} end
 
+-- The BASE row of target t (a function, or a method by its name), or nil.
+local function base_row(t)
+  if t[3] then return METHOD_BASE[t[1]] end
+  return BASE_OF[t[2]]
+end
+
 -- The working call of target ti: {index in BASE_ARGS (or 0: BASE), n args}, false when none.
 local base_found = {}
 local function find_base(ti)
   if base_found[ti] ~= nil then return base_found[ti] end
   local t = targets[ti]
   local found = false
-  local row = not t[3] and BASE_OF[t[2]]
+  local row = base_row(t)
   local list = row and {row[1]} or (t[3] and METHOD_BASE_ARGS or BASE_ARGS)
   for j, make in ipairs(list) do
     local ok, args = pcall(make)
@@ -779,7 +811,7 @@ local function misuse_args(ti, variant)
   local b = find_base(ti)
   if not b then return nil end
   local t = targets[ti]
-  local row = not t[3] and BASE_OF[t[2]]
+  local row = base_row(t)
   local args = b[1] == 0 and row[1]() or (t[3] and METHOD_BASE_ARGS or BASE_ARGS)[b[1]]()
   local n = b[2]
   if variant == 1 then

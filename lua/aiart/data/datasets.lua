@@ -102,6 +102,7 @@ TensorBacked.__name = "Dataset"
 
 function TensorBacked:get(i, rng)
   i = check_index(self, i)
+  if rng ~= nil and type(rng) ~= "function" then util.error("get: rng must be a function or nil, got " .. type(rng), 2) end
   local x = self.data[i]
   if self.divisor then
     x = x:float()
@@ -507,6 +508,7 @@ end
 -- Arguments beyond a function's or a method's parameters are errors.
 util.strict_args(D, "data.")
 util.strict_args(Dataset, "Dataset:", true)
+util.strict_args(TensorBacked, "Dataset:", true)
 
 D.Dataset = Dataset
 return D

@@ -74,4 +74,5 @@ local data = {
   _mix64 = util.mix64, _crop_fill = T.crop_fill,
 }
 
+util.strict_args(data, "data.")
 return data

@@ -189,6 +189,7 @@ end
 --- loader:order(epoch) -> i64 tensor of the epoch's 0-based dataset positions (this rank's
 -- shard of them when sharded)
 function DataLoader:order(epoch)
+  epoch = util.int("DataLoader:order", "epoch", epoch, nil)
   local n = #self.dataset
   local order = self.shuffle and seeded_perm0(n, mix64(self.seed ~ mix64(epoch))) or ai.arange(0, n)
   if self.world_size == 1 or n == 0 then return order end

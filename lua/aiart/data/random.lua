@@ -38,6 +38,8 @@ end
 
 --- data.sample_rng(seed, epoch, pos) -> the stream of the sample at 0-based position pos
 function R.sample_rng(seed, epoch, pos)
+  local fn = "data.sample_rng"
+  seed, epoch, pos = util.int(fn, "seed", seed, nil), util.int(fn, "epoch", epoch, nil), util.int(fn, "pos", pos, 0)
   local uniform = K().uniform
   local k = -1
   return function()

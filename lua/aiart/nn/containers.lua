@@ -28,11 +28,25 @@ local function check_module(fn, m, i, level)
   return m
 end
 
--- Modules given as varargs or as one array table.
-local function module_args(...)
-  local first = ...
-  if select("#", ...) == 1 and type(first) == "table" and not is_module(first) then return first end
-  return {...}
+-- Modules given as varargs or as one array table, checked: every item a module, no holes (a
+-- nil in the middle would end ipairs early) and no other keys in the table (they would be
+-- dropped without a word).
+local function module_args(fn, ...)
+  local first, n = ..., select("#", ...)
+  local list = {...}
+  if n == 1 and type(first) == "table" and not is_module(first) then
+    list, n = first, 0
+    for k in pairs(first) do
+      if math.type(k) ~= "integer" or k < 1 then
+        error(("%s: the list of modules has the key %s; only 1, 2, ... (a name: use nn.ModuleDict)")
+          :format(fn, type(k) == "string" and ("'" .. k .. "'") or tostring(k)), 4)
+      end
+      if k > n then n = k end
+    end
+  end
+  while n > 0 and list[n] == nil do n = n - 1 end -- trailing nils are no arguments
+  for i = 1, n do check_module(fn, list[i], i, 4) end
+  return list
 end
 
 -- The number of registered children (plain fields and tables set on a container don't count).
@@ -68,8 +82,7 @@ Sequential._runs_children = true -- its forward runs user modules: their errors 
 --- nn.Sequential(m1, m2, ...) or nn.Sequential{m1, m2, ...}: runs the modules in turn,
 -- each on the output of the previous one.
 function Sequential:init(...)
-  for i, m in ipairs(module_args(...)) do
-    check_module("Sequential", m, i, 3)
+  for i, m in ipairs(module_args("Sequential", ...)) do
     self:add_module(tostring(i - 1), m)
   end
 end
@@ -97,8 +110,7 @@ C.ModuleList = ModuleList
 --- nn.ModuleList{m1, m2, ...}: a list of modules whose parameters the parent finds. It has no
 -- forward: iterate over it (for i, m in ipairs(list) do ... end).
 function ModuleList:init(...)
-  for i, m in ipairs(module_args(...)) do
-    check_module("ModuleList", m, i, 3)
+  for i, m in ipairs(module_args("ModuleList", ...)) do
     self:add_module(tostring(i - 1), m)
   end
 end

@@ -28,4 +28,5 @@ end
 
 -- The functional forms are reachable from nn as well (nn.mse_loss is F.mse_loss), as Torch7
 -- users and the help entries expect; F is their home.
+require("aiart.util").strict_args(nn, "nn.")
 return setmetatable(nn, {__index = nn.F})

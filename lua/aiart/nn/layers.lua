@@ -424,6 +424,8 @@ local function pad_class(name, mode)
     if #p ~= 4 then error(name .. ": padding must be a number or {left, right, top, bottom}", 3) end
     for i = 1, 4 do A.int(name, "padding", p[i], 0) end
     self.padding = p
+    if name == "ConstantPad2d" then if value ~= nil then A.number(name, "value", value) end
+    elseif value ~= nil then error(name .. ": takes only the padding (a fill value: nn.ConstantPad2d)", 3) end
     self.value = mode == "constant" and (value or 0) or nil
     self._opts = {mode = mode, value = self.value}
   end
@@ -532,7 +534,8 @@ function Unflatten:extra_repr() return ("dim=%d, unflattened_size=%s"):format(se
 
 local Identity = Module:extend("Identity")
 L.Identity = Identity
---- nn.Identity(): returns its input (arguments to the constructor are ignored, as PyTorch)
+--- nn.Identity(): returns its input (arguments to the constructor are ignored, as PyTorch's
+-- are: nn.Identity(54, "unused") is PyTorch's own documented call)
 function Identity:init(...) end -- luacheck: ignore
 function Identity:forward(x) return x end
 

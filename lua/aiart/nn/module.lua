@@ -43,6 +43,7 @@ local parameter_set = setmetatable({}, {__mode = "k"})
 -- A non-leaf tensor is detached first: a parameter is always a leaf of the graph.
 function M.Parameter(t, requires_grad)
   if not is_tensor(t) then error("Parameter: tensor expected, got " .. type(t), 2) end
+  util.check("Parameter", "requires_grad", requires_grad, "boolean", true)
   if not t.is_leaf then t = t:detach() end
   t:requires_grad_(requires_grad ~= false)
   parameter_set[t] = true
@@ -154,7 +155,7 @@ local function catches(cls, f)
   if cls._runs_children then return false end
   local c = own_code[f]
   if c == nil then
-    local src = debug.getinfo(f, "S").source
+    local src = debug.getinfo(util.unwrap(f), "S").source
     c = LIB_SOURCE and src:sub(1, #LIB_SOURCE) == LIB_SOURCE or false
     own_code[f] = c
   end
@@ -204,6 +205,7 @@ setmetatable(Module, {__call = construct, __tostring = function() return "class 
 
 --- isinstance(m, cls): whether object m is of class cls or a subclass of it.
 function M.isinstance(m, cls)
+  if type(cls) ~= "table" then util.error("isinstance: cls must be a class (a table such as nn.Linear), got " .. type(cls), 2) end
   local c = type(m) == "table" and getmetatable(m)
   while c do
     if c == cls then return true end
@@ -424,7 +426,7 @@ end
 
 --- m:train([mode=true]) sets training mode on m and every descendant; returns m.
 function Module:train(mode)
-  if mode == nil then mode = true end
+  if util.check("train", "mode", mode, "boolean", true) == nil then mode = true end
   for _, m in ipairs(self:modules()) do rawset(m, "training", mode and true or false) end
   return self
 end
@@ -432,6 +434,7 @@ function Module:eval() return self:train(false) end
 
 --- m:requires_grad_([flag=true]): freezes (false) or unfreezes all parameters; returns m.
 function Module:requires_grad_(flag)
+  util.check("requires_grad_", "flag", flag, "boolean", true)
   for _, p in ipairs(self:parameters()) do p:requires_grad_(flag ~= false) end
   return self
 end
