@@ -87,16 +87,6 @@ static ai_tensor **tensors_at(lua_State *L, int arg, int last, int *n) {
   return ts;
 }
 
-/* Converts 0-based i64 indices from the core to 1-based (not recorded). */
-static ai_tensor *one_based(ai_tensor *ix) {
-  if (!ix) return NULL;
-  bool was = ai_set_grad_enabled(false);
-  ai_tensor *r = ai_binary_scalar_int(AI_ADD, ix, 1, false);
-  ai_set_grad_enabled(was);
-  ai_unref(ix);
-  return r;
-}
-
 /* ---------------------------------------------------------------- shape ops */
 
 /* flip(x, dim | dim1, dim2, ... | {dims}) */
@@ -263,11 +253,11 @@ static int op_nonzero(lua_State *L) {
     ai_tensor *one = ai_reshape(t, 1, (int64_t[]){1});
     if (!one) return lai_error(L);
     lai_push(L, one);
-    ai_tensor *ix = one_based(ai_nonzero(one));
+    ai_tensor *ix = lai_one_based(ai_nonzero(one));
     lai_push(L, ix);
     return lai_push(L, ai_reshape(ix, 1, (int64_t[]){ix->shape[0]}));
   }
-  ai_tensor *ix = one_based(ai_nonzero(t));
+  ai_tensor *ix = lai_one_based(ai_nonzero(t));
   if (!tuple) return lai_push(L, ix);
   lai_push(L, ix);
   ai_tensor *cols[AI_MAXDIM];
@@ -340,7 +330,7 @@ static int op_multinomial(lua_State *L) {
   lua_Integer n = lai_checkint(L, 2);
   lai_checkopts(L, 3, LAI_OPTS("replacement"));
   bool repl = lai_optboolfield(L, 3, "replacement", 0);
-  return lai_push(L, one_based(ai_multinomial(p, n, repl)));
+  return lai_push(L, lai_one_based(ai_multinomial(p, n, repl)));
 }
 
 /* cdist(x1, x2 [, {p=2, compute_mode=}]) */

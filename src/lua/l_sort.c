@@ -5,20 +5,10 @@
 
 #include "lbind.h"
 
-/* Converts 0-based positions from the core to Lua's 1-based ones (a new reference). */
-static ai_tensor *one_based(ai_tensor *ix) {
-  if (!ix) return NULL;
-  bool was = ai_set_grad_enabled(false);
-  ai_tensor *r = ai_binary_scalar_int(AI_ADD, ix, 1, false);
-  ai_set_grad_enabled(was);
-  ai_unref(ix);
-  return r;
-}
-
 /* Pushes values and 1-based indices as two returns (both boxed at once: neither can leak). */
 static int push_pair(lua_State *L, int rc, ai_tensor *v, ai_tensor *ix) {
   if (rc) return lai_error(L);
-  ai_tensor *res[2] = {v, one_based(ix)};
+  ai_tensor *res[2] = {v, lai_one_based(ix)};
   if (!res[1]) { ai_unref(v); return lai_error(L); }
   lai_push_list(L, res, 2);
   lua_rawgeti(L, -1, 1);
@@ -54,7 +44,7 @@ static int l_argsort(lua_State *L) {
   ai_tensor *v, *ix;
   if (ai_sort(t, dim, lai_optboolfield(L, o, "descending", 0), &v, &ix)) return lai_error(L);
   ai_unref(v);
-  return lai_push(L, one_based(ix));
+  return lai_push(L, lai_one_based(ix));
 }
 
 static int l_topk(lua_State *L) {
@@ -165,7 +155,7 @@ static int l_unique(lua_State *L) {
   if (ai_unique(t, &v, inv ? &ix : NULL, cnt ? &c : NULL)) return lai_error(L);
   ai_tensor *res[3] = {v, NULL, NULL};
   int n = 1;
-  if (inv) res[n++] = one_based(ix);
+  if (inv) res[n++] = lai_one_based(ix);
   if (cnt) res[n++] = c;
   for (int i = 1; i < n; i++)
     if (!res[i]) { for (int j = 0; j < n; j++) ai_unref(res[j]); return lai_error(L); }
@@ -183,7 +173,7 @@ static int l_searchsorted(lua_State *L) {
   bool right = lai_optboolfield(L, 3, "right", 0);
   ai_tensor *v = lai_totensor(L, 2, s);
   lai_push(L, v); /* owned by the stack */
-  return lai_push(L, one_based(ai_searchsorted(s, v, right)));
+  return lai_push(L, lai_one_based(ai_searchsorted(s, v, right)));
 }
 
 void lai_open_sort(lua_State *L) {

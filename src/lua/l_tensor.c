@@ -91,6 +91,17 @@ static int new_box(lua_State *L) {
   return 1;
 }
 
+/* Converts 0-based positions from the core to Lua's 1-based ones (a new reference, not
+ * recorded); takes over ix (NULL passes through, for chaining a failed core call). */
+ai_tensor *lai_one_based(ai_tensor *ix) {
+  if (!ix) return NULL;
+  bool was = ai_set_grad_enabled(false);
+  ai_tensor *r = ai_binary_scalar_int(AI_ADD, ix, 1, false);
+  ai_set_grad_enabled(was);
+  ai_unref(ix);
+  return r;
+}
+
 int lai_push(lua_State *L, ai_tensor *t) {
   if (!t) return lai_error(L);
   /* The box is made in a protected call: when Lua is out of memory, t is released before the

@@ -21,6 +21,8 @@ ai_tensor *lai_totensor(lua_State *L, int i, const ai_tensor *like);
 /* Pushes t, taking over the caller's reference. t == NULL raises the core's error as a Lua
  * error prefixed with the name of the running Lua function. Never returns NULL-pushed values. */
 int lai_push(lua_State *L, ai_tensor *t);
+/* 0-based positions from the core as 1-based ones; takes over ix (NULL passes through) */
+ai_tensor *lai_one_based(ai_tensor *ix);
 /* Pushes a table {ts[0], ..., ts[n-1]} of new boxes, taking over each reference (NULL entries
  * are nil). If Lua runs out of memory, every reference is released before the error. */
 int lai_push_list(lua_State *L, ai_tensor **ts, int n);
