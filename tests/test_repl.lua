@@ -434,6 +434,7 @@ T.test("interactive terminal (tmux): evaluation, completion, Ctrl-C, history, Ct
     wait_for(function(s) return s:find("\n5\n", 1, true) end, "2+3 -> 5 after Ctrl-C at the prompt")
     -- Ctrl-C inside one long C call (a matrix product of ~10 s here) stops it at its next block
     keys("a = ai.randn(8000, 8000)", { "Enter" })
+    wait_for(function(s) return s:find("randn(8000, 8000)\n>", 1, true) end, "the prompt after randn")
     keys("b = a:matmul(a)", { "Enter" })
     os.execute("sleep 0.8")
     keys({ "C-c" })

@@ -141,7 +141,7 @@ T.test("the denoiser: eps and v predictions, guidance in one batch", function()
   T.eq(batch, 2, "of twice the batch")
   T.expect_error("guidance needs labels", samplers.denoiser, exact("eps"), sched, {guidance = 2})
   T.expect_error("prediction must be 'eps' or 'v'", samplers.denoiser, exact("eps"), sched, {prediction = "x0"})
-  T.expect_error("sampler must be one of ddim, euler, euler_a, heun, dpmpp_2m", samplers.sample, "plms", den, {1}, {1, 0})
+  T.expect_error("sampler must be one of ddpm, ddim, euler, euler_a, heun, dpmpp_2m", samplers.sample, "plms", den, {1}, {1, 0})
 end)
 
 T.test("guidance arithmetic: (1 + w) eps(x, c) - w eps(x)", function()

@@ -288,7 +288,7 @@ T.test("unknown option keys are refused, listing the known ones, in every Lua fu
     {"clip_grad_norm_: unknown option 'norm'", nn.utils.clip_grad_norm_, {ai.ones(2)}, 1, {norm = 2}},
     {"image.resize: unknown option 'szie'", ai.image.resize, ai.rand(1, 4, 4), {szie = 2}},
     {"image.show: unknown option 'nrows'", ai.image.show, ai.rand(1, 4, 4), {nrows = 2}},
-    {"diffusion.schedule: unknown option 'beta_begin' (known: beta_end, beta_start)", diffusion.schedule, 10, "linear", {beta_begin = 1e-4}},
+    {"diffusion.schedule: unknown option 'beta_begin' (known: beta_end, beta_start, zero_snr)", diffusion.schedule, 10, "linear", {beta_begin = 1e-4}},
     {"diffusion.sample: unknown option 'step'", diffusion.sample, function() end, diffusion.schedule(4), {1, 1, 2, 2}, {step = 2}},
     {"diffusion.ddpm_sample: unknown option 'steps' (known: on_step)", diffusion.ddpm_sample, function() end,
       diffusion.schedule(4), {1, 1, 2, 2}, {steps = 2}},
@@ -357,8 +357,8 @@ T.test("extra positional arguments are errors where they would be ignored", func
   expect_error("F.huber_loss: too many arguments", F.huber_loss, x, x, nil, 1)
   expect_error("data.TensorDataset: too many arguments", data.TensorDataset, x, x, nil, 1)
   expect_error("transforms.center_crop: too many arguments", data.transforms.center_crop, 2, 3)
-  expect_error("diffusion.loss: too many arguments (it takes 3: net, sched, x0)", diffusion.loss, lin,
-    diffusion.schedule(4), x, x)
+  expect_error("diffusion.loss: too many arguments (it takes 4: net, sched, x0, opts)", diffusion.loss, lin,
+    diffusion.schedule(4), x, {}, x)
   -- a call whose last argument returns two values passes both: the second is refused too
   local ds = data.TensorDataset(ai.rand(2, 3, 2, 2), ai.tensor({1, 2}))
   expect_error("image.save: too many arguments", ai.image.save, dir .. "/s.png", ds:get(1))

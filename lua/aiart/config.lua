@@ -266,6 +266,7 @@ local function help_text(defaults, opts, script, rules)
     dw = math.max(dw, #show(defaults[k]))
     if rules[k] then rw = math.max(rw, #rules[k].help) end
   end
+  for a in pairs(opts.aliases or {}) do w = math.max(w, #a) end
   dw, rw = math.min(dw, 24), math.min(rw, 26)
   if rw > 0 then
     lines[#lines + 1] = ("  %-" .. w .. "s  %-" .. dw .. "s  %-" .. rw .. "s  %s"):format("key", "default", "rule", "description")
@@ -280,6 +281,9 @@ local function help_text(defaults, opts, script, rules)
       local d = desc[k]
       lines[#lines + 1] = ("  %-" .. w .. "s  %s%s"):format(k, show(defaults[k]), d and ("  -- " .. d) or "")
     end
+  end
+  for _, a in ipairs(sorted_keys(opts.aliases or {})) do
+    lines[#lines + 1] = ("  %-" .. w .. "s  %s"):format(a, "another name of " .. opts.aliases[a])
   end
   lines[#lines + 1] = ("  %-" .. w .. "s  %s"):format("config", "a JSON file of settings, read before the other arguments")
   return table.concat(lines, "\n")
@@ -302,14 +306,34 @@ local function is_declaration(v)
   return n == #v and (n == 2 or n == 3)
 end
 
---- config.parse(args, defaults[, {help=, description=, name=, check=, exit=, print=}]) -> cfg, given
+--- config.parse(args, defaults[, {help=, description=, name=, check=, exit=, print=, aliases=}]) -> cfg, given
 -- opts.exit (default os.exit) and opts.print (default print) are called for --help. given is
 -- the set of keys that the arguments or the JSON file set (the others took their defaults).
+-- opts.aliases {old = "new"}: keys that stay accepted under another name (sample_steps=50 sets
+-- steps); giving both is an error.
 function C.parse(args, defaults, opts)
   opts = require("aiart.util").check_opts("config.parse", opts, {help = true, description = true, name = true,
-    check = true, exit = true, print = true, descriptions = true})
+    check = true, exit = true, print = true, descriptions = true, aliases = true})
   local fn = opts.name or "config"
   if type(defaults) ~= "table" then error("config.parse: defaults must be a table", 2) end
+  local aliases = opts.aliases or {}
+  if type(aliases) ~= "table" then error("config.parse: aliases must be a table {old = \"new\"}", 2) end
+  for a, k in pairs(aliases) do
+    if defaults[k] == nil or defaults[a] ~= nil then
+      error(("config.parse: alias %s must name a key (%s) and not be one"):format(tostring(a), tostring(k)), 2)
+    end
+  end
+  -- the key an argument names, its alias resolved; an alias and its key both given is an error
+  local named = {}
+  local function resolve(k)
+    local to = aliases[k] or k
+    if named[to] and named[to] ~= k then
+      error(("%s: %s and %s are one option (%s is its other name): give one"):format(fn, named[to], k,
+            aliases[k] and k or named[to]), 0)
+    end
+    named[to] = k
+    return to
+  end
   -- {key = {default, "description"[, rule]}, ...}: every entry in that form
   local spec = next(defaults) ~= nil
   for _, v in pairs(defaults) do
@@ -388,6 +412,7 @@ function C.parse(args, defaults, opts)
       for key, v in pairs(t) do
         -- the file a recorded run read: its values are all here
         if key ~= "config" then
+          key = aliases[key] or key
           if defaults[key] == nil then error(unknown(fn, tostring(key), defaults) .. " in " .. kv[2], 0) end
           local r = rules[key]
           if r then
@@ -405,11 +430,12 @@ function C.parse(args, defaults, opts)
   for _, kv in ipairs(pairs_) do
     local k, v = kv[1], kv[2]
     if not (k == "config" and defaults.config == nil) then
+      k = resolve(k)
       if defaults[k] == nil then error(unknown(fn, k, defaults), 0) end
       local r = rules[k]
       if r then
         cfg[k] = coerce(r, v)
-        if cfg[k] == nil then error(("%s: %s must be %s, got '%s'"):format(fn, k, r.text, v), 0) end
+        if cfg[k] == nil then error(("%s: %s must be %s, got '%s'"):format(fn, kv[1], r.text, v), 0) end
       else
         cfg[k] = convert(fn, k, v, defaults[k])
       end

@@ -49,12 +49,13 @@ local function wants_debug(args)
   return on
 end
 
---- experiment.options(args, spec[, {description=, common=, check=}]) -> cfg: the script's
+--- experiment.options(args, spec[, {description=, common=, check=, aliases=}]) -> cfg: the script's
 -- options (spec in config.parse's form {key = {default, "description", rule}}) merged with the
 -- common ones it names in opts.common, checked before anything is built. opts.common lists
 -- names ("seed") that take experiment.COMMON's default, and name = default pairs
 -- (steps = 4000, out = config.computed(...)) or name = {default, "description"} that give the
--- script's own; opts.check(cfg) returns a message for a rule across options. A bad option ends
+-- script's own; opts.check(cfg) returns a message for a rule across options; opts.aliases
+-- {old = "new"} keeps an old key name working (config.parse). A bad option ends
 -- the process with its message on stderr and exit status 1, without a Lua traceback (with one
 -- when debug=true is among the arguments).
 function M.options(args, spec, opts)
@@ -79,13 +80,22 @@ function M.options(args, spec, opts)
   end
   decl.debug = decl.debug or DEBUG
   local popts = {name = ((args and args[0]) or "script"):match("[^/]*$"), description = opts.description,
-                 check = opts.check}
+                 check = opts.check, aliases = opts.aliases}
   local ok, cfg, given
   if wants_debug(args) then ok, cfg, given = true, ai.config.parse(args, decl, popts)
   else ok, cfg, given = pcall(ai.config.parse, args, decl, popts) end
   if not ok then M.fail(cfg) end
   PARSED[cfg] = {given = given, check = opts.check, name = popts.name, args = args, decl = decl}
   return cfg
+end
+
+--- experiment.given(cfg) -> the set of the keys that the command line (or a config file) gave
+function M.given(cfg)
+  local p = PARSED[cfg]
+  if not p then error("experiment.given: cfg was not made by experiment.options", 2) end
+  local set = {}
+  for k in pairs(p.given) do set[k] = true end
+  return set
 end
 
 --- experiment.fail(msg): ends the script with msg on stderr and exit status 1, no traceback

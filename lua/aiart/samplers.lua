@@ -22,12 +22,16 @@ local M = {}
 
 ---------------------------------------------------------------------------- noise levels
 
+-- The smallest abar the samplers start from: a zero-terminal-SNR schedule's abar_T = 0 is an
+-- infinite sigma, taken as 2^-24 (sigma 4096) as diffusers does.
+local ABAR_FLOOR = 2 ^ -24
+
 --- samplers.sched_sigmas(sched) -> {sigma_1, ..., sigma_T} (ascending) of a DDPM schedule
 function M.sched_sigmas(sched)
   local s = {}
   for t = 1, sched.T do
-    local ab = sched.abar[t]
-    s[t] = ab > 0 and math.sqrt((1 - ab) / ab) or math.huge
+    local ab = math.max(sched.abar[t], ABAR_FLOOR)
+    s[t] = math.sqrt((1 - ab) / ab)
   end
   return s
 end
@@ -64,7 +68,6 @@ function M.sigmas(sched, steps, opts)
     steps = util.int("samplers.sigmas", "steps", steps, 1)
     local rho = opts.rho or 7
     local lo, hi = all[1], all[sched.T]
-    if hi == math.huge then hi = all[sched.T - 1] end
     local a, b = hi ^ (1 / rho), lo ^ (1 / rho)
     for i = 0, steps - 1 do out[#out + 1] = (a + i / math.max(steps - 1, 1) * (b - a)) ^ rho end
   else
@@ -240,7 +243,28 @@ function M.ddim(den, x, sigmas, opts)
   return x
 end
 
-M.names = {"ddim", "euler", "euler_a", "heun", "dpmpp_2m"}
+--- Ancestral DDPM (Ho et al. 2020, variance beta_t): the posterior step of each schedule step,
+-- meant for all T levels (its betas come from consecutive sigmas: abar = 1 / (1 + sigma^2))
+function M.ddpm(den, x, sigmas, opts)
+  opts = opts or {}
+  local noise = noise_fn(opts)
+  for i = 1, #sigmas - 1 do
+    local s, s1 = sigmas[i], sigmas[i + 1]
+    local x0 = den(x, s)
+    local ab, ab1 = 1 / (1 + s * s), 1 / (1 + s1 * s1)
+    local a = ab / ab1 -- alpha_t, and beta_t = 1 - alpha_t
+    local eps = (x - x0) / s
+    -- in VP terms: x_{t-1} = (x_t - beta / sqrt(1 - abar) eps) / sqrt(alpha) + sqrt(beta) z
+    local xvp = x * math.sqrt(ab)
+    local mean = (xvp - eps * ((1 - a) / math.sqrt(1 - ab))) / math.sqrt(a)
+    if s1 > 0 then mean = mean + noise(x.shape) * math.sqrt(1 - a) end
+    x = mean / math.sqrt(ab1)
+    step_done(opts, i, x, x0)
+  end
+  return x
+end
+
+M.names = {"ddpm", "ddim", "euler", "euler_a", "heun", "dpmpp_2m"}
 
 ---------------------------------------------------------------------------- running one
 
