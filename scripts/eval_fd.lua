@@ -15,6 +15,8 @@ local cfg = experiment.options(arg, {
                 "string"},
   reference = {"test", "reference images: the Fashion-MNIST split", {"test", "train"}},
   limit = {0, "use at most N images of each set (0: all; at least 256, one per feature)", "integer >= 0"},
+  class = {"", "the class the samples were drawn for (sample.lua prompt=): also the share the classifier gives it",
+           "string"},
 }, {
   description = "Fréchet distance of samples to Fashion-MNIST on the classifier's features.",
   check = function(c)
@@ -119,6 +121,29 @@ if x:size(1) < 2000 then
   io.stderr:write(("warning: FD from %d samples is biased upwards and noisy; 2,000 or more (10,000 as in the README) "
     .. "give figures to compare\n"):format(x:size(1)))
 end
+-- The share of the samples that the classifier labels as the class they were drawn for.
+if cfg.class ~= "" then
+  local names = ai.data.fashion_mnist{split = "test"}.classes
+  local ok, labels = pcall(require("aiart.diffusion").parse_prompt, cfg.class, names)
+  if not ok or #labels ~= 1 then
+    experiment.fail("eval_fd.lua: class=" .. cfg.class .. ": " .. (ok and "one class name" or tostring(labels):gsub("^[^:]*:%d+: ", "")))
+  end
+  local counts = {}
+  ai.no_grad(function()
+    for s = 1, x:size(1), 500 do
+      local pred = net(x:narrow(1, s, math.min(500, x:size(1) - s + 1))):argmax(2):view(-1)
+      for _, c in ipairs(pred:tolist()) do counts[c] = (counts[c] or 0) + 1 end
+    end
+  end)
+  local order = {}
+  for c in pairs(counts) do order[#order + 1] = c end
+  table.sort(order, function(a, b) return counts[a] > counts[b] end)
+  local parts = {}
+  for i = 1, math.min(3, #order) do parts[i] = ("%s %.1f%%"):format(names[order[i]], 100 * counts[order[i]] / x:size(1)) end
+  print(("classified as %s: %.4f of %d samples (most often: %s)"):format(names[labels[1]],
+        (counts[labels[1]] or 0) / x:size(1), x:size(1), table.concat(parts, ", ")))
+end
+
 local mu1, s1 = stats(features(x))
 local mu2, s2 = stats(features(ref))
 local d = ((mu1 - mu2):square():sum() + trace(s1) + trace(s2)):item() - 2 * trace_sqrt_product(s1, s2)

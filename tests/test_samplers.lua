@@ -153,3 +153,116 @@ T.test("guidance arithmetic: (1 + w) eps(x, c) - w eps(x)", function()
   -- eps = (1 + 3) * 4 - 3 * 1 = 13; x0 = x - sigma eps
   T.near(den(x, s), ai.full({1, 2}, -13 * s, {dtype = "f64"}), 1e-12)
 end)
+
+T.test("ancestral DDPM in sigma space is Ho et al.'s step, x_{t-1} = (x_t - beta/sqrt(1-abar) eps)/sqrt(alpha) + sqrt(beta) z", function()
+  local sched = diffusion.schedule(30, "linear")
+  local sig = samplers.sigmas(sched, 30) -- every step
+  local den = toy(0.3)
+  ai.manual_seed(3)
+  local x_sigma = ai.randn(2, 3, {dtype = "f64"}) * math.sqrt(1 + sig[1] ^ 2)
+  local zs = {}
+  for i = 1, 29 do zs[i] = ai.randn(2, 3, {dtype = "f64"}) end
+  local k = 0
+  local out = samplers.sample("ddpm", den, {2, 3}, sig, {x = x_sigma, noise = function() k = k + 1 return zs[k] end})
+  -- the same steps written in the VP variables of the paper
+  local x = x_sigma / math.sqrt(1 + sig[1] ^ 2)
+  for t = 30, 1, -1 do
+    local ab, a, b = sched.abar[t], sched.alphas[t], sched.betas[t]
+    local s = math.sqrt((1 - ab) / ab)
+    local eps = (x / math.sqrt(ab) - den(x / math.sqrt(ab), s)) / s
+    x = (x - eps * (b / math.sqrt(1 - ab))) / math.sqrt(a)
+    if t > 1 then x = x + zs[31 - t] * math.sqrt(b) end
+  end
+  T.near(out, x, 1e-9)
+  T.eq(k, 29, "fresh noise at every step but the last")
+end)
+
+T.test("zero terminal SNR (Lin et al.): abar_T = 0, abar_1 kept, sqrt(abar) an affine map of the original", function()
+  local a = diffusion.schedule(100, "linear")
+  local z = diffusion.schedule(100, "linear", {zero_snr = true})
+  T.eq(z.abar[100], 0)
+  T.near(z.abar[1], a.abar[1], 1e-15)
+  local s = function(sch, t) return math.sqrt(sch.abar[t]) end
+  local scale = (s(a, 1) - s(a, 50)) / (s(z, 1) - s(z, 50))
+  T.near((s(a, 1) - s(a, 80)) / (s(z, 1) - s(z, 80)), scale, 1e-12, "one affine map")
+  for t = 2, 100 do T.near(z.abar[t], z.abar[t - 1] * z.alphas[t], 1e-15) end
+  T.eq(z.betas[100], 1)
+  -- the samplers start at a finite level (abar 2^-24, sigma 4096), and the v target there is -x0
+  T.near(samplers.sched_sigmas(z)[100], math.sqrt((1 - 2 ^ -24) / 2 ^ -24), 1e-9)
+  local x0, eps = ai.randn(2, 1, 2, 2), ai.randn(2, 1, 2, 2)
+  local t = ai.tensor({100, 100}, {dtype = "i64"})
+  T.near(diffusion.v_target(z, x0, t, eps), -x0, 1e-7)
+  T.near(diffusion.q_sample(z, x0, t, eps), eps, 1e-7, "pure noise at the last step")
+  T.expect_error("zero_snr must be a boolean", diffusion.schedule, 10, "linear", {zero_snr = 1})
+end)
+
+T.test("v prediction: the loss regresses v; label dropout drops at its rate", function()
+  local sched = diffusion.schedule(10, "linear")
+  local seen
+  local net = function(x, t, labels) seen = labels return x * 0 end
+  local x0 = ai.randn(4000, 1, 1, 1)
+  ai.manual_seed(11)
+  local loss_v = diffusion.loss(net, sched, x0, {prediction = "v"}):item()
+  ai.manual_seed(11)
+  local t = ai.randint(1, sched.T, 4000)
+  local eps = ai.randn(x0.shape)
+  T.near(loss_v, diffusion.v_target(sched, x0, t, eps):square():mean():item(), 1e-6, "MSE to v")
+  local labels = ai.full({20000}, 3, {dtype = "i64"})
+  ai.manual_seed(5)
+  diffusion.loss(net, sched, ai.zeros(20000, 1, 1, 1), {labels = labels, p_uncond = 0.1, null_label = 11})
+  local rate = seen:eq(11):float():mean():item()
+  T.ok(math.abs(rate - 0.1) < 0.01, "dropped at 0.1: " .. rate)
+  T.eq(seen:eq(3):sum():item() + seen:eq(11):sum():item(), 20000, "every other label kept")
+  T.eq(diffusion.drop_labels(labels, 0, 11):tolist(), labels:tolist())
+  T.expect_error("p_uncond needs labels", diffusion.loss, net, sched, x0, {p_uncond = 0.1})
+  T.expect_error("prediction must be 'eps' or 'v'", diffusion.loss, net, sched, x0, {prediction = "x"})
+  T.expect_error("p must be a number in [0, 1]", diffusion.drop_labels, labels, 2, 11)
+end)
+
+T.test("prompts: class names, case and dashes folded, parts of a/b names, errors listing the classes", function()
+  local names = {"T-shirt/top", "Trouser", "Sneaker", "Ankle boot"}
+  local l, n = diffusion.parse_prompt("sneaker, ANKLE BOOT,top,t-shirt", names)
+  T.eq(l, {3, 4, 1, 1})
+  T.eq(n, {"Sneaker", "Ankle boot", "T-shirt/top", "T-shirt/top"})
+  T.eq(diffusion.parse_prompt("ankle-boot", names), {4})
+  T.expect_error('"sneakers" is not a class of this model; the classes are: T-shirt/top, Trouser, Sneaker, Ankle boot',
+                 diffusion.parse_prompt, "sneakers", names)
+  T.expect_error("an empty name", diffusion.parse_prompt, "sneaker,,bag", names)
+end)
+
+T.test("diffusion.sample: every sampler, shapes, seeds, guidance and img2img through one entry point", function()
+  local sched = diffusion.schedule(20, "linear")
+  local calls = 0
+  local net = function(x, t, labels)
+    calls = calls + 1
+    local out = x * 0.1
+    if labels then out = out + labels:view(-1, 1, 1, 1):float() * 0.01 end
+    return out
+  end
+  for _, name in ipairs(samplers.names) do
+    ai.manual_seed(1)
+    local a = diffusion.sample(net, sched, {3, 1, 4, 4}, {sampler = name, steps = 5})
+    ai.manual_seed(1)
+    local b = diffusion.sample(net, sched, {3, 1, 4, 4}, {sampler = name, steps = 5})
+    T.eq(a.shape, {3, 1, 4, 4})
+    T.eq(a:tolist(), b:tolist(), name .. ": the same seed, the same samples")
+    T.ok(a:abs():max():item() <= 1, name .. ": clipped to [-1, 1]")
+  end
+  calls = 0
+  diffusion.sample(net, sched, {2, 1, 4, 4}, {sampler = "ddpm"})
+  T.eq(calls, 20, "ddpm takes all T steps")
+  calls = 0
+  diffusion.sample(net, sched, {2, 1, 4, 4}, {sampler = "dpmpp_2m", steps = 5, labels = ai.tensor({1, 2}, {dtype = "i64"}),
+                                             guidance = 3, null_label = 11})
+  T.eq(calls, 5, "guidance: one forward per step")
+  local init = ai.rand(2, 1, 4, 4) * 2 - 1
+  T.eq(diffusion.sample(net, sched, {2, 1, 4, 4}, {init = init, strength = 0}):tolist(), init:tolist(),
+       "strength 0 returns the input")
+  local seen = {}
+  diffusion.sample(net, sched, {2, 1, 4, 4}, {steps = 4, on_step = function(i, xt) seen[#seen + 1] = {i, xt:abs():max():item()} end})
+  T.eq(#seen, 4)
+  T.ok(seen[1][2] < 10, "on_step sees x_t in the network's scale, not sigma space's: " .. seen[1][2])
+  T.expect_error("strength needs init", diffusion.sample, net, sched, {1, 1, 4, 4}, {strength = 0.5})
+  T.expect_error("steps=30 is more than the schedule's T=20", diffusion.sample, net, sched, {1, 1, 4, 4}, {steps = 30})
+  T.expect_error("unknown option 'sampelr'", diffusion.sample, net, sched, {1, 1, 4, 4}, {sampelr = "ddim"})
+end)

@@ -132,6 +132,60 @@ T.test("sample.lua: a grid, a folder and an IDX file from GAN and DDPM checkpoin
   T.eq(t.dtype, "u8")
 end)
 
+T.test("train_ddpm cond=class, then sample.lua with prompts, guidance, samplers, img2img and inpainting", function()
+  local out = dir .. "/ddpm-class"
+  must_run("train_ddpm.lua", QUICK .. "cond=class prediction=v ch=8 T=20 batch_size=8 steps=3 sample_steps=3 "
+    .. "sampler=dpmpp_2m n_samples=10 path_samples=2 sample_every=0 out=" .. out)
+  local parts = ai.checkpoint.read(out .. "/last.safetensors")
+  T.eq(#parts.class_names, 10)
+  T.eq(parts.config.cond, "class")
+  T.eq({png_size(out .. "/samples.png")}, {2 + 10 * 30, 2 + 1 * 30}, "one row per class, one sample each")
+  local ckpt = "ckpt=" .. out .. "/last.safetensors "
+  must_run("sample.lua", ckpt .. 'prompt="sneaker, ankle boot" sampler=dpmpp_2m steps=5 guidance=3 n=6 out=' .. dir .. "/p.png path=" .. dir .. "/path.png")
+  T.eq({png_size(dir .. "/p.png")}, {2 + 2 * 30, 2 + 3 * 30}, "a row per prompt")
+  T.ok(exists(dir .. "/path.png") and exists(dir .. "/path.gif"), "the denoising path")
+  for _, s in ipairs{"ddpm", "ddim", "euler", "euler_a", "heun"} do
+    must_run("sample.lua", ckpt .. "prompt=bag sampler=" .. s .. " steps=3 n=2 out=" .. dir .. "/" .. s .. ".idx")
+    T.eq(ai.io.read_idx(dir .. "/" .. s .. ".idx").shape, {2, 28, 28}, s)
+  end
+  -- img2img from a colour picture of another size, and inpainting with a mask of that size
+  ai.image.save(dir .. "/photo.png", ai.rand(3, 40, 36))
+  local m = ai.zeros(40, 36)
+  m:narrow(1, 1, 20):fill_(1)
+  ai.image.save(dir .. "/mask.png", m)
+  local o = must_run("sample.lua", ckpt .. "init=" .. dir .. "/photo.png strength=0.5 steps=4 n=4 out=" .. dir .. "/i2i.png")
+  T.ok(o:find("colour converted to grey", 1, true), o)
+  T.eq({png_size(dir .. "/i2i.png")}, {2 + 2 * 30, 2 + 3 * 30}, "each row: the input, then two samples")
+  must_run("sample.lua", ckpt .. "init=" .. dir .. "/photo.png mask=" .. dir .. "/mask.png prompt=bag steps=4 n=2 jumps=1 "
+    .. "out=" .. dir .. "/inp.idx")
+  -- the kept half equals the input, as 8-bit pixels
+  local got = ai.io.read_idx(dir .. "/inp.idx"):double()
+  local photo = ai.image.load(dir .. "/photo.png")
+  local grey = ai.image.resize((photo[1] * 0.299 + photo[2] * 0.587 + photo[3] * 0.114):unsqueeze(1), {size = {28, 28}, mode = "area"})
+  local want = (grey * 255):round():double()
+  T.ok((got[{{}, {15, 28}}] - want[{1, {15, 28}}]:unsqueeze(1)):abs():max():item() <= 1, "black in the mask: kept")
+  -- what is refused, and why
+  local function refused(args, text)
+    local ok2, msg = run("sample.lua", ckpt .. args)
+    T.ok(not ok2 and msg:find(text, 1, true), args .. ": " .. msg)
+  end
+  refused("prompt=sneakers", '"sneakers" is not a class of this model; the classes are: T-shirt/top')
+  refused('prompt="bag,coat" n=3', "n=3 does not split into the 2 prompts' rows")
+  refused("guidance=2", "guidance= needs a prompt")
+  refused("mask=" .. dir .. "/mask.png", "mask= needs init=")
+  refused("strength=0.5", "strength= needs init=")
+  refused("init=" .. dir .. "/photo.png mask=" .. dir .. "/p.png", "the mask must be the picture's size")
+  refused("init=" .. dir .. "/inp.idx", "is not a PNG")
+  refused("steps=0 sampler=heun", "steps=0 means ancestral DDPM")
+  refused("sample_steps=3 steps=3", "sample_steps and steps are one option")
+  local ok3, msg3 = run("sample.lua", "ckpt=" .. dir .. "/ddpm/last.safetensors prompt=bag")
+  T.ok(not ok3 and msg3:find("is unconditional (trained without cond=class)", 1, true), msg3)
+  local ok4, msg4 = run("sample.lua", "ckpt=" .. dir .. "/gan/last.safetensors sampler=ddim")
+  T.ok(not ok4 and msg4:find("is a GAN: sampler= applies to a DDPM checkpoint", 1, true), msg4)
+  local ok5, msg5 = run("train_ddpm.lua", "zero_snr=true")
+  T.ok(not ok5 and msg5:find("zero_snr=true needs prediction=v", 1, true), msg5)
+end)
+
 T.test("train_classifier and eval_fd: a small run, accuracy printed, a distance computed", function()
   local out = must_run("train_classifier.lua", "threads=2 epochs=1 limit=256 test_limit=200 batch_size=64 width=8 out="
     .. dir .. "/clf")
@@ -141,6 +195,19 @@ T.test("train_classifier and eval_fd: a small run, accuracy printed, a distance 
   local fd = tonumber(out:match("FD ([%d%.]+)"))
   T.ok(fd and fd > 0, out)
   T.ok(out:find("warning: FD from 300 samples is biased upwards and noisy; 2,000 or more", 1, true), out)
+  -- class=: the share the classifier labels as that class, as the classifier itself says
+  out = must_run("eval_fd.lua", "samples=" .. dir .. "/fd.idx classifier=" .. dir .. "/clf/classifier.safetensors limit=300 class=bag")
+  local share = tonumber(out:match("classified as Bag: ([%d%.]+) of 300 samples"))
+  local parts = ai.checkpoint.read(dir .. "/clf/classifier.safetensors")
+  local net = require("aiart.models").Classifier{width = parts.config.width}
+  net:load_state_dict(parts.model)
+  net:eval()
+  local u8 = ai.io.read_idx(dir .. "/fd.idx")
+  local x = (u8:float() / 127.5 - 1):reshape(300, 1, 28, 28)
+  local want = ai.no_grad(function() return net(x):argmax(2):eq(9):float():mean():item() end)
+  T.ok(share and math.abs(share - want) < 1e-4, ("share %s, the classifier's %g: %s"):format(tostring(share), want, out))
+  local ok = run("eval_fd.lua", "samples=" .. dir .. "/fd.idx classifier=" .. dir .. "/clf/classifier.safetensors class=bags")
+  T.ok(not ok, "class=bags is refused")
 end)
 
 T.test("style_transfer: the default pair with the random CNN, Adam and L-BFGS", function()
