@@ -112,15 +112,6 @@ if cfg.limit > 0 then
   x = x:narrow(1, 1, math.min(cfg.limit, x:size(1)))
   ref = ref:narrow(1, 1, math.min(cfg.limit, ref:size(1)))
 end
-local n = math.min(x:size(1), ref:size(1))
-if n < FEATURES then
-  experiment.fail(("eval_fd.lua: %d %s: the distance needs at least %d of each set (one per feature of the classifier); "
-    .. "write more with sample.lua n=..."):format(n, x:size(1) == n and "samples" or "reference images", FEATURES))
-end
-if x:size(1) < 2000 then
-  io.stderr:write(("warning: FD from %d samples is biased upwards and noisy; 2,000 or more (10,000 as in the README) "
-    .. "give figures to compare\n"):format(x:size(1)))
-end
 -- The share of the samples that the classifier labels as the class they were drawn for.
 if cfg.class ~= "" then
   local names = ai.data.fashion_mnist{split = "test"}.classes
@@ -144,6 +135,18 @@ if cfg.class ~= "" then
         (counts[labels[1]] or 0) / x:size(1), x:size(1), table.concat(parts, ", ")))
 end
 
+local n = math.min(x:size(1), ref:size(1))
+if n < FEATURES and cfg.class ~= "" then
+  print(("(no distance: %d samples, and it needs at least %d)"):format(n, FEATURES))
+  os.exit(0)
+elseif n < FEATURES then
+  experiment.fail(("eval_fd.lua: %d %s: the distance needs at least %d of each set (one per feature of the classifier); "
+    .. "write more with sample.lua n=..."):format(n, x:size(1) == n and "samples" or "reference images", FEATURES))
+end
+if x:size(1) < 2000 then
+  io.stderr:write(("warning: FD from %d samples is biased upwards and noisy; 2,000 or more (10,000 as in the README) "
+    .. "give figures to compare\n"):format(x:size(1)))
+end
 local mu1, s1 = stats(features(x))
 local mu2, s2 = stats(features(ref))
 local d = ((mu1 - mu2):square():sum() + trace(s1) + trace(s2)):item() - 2 * trace_sqrt_product(s1, s2)

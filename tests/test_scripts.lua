@@ -210,6 +210,17 @@ T.test("train_classifier and eval_fd: a small run, accuracy printed, a distance 
   T.ok(not ok, "class=bags is refused")
 end)
 
+T.test("diffusion_table: the sampler and guidance tables, as markdown", function()
+  local base = "ckpt=" .. dir .. "/ddpm-class/last.safetensors classifier=" .. dir .. "/clf/classifier.safetensors n=256 "
+    .. "work=" .. dir .. "/table "
+  local out = must_run("diffusion_table.lua", base .. "table=samplers samplers=ddim,dpmpp_2m steps=2 ddpm=false 2>/dev/null")
+  T.ok(out:find("| ddim | 2 | [%d%.]+ | %d+ |") and out:find("| dpmpp_2m | 2 | [%d%.]+ | %d+ |"), out)
+  out = must_run("diffusion_table.lua", base .. "n=260 table=guidance guidance=0,3 sampler_steps=2 2>/dev/null")
+  T.ok(out:find("| guidance w | T-shirt/top |", 1, true) and out:find("\n| 3 | [%d%.]+ |"), out)
+  local ok, msg = run("diffusion_table.lua", base .. "samplers=ddim,plms")
+  T.ok(not ok and msg:find('"plms" is not a sampler', 1, true), msg)
+end)
+
 T.test("style_transfer: the default pair with the random CNN, Adam and L-BFGS", function()
   local out = dir .. "/style"
   must_run("style_transfer.lua", "threads=2 size=32 steps=2 optimizer=adam lr=0.02 save_every=1 out=" .. out)
