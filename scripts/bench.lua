@@ -192,7 +192,8 @@ end
 ---------------------------------------------------------------------------------- workloads
 
 local WORKLOADS = {} -- name -> setup(data) returning step, gflop_per_step, info
-local ORDER = {"mlp_gan_b32", "mlp_gan_b64", "dcgan_b64", "ddpm_unet_b64", "ddpm_unet_b64_infer", "style_vgg19_256"}
+local ORDER = {"mlp_gan_b32", "mlp_gan_b64", "dcgan_b64", "ddpm_unet_b64", "ddpm_unet_b64_infer", "ddpm_unet_cond_b64",
+  "ddpm_guided_sample_b64", "style_vgg19_256"}
 
 local function mlp_gan(b)
   return function(data)
@@ -245,27 +246,39 @@ WORKLOADS.dcgan_b64 = function(data)
   return step, FLOPS.dcgan(b) / 1e9, {data = source}
 end
 
-local function ddpm(train)
+-- the DDPM workloads' linear schedule, and the conditional ones' classes and guidance
+local DDPM_T, CLASSES, P_UNCOND, GUIDANCE = 1000, 10, 0.1, 3
+
+-- The reference UNet (classes = n: the class-conditional one, with its null label n + 1) and the
+-- linear schedule's abar, as every DDPM workload uses them.
+local function unet_and_schedule(classes)
+  local net = require("aiart.models").UNet{classes = classes}
+  return net, (1 - ai.linspace(1e-4, 0.02, DDPM_T)):cumprod(1)
+end
+
+-- A training step (train) or a forward (not train) at random timesteps; with classes, on random
+-- labels with label dropout (p_uncond), as scripts/train_ddpm.lua trains for guidance.
+local function ddpm(train, classes)
   return function(data)
-    local b, T = 64, 1000
-    local models, F = require "aiart.models", ai.F
+    local b, T = 64, DDPM_T
+    local F, drop_labels = ai.F, require("aiart.diffusion").drop_labels
     local next_batch, source = batch_source(b, true, data)
-    local net = models.UNet()
-    local abar = (1 - ai.linspace(1e-4, 0.02, T)):cumprod(1)
+    local net, abar = unet_and_schedule(classes)
     local opt = train and ai.optim.Adam(net:parameters(), {lr = 2e-4}) or nil
     local function noised()
       local x0 = next_batch()
       local t = ai.randint(1, T, b)
       local eps = ai.randn(b, 1, 28, 28)
       local a = abar:index_select(1, t):view(b, 1, 1, 1)
-      return a:sqrt() * x0 + (1 - a):sqrt() * eps, t, eps
+      local labels = classes and drop_labels(ai.randint(1, classes, b), P_UNCOND, net.null_label) or nil
+      return a:sqrt() * x0 + (1 - a):sqrt() * eps, t, eps, labels
     end
     local step
     if train then
       step = function()
-        local xt, t, eps = noised()
+        local xt, t, eps, labels = noised()
         opt:zero_grad()
-        local loss = F.mse_loss(net(xt, t), eps)
+        local loss = F.mse_loss(net(xt, t, labels), eps)
         loss:backward()
         opt:step()
         return loss
@@ -273,8 +286,8 @@ local function ddpm(train)
     else
       net:eval()
       local function fwd()
-        local xt, t = noised()
-        return net(xt, t)
+        local xt, t, _, labels = noised()
+        return net(xt, t, labels)
       end
       step = function() return ai.no_grad(fwd) end
     end
@@ -283,6 +296,30 @@ local function ddpm(train)
 end
 WORKLOADS.ddpm_unet_b64 = ddpm(true)
 WORKLOADS.ddpm_unet_b64_infer = ddpm(false)
+WORKLOADS.ddpm_unet_cond_b64 = ddpm(true, CLASSES)
+
+-- One classifier-free guided DDIM step (eta 0) of a batch of 64 from t = 500 to 480: the
+-- conditional and unconditional predictions in one forward of 128, as samplers.denoiser batches
+-- them, mixed (1 + w) eps_c - w eps_u, then the update in VP terms. x and the labels are drawn
+-- once: only their shapes matter to the timing.
+WORKLOADS.ddpm_guided_sample_b64 = function()
+  local b, t0, t1, w = 64, 500, 480, GUIDANCE
+  local net, abar = unet_and_schedule(CLASSES)
+  net:eval()
+  local a, a1 = abar[t0]:item(), abar[t1]:item()
+  local x = ai.randn(b, 1, 28, 28)
+  local labels = ai.randint(1, CLASSES, b)
+  local t = ai.full({b}, t0, {dtype = "i64"})
+  local function guided()
+    local both = net(ai.cat({x, x}, 1), ai.cat({t, t}, 1),
+                     ai.cat({labels, ai.full({b}, net.null_label, {dtype = "i64"})}, 1))
+    local eps = both:narrow(1, 1, b) * (1 + w) - both:narrow(1, b + 1, b) * w
+    local x0 = (x - eps * math.sqrt(1 - a)) / math.sqrt(a)
+    return x0 * math.sqrt(a1) + eps * math.sqrt(1 - a1)
+  end
+  local function step() return ai.no_grad(guided) end
+  return step, FLOPS.unet_forward(2 * b) / 1e9, {data = "random"}
+end
 
 WORKLOADS.style_vgg19_256 = function()
   local models, F = require "aiart.models", ai.F
@@ -605,9 +642,10 @@ end
 
 local TARGETS = {
   mlp_gan_b32 = 0.5, mlp_gan_b64 = 0.5, dcgan_b64 = 0.5, ddpm_unet_b64 = 0.7, ddpm_unet_b64_infer = 0.7,
-  style_vgg19_256 = 0.8,
+  ddpm_unet_cond_b64 = 0.7, ddpm_guided_sample_b64 = 0.7, style_vgg19_256 = 0.8,
 }
--- PyTorch's ms/step from shared/reference-models.md (for information only: ratios are taken in the same run)
+-- PyTorch's ms/step from shared/reference-models.md (for information only: ratios are taken in the same run).
+-- ddpm_unet_cond_b64 and ddpm_guided_sample_b64 are not in that document: no figure (null in the results).
 local DOC_PYTORCH_MS = {
   mlp_gan_b32 = 10.9, mlp_gan_b64 = 14.8, dcgan_b64 = 222, ddpm_unet_b64 = 362, ddpm_unet_b64_infer = 125,
   style_vgg19_256 = 417,
@@ -749,7 +787,7 @@ local function driver()
   local lines = {}
   local function p(s) lines[#lines + 1] = s end
   p("")
-  p(("%-20s %10s %10s %7s %7s %5s %9s %9s %8s %8s"):format("workload", "aiart ms", "torch ms", "ratio", "target", "met",
+  p(("%-22s %10s %10s %7s %7s %5s %9s %9s %8s %8s"):format("workload", "aiart ms", "torch ms", "ratio", "target", "met",
     "aiart MB", "torch MB", "aiart GF", "torch GF"))
   for _, w in ipairs(selected) do
     local a, t = by[w].aiart, by[w].pytorch
@@ -757,7 +795,7 @@ local function driver()
     local met = ratio and (ratio <= TARGETS[w] and "yes" or "NO") or "-"
     local met_flag = nil -- true / false, or absent without a PyTorch time
     if ratio then met_flag = ratio <= TARGETS[w] end
-    p(("%-20s %10s %10s %7s %7s %5s %9s %9s %8s %8s"):format(w, fmt(a and a.ms_per_step, "%.2f"), fmt(t and t.ms_per_step, "%.2f"),
+    p(("%-22s %10s %10s %7s %7s %5s %9s %9s %8s %8s"):format(w, fmt(a and a.ms_per_step, "%.2f"), fmt(t and t.ms_per_step, "%.2f"),
       fmt(ratio, "%.2f"), ("<=%.1f"):format(TARGETS[w]), met, fmt(a and a.peak_rss_mb, "%.0f"),
       fmt(t and t.peak_rss_mb, "%.0f"), fmt(a and a.gflops, "%.1f"), fmt(t and t.gflops, "%.1f")))
     results.summary[#results.summary + 1] = {

@@ -79,3 +79,33 @@ T.test("bench: the driver writes the results file", function()
   T.eq(res.summary[1].met, nil, "no PyTorch time, no verdict")
   T.ok(out:find("mlp_gan_b32", 1, true) and out:find("ratio", 1, true), "the table")
 end)
+
+T.test("bench: both sides name the same workloads, in the same order", function()
+  local rc, out = T.sh(("%s scripts/bench.lua --list"):format(T.shell_quote(BIN)))
+  T.eq(rc, 0, out)
+  local ours = {}
+  for w in out:gmatch("[^\n]+") do ours[#ours + 1] = w end
+  -- torch_ref.py's ORDER read from its text: the test needs no PyTorch
+  local py = T.readfile("scripts/bench/torch_ref.py")
+  local theirs = {}
+  for w in py:match("\nORDER = (%b[])"):gmatch('"([%w_]+)"') do theirs[#theirs + 1] = w end
+  T.eq(theirs, ours, "ORDER in torch_ref.py")
+  for _, w in ipairs(ours) do T.ok(py:find('"' .. w .. '": ', 1, true), "torch_ref.py has no workload " .. w) end
+  for _, w in ipairs({"ddpm_unet_cond_b64", "ddpm_guided_sample_b64"}) do
+    T.ok(out:find(w, 1, true), "missing workload " .. w)
+  end
+end)
+
+T.test("bench: the guided sampling step runs through the driver", function()
+  local dir = T.tmpdir()
+  local path = dir .. "/results.json"
+  local recs, out, ok = bench(("workloads=ddpm_guided_sample_b64 steps=1 warmup=0 micro=false torch=false out='%s'")
+    :format(path))
+  T.ok(ok, "driver failed:\n" .. out)
+  T.eq(#recs, 1, "JSON lines")
+  T.ok(positive(recs[1].ms_per_step), "ms_per_step")
+  -- one UNet forward of 128: the conditional and unconditional halves in one batch
+  T.near(recs[1].gflop_per_step, 23.6666, 1e-3, "GFLOP per step")
+  local res = ai.json.decode(T.readfile(path))
+  T.eq(res.summary[1].target_ratio, 0.7)
+end)

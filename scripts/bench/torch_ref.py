@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 POOL = 16
-ORDER = ["mlp_gan_b32", "mlp_gan_b64", "dcgan_b64", "ddpm_unet_b64", "ddpm_unet_b64_infer", "style_vgg19_256"]
+ORDER = ["mlp_gan_b32", "mlp_gan_b64", "dcgan_b64", "ddpm_unet_b64", "ddpm_unet_b64_infer", "ddpm_unet_cond_b64",
+         "ddpm_guided_sample_b64", "style_vgg19_256"]
 WORKLOAD_KEYS = ["workload", "impl", "ms_per_step", "peak_rss_mb", "gflop_per_step", "gflops", "steps", "warmup",
                  "threads", "data"]
 MICRO_KEYS = ["micro", "impl", "op", "shape", "threads", "ms", "gflops", "gbps", "us_per_op", "pct_of_sgemm", "ns_per_element"]
@@ -228,9 +229,12 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, ch=32, mults=(1, 2), cin=1):
+    """models.UNet; classes = n > 0 adds its label embedding (labels 0..n-1 here, n the null label)."""
+    def __init__(self, ch=32, mults=(1, 2), cin=1, classes=0):
         super().__init__()
         self.time_mlp = nn.Sequential(nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 128))
+        self.label_emb = nn.Embedding(classes + 1, 128) if classes > 0 else None
+        self.null_label = classes
         self.inc = nn.Conv2d(cin, ch, 3, padding=1)
         self.enc, self.down, self.dec = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         widths, c = [], ch
@@ -246,8 +250,10 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, cin, 3, padding=1))
         self.levels = len(mults)
 
-    def forward(self, x, t):
+    def forward(self, x, t, labels=None):
         temb = self.time_mlp(timestep_embedding(t, 128))
+        if self.label_emb is not None:
+            temb = temb + self.label_emb(labels)
         h, skips = self.inc(x), []
         for l in range(self.levels):
             h = self.enc[l](h, temb)
@@ -318,13 +324,22 @@ def setup_dcgan(data):
     return step, flops_dcgan(b) / 1e9, source
 
 
-def setup_ddpm(train):
+# the DDPM workloads' linear schedule, and the conditional ones' classes and guidance, as bench.lua
+DDPM_T, CLASSES, P_UNCOND, GUIDANCE = 1000, 10, 0.1, 3
+
+
+def unet_and_schedule(classes=0):
+    """The reference UNet (with classes: the class-conditional one) and the linear schedule's abar."""
+    net = UNet(classes=classes)
+    assert sum(p.numel() for p in net.parameters()) == 522145 + ((classes + 1) * 128 if classes else 0)
+    return net, torch.cumprod(1 - torch.linspace(1e-4, 0.02, DDPM_T), 0)
+
+
+def setup_ddpm(train, classes=0):
     def setup(data):
-        b, T = 64, 1000
+        b, T = 64, DDPM_T
         next_batch, source = batch_source(b, True, data)
-        net = UNet()
-        assert sum(p.numel() for p in net.parameters()) == 522145
-        abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T), 0)
+        net, abar = unet_and_schedule(classes)
         opt = torch.optim.Adam(net.parameters(), lr=2e-4) if train else None
 
         def noised():
@@ -332,13 +347,17 @@ def setup_ddpm(train):
             t = torch.randint(1, T + 1, (b,))  # 1..T, as bench.lua (the 1-based index of abar)
             eps = torch.randn(b, 1, 28, 28)
             a = abar[t - 1].view(b, 1, 1, 1)
-            return a.sqrt() * x0 + (1 - a).sqrt() * eps, t, eps
+            labels = None
+            if classes:  # label dropout, as diffusion.drop_labels
+                labels = torch.randint(0, classes, (b,))
+                labels = torch.where(torch.rand(b) < P_UNCOND, torch.full((b,), net.null_label), labels)
+            return a.sqrt() * x0 + (1 - a).sqrt() * eps, t, eps, labels
 
         if train:
             def step():
-                xt, t, eps = noised()
+                xt, t, eps, labels = noised()
                 opt.zero_grad()
-                loss = F.mse_loss(net(xt, t), eps)
+                loss = F.mse_loss(net(xt, t, labels), eps)
                 loss.backward()
                 opt.step()
         else:
@@ -346,10 +365,29 @@ def setup_ddpm(train):
 
             def step():
                 with torch.no_grad():
-                    xt, t, _ = noised()
-                    net(xt, t)
+                    xt, t, _, labels = noised()
+                    net(xt, t, labels)
         return step, (3 if train else 1) * flops_unet_forward(b) / 1e9, source
     return setup
+
+
+def setup_guided_sample(data):
+    """One guided DDIM step (eta 0) of 64 from t = 500 to 480, the two predictions in one batch of 128."""
+    b, t0, t1, w = 64, 500, 480, GUIDANCE
+    net, abar = unet_and_schedule(CLASSES)
+    net.eval()
+    a, a1 = abar[t0 - 1].item(), abar[t1 - 1].item()
+    x = torch.randn(b, 1, 28, 28)
+    labels = torch.randint(0, CLASSES, (b,))
+    t = torch.full((b,), t0)
+
+    def step():
+        with torch.no_grad():
+            both = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, torch.full((b,), net.null_label)]))
+            eps = (1 + w) * both[:b] - w * both[b:]
+            x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+            return math.sqrt(a1) * x0 + math.sqrt(1 - a1) * eps
+    return step, flops_unet_forward(2 * b) / 1e9, "random"
 
 
 def setup_style(data):
@@ -377,7 +415,9 @@ def setup_style(data):
 
 WORKLOADS = {
     "mlp_gan_b32": setup_mlp_gan(32), "mlp_gan_b64": setup_mlp_gan(64), "dcgan_b64": setup_dcgan,
-    "ddpm_unet_b64": setup_ddpm(True), "ddpm_unet_b64_infer": setup_ddpm(False), "style_vgg19_256": setup_style,
+    "ddpm_unet_b64": setup_ddpm(True), "ddpm_unet_b64_infer": setup_ddpm(False),
+    "ddpm_unet_cond_b64": setup_ddpm(True, CLASSES), "ddpm_guided_sample_b64": setup_guided_sample,
+    "style_vgg19_256": setup_style,
 }
 
 
